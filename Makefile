@@ -1,0 +1,45 @@
+# sevref: every task is a make target; CI only calls make.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PEERS := .peers
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: dev peers apt-lists test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## dev: create .venv with sevref (editable) and the development tools
+dev: $(VENV)/.installed
+
+# The peers of the differential tests, each in its own folder: both versions
+# are the Python package "sevsnpmeasure", so they cannot share an environment.
+$(PEERS)/%/.installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --no-deps --target $(PEERS)/$* sev-snp-measure==$*
+	touch $@
+
+## peers: install sev-snp-measure 0.0.9 (legacy VMSA) and 0.0.13 (KVM_SEV_INIT2) for the tests
+peers: $(PEERS)/0.0.9/.installed $(PEERS)/0.0.13/.installed
+
+## apt-lists: make sure apt knows the Debian packages the firmware comes from
+apt-lists:
+	@ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || $(SUDO) apt-get update
+
+## test: run every test; missing prerequisites that this Makefile installs are failures, not skips
+test: dev peers apt-lists
+	SEVREF_STRICT=1 $(BIN)/python -m pytest
+
+## lint: formatting, lint, strict typing, docstring coverage, security lint
+lint: dev
+	$(BIN)/ruff format --check sevref tests
+	$(BIN)/ruff check sevref tests
+	$(BIN)/mypy
+	$(BIN)/interrogate sevref
+	$(BIN)/bandit --quiet -c pyproject.toml -r sevref
+
+clean:
+	rm -rf $(VENV) $(PEERS) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,281 @@
+"""OVMF firmware images: the footer GUID table and what SEV launches read from it.
+
+An OVMF image ends with 32 bytes of reset-vector code. Just before them sits the
+footer of a table of GUIDed entries, ``{u16 size; GUID 96b582de-…}``, where
+``size`` counts the whole table including the footer. Entries are laid out as
+``[data][u16 size][GUID]`` and are walked backwards from the footer; each
+``size`` counts data + 18. This is how QEMU reads it
+(``hw/i386/pc_sysfw_ovmf.c``: ``pc_system_parse_ovmf_flash``,
+``pc_system_ovmf_table_find``) and how edk2 builds it
+(``OvmfPkg/ResetVector/Ia16/ResetVectorVtf0.asm``).
+
+QEMU silently ignores a table it cannot read. sevref refuses it instead: a
+measurement over an image QEMU would half-understand is a wrong measurement.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from sevref.binfmt._struct import guid_bytes, guid_str, u16, u32
+from sevref.errors import FirmwareFormatError
+
+__all__ = [
+    "FLASH_SECTOR_SIZE",
+    "FOOTER_GUID",
+    "SEV_ES_RESET_BLOCK_GUID",
+    "SEV_HASH_TABLE_RV_GUID",
+    "SEV_METADATA_GUID",
+    "SEV_SECRET_GUID",
+    "Area",
+    "OvmfInfo",
+    "ResetBlockSource",
+    "TableEntry",
+    "parse_ovmf",
+]
+
+FOOTER_GUID = "96b582de-1fb2-45f7-baea-a366c55a082d"
+"""The footer GUID of the OVMF table (QEMU ``OVMF_TABLE_FOOTER_GUID``)."""
+SEV_ES_RESET_BLOCK_GUID = "00f771de-1a7e-4fcb-890e-68c77e2fb44e"
+"""SEV-ES reset block: u32 AP reset address (QEMU ``SEV_INFO_BLOCK_GUID``)."""
+SEV_HASH_TABLE_RV_GUID = "7255371f-3a3b-4b04-927b-1da6efa8d454"
+"""Kernel-hashes table area: u32 base, u32 size (QEMU ``SEV_HASH_TABLE_RV_GUID``)."""
+SEV_SECRET_GUID = "4c2eb361-7d9b-4cc3-8081-127c90d3d294"  # noqa: S105  # nosec B105
+"""Launch secret area: u32 base, u32 size (QEMU ``SEV_SECRET_GUID``)."""
+SEV_METADATA_GUID = "dc886566-984a-4798-a75e-5585a7bf67cc"
+"""SEV-SNP metadata: u32 offset of the "ASEV" header from the end of the image."""
+
+FLASH_SECTOR_SIZE = 4096
+"""QEMU maps pflash images in whole 4 KiB sectors (``hw/i386/pc_sysfw.c``)."""
+_BYTES_AFTER_TABLE = 32  # reset vector code + "VTF" signature (QEMU bytes_after_table_footer)
+_ENTRY_HEADER = 18  # u16 size + 16-byte GUID
+_ASEV_HEADER = 16  # char[4] signature, u32 size, u32 version, u32 num_items
+
+_NAMES = {
+    SEV_ES_RESET_BLOCK_GUID: "SEV-ES reset block",
+    SEV_HASH_TABLE_RV_GUID: "SEV kernel-hashes table",
+    SEV_SECRET_GUID: "SEV secret area",
+    SEV_METADATA_GUID: "SEV-SNP metadata",
+}
+_MIN_DATA = {
+    SEV_ES_RESET_BLOCK_GUID: 4,
+    SEV_HASH_TABLE_RV_GUID: 8,
+    SEV_SECRET_GUID: 8,
+    SEV_METADATA_GUID: 4,
+}
+
+
+class ResetBlockSource(enum.StrEnum):
+    """Where the SEV-ES AP reset address was found."""
+
+    FOOTER_TABLE = "footer-table"
+    """In the footer GUID table (edk2-stable202102 and later)."""
+    LEGACY_BLOCK = "legacy-block"
+    """In the standalone block directly before the last 32 bytes (edk2 2020)."""
+
+
+@dataclass(frozen=True)
+class TableEntry:
+    """One entry of the footer GUID table."""
+
+    guid: str
+    """The entry's GUID, lowercase text form."""
+    offset: int
+    """File offset of the entry's data."""
+    data: bytes
+    """The entry's data (its size minus the 18-byte header)."""
+
+
+@dataclass(frozen=True)
+class Area:
+    """A guest-physical memory area the firmware reserves: ``{u32 base; u32 size}``."""
+
+    base: int
+    """Guest-physical base address; 0 means the firmware does not provide the area."""
+    size: int
+    """Size in bytes."""
+
+
+@dataclass(frozen=True)
+class OvmfInfo:
+    """What an SEV launch reads from an OVMF image."""
+
+    size: int
+    """Image size in bytes."""
+    table: tuple[TableEntry, ...]
+    """Footer table entries in file order (empty for a pre-2021 image)."""
+    sev_es_reset_eip: int | None
+    """The SEV-ES AP reset address (CS base + IP), or None when absent."""
+    reset_block_source: ResetBlockSource | None
+    """Where :attr:`sev_es_reset_eip` came from."""
+    hash_table: Area | None
+    """The kernel-hashes table area, or None when the GUID is absent."""
+    secret_area: Area | None
+    """The launch-secret area, or None when the GUID is absent."""
+    snp_metadata_offset: int | None
+    """File offset of the SEV-SNP metadata ("ASEV") header, or None when absent."""
+
+    @property
+    def gpa(self) -> int:
+        """The guest-physical address of the first byte: images end at 4 GiB."""
+        return (1 << 32) - self.size
+
+    def entry(self, guid: str) -> TableEntry | None:
+        """Return the footer table entry with ``guid``, if any.
+
+        Args:
+            guid: lowercase text form.
+
+        Returns:
+            The entry, or None.
+        """
+        for item in self.table:
+            if item.guid == guid:
+                return item
+        return None
+
+    def kernel_hashes_supported(self) -> bool:
+        """Tell whether QEMU can add the kernel-hashes table for this image.
+
+        QEMU refuses when the GUID is missing, the base is 0 or the area is
+        smaller than the 176-byte padded table (``sev_add_kernel_loader_hashes``).
+
+        Returns:
+            True when measured direct boot is possible.
+        """
+        area = self.hash_table
+        return area is not None and area.base != 0 and area.size >= 176
+
+
+def _check_image_size(size: int) -> None:
+    if size == 0:
+        raise FirmwareFormatError("firmware image is empty; expected an OVMF image")
+    if size < FLASH_SECTOR_SIZE or size % FLASH_SECTOR_SIZE:
+        raise FirmwareFormatError(
+            f"firmware image is {size} bytes; expected a non-zero multiple of "
+            f"{FLASH_SECTOR_SIZE} (QEMU maps firmware in whole 4 KiB flash sectors)"
+        )
+
+
+def _parse_table(data: bytes, footer: int) -> tuple[TableEntry, ...]:
+    """Walk the table whose footer entry starts at ``footer``."""
+    total = u16(data, footer)
+    if total < _ENTRY_HEADER or total - _ENTRY_HEADER > footer:
+        raise FirmwareFormatError(
+            f"OVMF footer table at offset {footer:#x}: size field is {total:#x}; expected "
+            f"{_ENTRY_HEADER:#x}..{footer + _ENTRY_HEADER:#x} (the footer plus entries that "
+            f"fit before it)"
+        )
+    end = footer
+    remaining = total - _ENTRY_HEADER
+    entries: list[TableEntry] = []
+    seen: dict[str, int] = {}
+    while remaining > 0:
+        if remaining < _ENTRY_HEADER:
+            raise FirmwareFormatError(
+                f"OVMF footer table: {remaining} stray bytes at offset {end - remaining:#x}; "
+                f"expected entries of at least {_ENTRY_HEADER} bytes filling the table"
+            )
+        header = end - _ENTRY_HEADER
+        size = u16(data, header)
+        guid = guid_str(data[header + 2 : end])
+        if size < _ENTRY_HEADER or size > remaining:
+            raise FirmwareFormatError(
+                f"OVMF footer table entry {guid} at offset {header:#x}: size field is "
+                f"{size:#x}; expected {_ENTRY_HEADER:#x}..{remaining:#x} (header plus data "
+                f"inside the table)"
+            )
+        start = end - size
+        if guid in seen:
+            raise FirmwareFormatError(
+                f"OVMF footer table: GUID {guid} appears twice (entries at offsets "
+                f"{seen[guid]:#x} and {start:#x}); expected each GUID once"
+            )
+        seen[guid] = start
+        entry = TableEntry(guid=guid, offset=start, data=bytes(data[start:header]))
+        minimum = _MIN_DATA.get(guid, 0)
+        if len(entry.data) < minimum:
+            raise FirmwareFormatError(
+                f"OVMF footer table entry {guid} ({_NAMES[guid]}) at offset {start:#x}: "
+                f"{len(entry.data)} data bytes; expected at least {minimum}"
+            )
+        entries.append(entry)
+        end = start
+        remaining -= size
+    return tuple(reversed(entries))
+
+
+def _area(entry: TableEntry | None) -> Area | None:
+    if entry is None:
+        return None
+    return Area(base=u32(entry.data, 0), size=u32(entry.data, 4))
+
+
+def _legacy_reset_block(data: bytes) -> int:
+    """Read the pre-2021 standalone SEV-ES reset block (QEMU's fallback)."""
+    block_end = len(data) - _BYTES_AFTER_TABLE
+    length = u16(data, block_end - _ENTRY_HEADER)
+    if length < _ENTRY_HEADER + 4 or length > block_end:
+        raise FirmwareFormatError(
+            f"SEV-ES reset block at offset {block_end - _ENTRY_HEADER:#x}: size field is "
+            f"{length:#x}; expected {_ENTRY_HEADER + 4:#x}..{block_end:#x}"
+        )
+    return u32(data, block_end - length)
+
+
+def parse_ovmf(data: bytes) -> OvmfInfo:
+    """Parse what an SEV launch reads from an OVMF image.
+
+    Args:
+        data: the whole image, exactly as QEMU maps it (pflash unit 0 or -bios).
+
+    Returns:
+        The parsed footer table and the entries SEV launches use.
+
+    Raises:
+        FirmwareFormatError: the image is too short, not sector-aligned, has
+            neither a footer table nor a pre-2021 reset block, or its table or
+            one of its entries is malformed.
+    """
+    _check_image_size(len(data))
+    guid_at = len(data) - _BYTES_AFTER_TABLE - 16
+    found = bytes(data[guid_at : guid_at + 16])
+    if found == guid_bytes(FOOTER_GUID):
+        table = _parse_table(data, guid_at - 2)
+        by_guid = {entry.guid: entry for entry in table}
+        reset = by_guid.get(SEV_ES_RESET_BLOCK_GUID)
+        metadata = by_guid.get(SEV_METADATA_GUID)
+        snp_offset = None
+        if metadata is not None:
+            snp_offset = len(data) - u32(metadata.data, 0)
+            if snp_offset < 0 or snp_offset + _ASEV_HEADER > len(data):
+                raise FirmwareFormatError(
+                    f"OVMF footer table entry {SEV_METADATA_GUID} (SEV-SNP metadata) at "
+                    f"offset {metadata.offset:#x}: header offset {u32(metadata.data, 0):#x} "
+                    f"from the end; expected {_ASEV_HEADER:#x}..{len(data):#x} (inside the image)"
+                )
+        return OvmfInfo(
+            size=len(data),
+            table=table,
+            sev_es_reset_eip=u32(reset.data, 0) if reset else None,
+            reset_block_source=ResetBlockSource.FOOTER_TABLE if reset else None,
+            hash_table=_area(by_guid.get(SEV_HASH_TABLE_RV_GUID)),
+            secret_area=_area(by_guid.get(SEV_SECRET_GUID)),
+            snp_metadata_offset=snp_offset,
+        )
+    if found == guid_bytes(SEV_ES_RESET_BLOCK_GUID):
+        return OvmfInfo(
+            size=len(data),
+            table=(),
+            sev_es_reset_eip=_legacy_reset_block(data),
+            reset_block_source=ResetBlockSource.LEGACY_BLOCK,
+            hash_table=None,
+            secret_area=None,
+            snp_metadata_offset=None,
+        )
+    raise FirmwareFormatError(
+        f"no OVMF footer table: expected GUID {FOOTER_GUID} (or the pre-2021 SEV-ES reset "
+        f"block {SEV_ES_RESET_BLOCK_GUID}) at offset {guid_at:#x}, found {found.hex()}; "
+        f"is this an OVMF_CODE image (not OVMF_VARS) built with SEV support?"
+    )

@@ -1,0 +1,162 @@
+"""Differential tests against sev-snp-measure from PyPI, on random configurations.
+
+sev-snp-measure 0.0.9 builds legacy VMSAs (KVM_SEV_INIT / KVM_SEV_ES_INIT, MXCSR
+and FCW 0); 0.0.13 builds KVM_SEV_INIT2 VMSAs. Each runs in its own process
+with its own ``.peers/<version>`` on PYTHONPATH (``make peers``), since both
+are the package ``sevsnpmeasure``.
+
+Where sevref and the peers knowingly disagree, the inputs are kept out of the
+random draw and the disagreement is pinned by a test of its own below:
+
+* vCPU count 0: sev-snp-measure returns the firmware-only digest; no launch
+  has zero vCPUs, so sevref refuses it (KVM needs at least the BSP).
+* Images without an OVMF footer table (e.g. OVMF_VARS.fd): sev-snp-measure
+  hashes them as firmware; QEMU would find no SEV metadata in them and a
+  verifier would never see that digest, so sevref refuses them.
+* SEV-ES with vmm ec2/gce: sev-snp-measure builds VMSAs for it; neither cloud
+  offers SEV-ES guests, so sevref refuses the combination.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sevref.binfmt.vmsa import CPU_MODELS
+from sevref.errors import ConfigError, FirmwareFormatError, SevrefError
+from sevref.manifest import request_from_mapping
+from sevref.pipeline import compute_digests
+from tests.conftest import REPO, VECTORS, missing
+
+PEERS = REPO / ".peers"
+DEBIAN_IMAGES = (
+    "usr/share/OVMF/OVMF_CODE.fd",
+    "usr/share/OVMF/OVMF_CODE.secboot.fd",
+    "usr/share/OVMF/OVMF_CODE_4M.fd",  # AP reset address 0x808004
+    "usr/share/ovmf/OVMF.fd",  # unified image: code and variable store
+)
+CMDLINES = (
+    None,
+    "",
+    "console=ttyS0 loglevel=7",
+    "root=/dev/vda1 ro quiet",
+    "console=ttyS0 label=ünïcödé ✓",
+    "a" * 1000,
+)
+
+
+def run_peer(version: str, configs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Run sev-snp-measure ``version`` over ``configs`` in a subprocess."""
+    folder = PEERS / version
+    if not (folder / "sevsnpmeasure").is_dir():
+        missing(f"sev-snp-measure {version} is not installed in {folder} (run make peers)")
+    env = {**os.environ, "PYTHONPATH": str(folder)}
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "peers" / "peer_digest.py")],
+        input=json.dumps(configs),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def draw(rng: random.Random, debian: Path, generated: Path, amdsev: Path | None) -> dict[str, Any]:
+    """One random configuration, in the batch-key form (kernel hashes need ``amdsev``)."""
+    mode = rng.choice(["sev", "sev-es", "sev-es", "sev-es"])
+    with_kernel = amdsev is not None and rng.random() < 0.4
+    firmware = amdsev if with_kernel and amdsev else debian / rng.choice(DEBIAN_IMAGES)
+    config: dict[str, Any] = {"mode": mode, "firmware": str(firmware)}
+    if mode == "sev-es":
+        config["vcpus"] = rng.choice([1, 2, 3, 4, 8, 64, 255, 256, 512, rng.randint(1, 512)])
+        which = rng.random()
+        if which < 0.7:
+            config["cpu"] = rng.choice(sorted(CPU_MODELS))
+        elif which < 0.9:
+            config["cpu_signature"] = hex(rng.choice([0, 0xA10F11, 0x800F12, rng.getrandbits(32)]))
+        else:
+            config["cpu_signature"] = rng.getrandbits(32)
+    if with_kernel:
+        config["kernel"] = str(generated / rng.choice(["kernel.bin", "kernel_small.bin", "empty.bin"]))
+        initrd = rng.choice([None, "initrd.bin", "empty.bin"])
+        if initrd:
+            config["initrd"] = str(generated / initrd)
+        cmdline = rng.choice(CMDLINES)
+        if cmdline is not None:
+            config["cmdline"] = cmdline
+    return config
+
+
+def for_peer(config: dict[str, Any]) -> dict[str, Any]:
+    """The same configuration in the peer script's terms."""
+    result = dict(config)
+    if "cpu" in result:
+        result["cpu_signature"] = CPU_MODELS[result.pop("cpu")].signature
+    elif isinstance(result.get("cpu_signature"), str):
+        result["cpu_signature"] = int(result["cpu_signature"], 16)
+    return result
+
+
+def ours(configs: list[dict[str, Any]], profile: str) -> list[str]:
+    requests = [
+        request_from_mapping({**c, "vmsa_profile": profile} if c["mode"] == "sev-es" else c, Path()) for c in configs
+    ]
+    outcomes = compute_digests(requests)
+    assert all(o.error is None for o in outcomes), [o.error for o in outcomes if o.error]
+    return [o.digest.hex() for o in outcomes if o.digest]
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize(("version", "profile", "seed"), [("0.0.9", "legacy", 9), ("0.0.13", "init2", 13)])
+def test_random_configurations(version: str, profile: str, seed: int, debian_ovmf: Path, generated: Path) -> None:
+    # The AmdSev tail (the only image here with a kernel-hashes table) is in ../shared.
+    amdsev = VECTORS / "fixtures" / "ovmf_AmdSev_suffix.bin"
+    with_kernels = amdsev.is_file()
+    rng = random.Random(seed)
+    configs = [draw(rng, debian_ovmf, generated, amdsev if with_kernels else None) for _ in range(300)]
+    peer = run_peer(version, [for_peer(c) for c in configs])
+    mine = ours(configs, profile)
+    mismatches = [(c, p, m) for c, p, m in zip(configs, peer["results"], mine, strict=True) if p != m]
+    assert not mismatches, mismatches[:3]
+    # The draw covers what the issue asks: every CPU model, 1..512 vCPUs, with and without kernel hashes.
+    assert {c.get("cpu") for c in configs} >= set(CPU_MODELS)
+    assert max(c.get("vcpus", 0) for c in configs) == 512
+    assert sum(c["mode"] == "sev" for c in configs) > 30
+    assert sum("kernel" in c for c in configs) > 50 or not with_kernels
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("version", ["0.0.9", "0.0.13"])
+def test_cpu_tables_agree(version: str) -> None:
+    table = run_peer(version, [])["cpu_sigs"]
+    assert len(table) >= 15
+    for name, signature in table.items():
+        assert CPU_MODELS[name].signature == signature, name
+
+
+@pytest.mark.peers
+def test_known_disagreements(debian_ovmf: Path) -> None:
+    code = str(debian_ovmf / "usr/share/OVMF/OVMF_CODE.fd")
+    variables = str(debian_ovmf / "usr/share/OVMF/OVMF_VARS.fd")
+    cases: list[dict[str, Any]] = [
+        {"mode": "sev-es", "firmware": code, "vcpus": 0, "cpu_signature": 0},
+        {"mode": "sev", "firmware": variables},
+        {"mode": "sev-es", "firmware": code, "vcpus": 2, "vmm": "ec2"},
+    ]
+    peer = run_peer("0.0.13", cases)["results"]
+    assert all(isinstance(result, str) and len(result) == 64 for result in peer), peer
+    with pytest.raises(ConfigError, match="vcpus: expected an integer 1..4096, found 0"):
+        request_from_mapping(cases[0], Path())
+    outcome = compute_digests([request_from_mapping(cases[1], Path())])[0]
+    assert isinstance(outcome.error, FirmwareFormatError) and "no OVMF footer table" in str(outcome.error)
+    with pytest.raises(SevrefError, match="ec2 offers only SEV-SNP guests"):
+        request_from_mapping(cases[2], Path())
