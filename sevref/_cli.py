@@ -10,15 +10,17 @@ from __future__ import annotations
 import argparse
 import base64
 import hmac
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
 from sevref import __version__
+from sevref.binfmt.report import decode_report, parse_report
 from sevref.binfmt.vmsa import Vmm, VmsaProfile, cpu_signature
 from sevref.digest import LaunchMeasureInputs, Mode, parse_launch_measure_blob, sev_launch_measurement, tik_from_bytes
-from sevref.errors import ConfigError, FetchError, SevrefError
+from sevref.errors import ConfigError, FetchError, ReportFormatError, SevrefError
 from sevref.manifest import parse_hex, parse_hex_bytes, parse_sha256, request_from_mapping
 from sevref.pipeline import Inputs, compute_digests, parse_batch, read_bytes
 from sevref.serialize import json_line
@@ -54,9 +56,11 @@ _DIGEST_OPTIONS = (
     "vmm",
     "vmsa_profile",
     "sev_features",
+    "guest_features",
     "kernel",
     "initrd",
     "cmdline",
+    "firmware_prefix",
 )
 
 
@@ -75,10 +79,12 @@ def _build_parser() -> _Parser:
 
     digest = commands.add_parser(
         "digest",
-        help="compute the launch digest (GCTX.LD) of one configuration or a batch",
+        help="compute the launch digest of one configuration or a batch",
         description=(
-            "Compute the launch digest (GCTX.LD) of a launch and print it as lowercase hex. "
-            "With --batch, read one JSON object a line and write one result a line."
+            "Compute the launch digest of a launch and print it as lowercase hex: GCTX.LD (SHA-256) "
+            "for sev and sev-es, the attestation report's MEASUREMENT (SHA-384) for sev-snp, or the "
+            "SEV-SNP digest over the firmware pages alone for sev-snp-firmware. With --batch, read one "
+            "JSON object a line and write one result a line."
         ),
     )
     digest.add_argument("--mode", choices=[m.value for m in Mode], help="the kind of launch")
@@ -97,7 +103,11 @@ def _build_parser() -> _Parser:
         choices=[p.value for p in VmsaProfile],
         help="the host's KVM init API: legacy (QEMU's default) or init2 (legacy-vm-type=off, Linux >= 6.10)",
     )
-    digest.add_argument("--sev-features", metavar="HEX", help="VMSA SEV_FEATURES (default 0; 0x20 DebugSwap)")
+    digest.add_argument("--sev-features", metavar="HEX", help="sev-es: VMSA SEV_FEATURES (default 0; 0x20 DebugSwap)")
+    digest.add_argument("--guest-features", metavar="HEX", help="sev-snp: VMSA SEV_FEATURES (default 0x1, SNPActive)")
+    digest.add_argument(
+        "--firmware-prefix", metavar="HEX", help="sev-snp: start from this sev-snp-firmware digest (96 hex digits)"
+    )
     digest.add_argument("--kernel", metavar="PATH", help="kernel for measured direct boot (kernel-hashes=on)")
     digest.add_argument("--initrd", metavar="PATH", help="initrd (with --kernel)")
     digest.add_argument("--cmdline", metavar="STR", help="kernel command line, as given to -append (with --kernel)")
@@ -124,6 +134,21 @@ def _build_parser() -> _Parser:
     which.add_argument("--check", metavar="BASE64", help="QMP launch-measure data (measurement || MNONCE)")
     measurement.add_argument("--json", action="store_true", help="print measurement, nonce and QMP blob as JSON")
     measurement.set_defaults(handler=_measurement)
+
+    report = commands.add_parser("report", help="read SEV-SNP attestation reports")
+    report_commands = report.add_subparsers(dest="report_command", metavar="COMMAND", parser_class=_Parser)
+    report_commands.required = True
+    show = report_commands.add_parser(
+        "show",
+        help="print the fields of an attestation report",
+        description=(
+            "Decode a 1184-byte SEV-SNP attestation report (SNP ABI ATTESTATION_REPORT) and print its "
+            "fields. Its signature is not checked."
+        ),
+    )
+    show.add_argument("file", metavar="FILE", help="the report, as /dev/sev-guest returns it")
+    show.add_argument("--json", action="store_true", help="print the fields as one JSON object")
+    show.set_defaults(handler=_report_show)
     return parser
 
 
@@ -220,6 +245,34 @@ def _measurement(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _report_show(args: argparse.Namespace, out: TextIO) -> int:
+    path = Path(args.file)
+    try:
+        fields = decode_report(parse_report(read_bytes(path, "attestation report", 1 << 20)))
+    except ReportFormatError as error:
+        raise ReportFormatError(f"{path}: {error.diagnostic()}") from error
+    if args.json:
+        print(json_line(fields), file=out)
+        return 0
+    rows = list(_flatten(fields))
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}", file=out)
+    return 0
+
+
+def _flatten(fields: dict[str, object], prefix: str = "") -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for name, value in fields.items():
+        if isinstance(value, dict):
+            rows.extend(_flatten(value, f"{prefix}{name}."))
+        else:
+            rows.append(
+                (prefix + name, "-" if value is None else str(value).lower() if isinstance(value, bool) else str(value))
+            )
+    return rows
+
+
 def _read_tik(path: Path) -> bytes:
     try:
         return tik_from_bytes(read_bytes(path, "TIK file", 64))
@@ -253,4 +306,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return 2
     except SevrefError as error:
         print(f"sevref: error: {error.diagnostic()}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

@@ -9,9 +9,17 @@ host addresses and lengths (``sev_launch_update_data``), so only the bytes and
 their order matter. The VMSAs are measured for SEV-ES only, BSP first, then one
 identical AP page per further vCPU.
 
+SEV-SNP (SNP ABI 8.17.2, SNP_LAUNCH_UPDATE): every measured page extends a
+48-byte chain, ``LD = SHA-384(LD || PAGE_INFO)`` where PAGE_INFO also holds the
+page's SHA-384 (or zeros), its type and its guest-physical address. The order
+is the firmware pages, then the metadata sections in the image's own order
+(QEMU ``snp_populate_metadata_pages``), then one VMSA page per vCPU. The
+attestation report's MEASUREMENT is the final LD.
+
 Shared work is the performance design. A :class:`Firmware` hashes its bytes
-once; every configuration copies that SHA-256 state, adds its table, then adds
-VMSA pages one vCPU at a time and finalises a copy at every vCPU count asked for.
+once (and its SNP page chain once); every configuration copies that state, adds
+its table or metadata, then adds VMSA pages one vCPU at a time and keeps the
+digest at every vCPU count asked for.
 
 This module does no I/O: it takes bytes and returns values.
 """
@@ -23,12 +31,14 @@ import binascii
 import enum
 import hashlib
 import hmac
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
-from sevref.binfmt.hashtab import EMPTY_SHA256, build_hash_table, cmdline_sha256
-from sevref.binfmt.ovmf import SEV_HASH_TABLE_RV_GUID, OvmfInfo, parse_ovmf
+from sevref.binfmt.hashtab import EMPTY_SHA256, build_hash_table, cmdline_sha256, hash_table_page
+from sevref.binfmt.ovmf import SEV_HASH_TABLE_RV_GUID, SEV_METADATA_GUID, OvmfInfo, SectionType, parse_ovmf
 from sevref.binfmt.vmsa import BSP_RESET_EIP, Vmm, VmsaProfile, build_vmsa
 from sevref.errors import ConfigError, FirmwareFormatError
 
@@ -42,6 +52,7 @@ __all__ = [
     "LaunchConfig",
     "LaunchMeasureInputs",
     "Mode",
+    "PageType",
     "launch_digest",
     "launch_digests",
     "parse_launch_measure_blob",
@@ -53,6 +64,14 @@ MAX_VCPUS = 4096
 """Upper bound on vCPUs: KVM_MAX_VCPUS on x86-64 with CONFIG_MAXSMP."""
 _LEGACY_SEV_FEATURES = (0x0, 0x20)  # KVM_SEV_ES_INIT: 0, or DebugSwap on Linux 6.6/6.7
 _SNP_ACTIVE = 0x1
+_PAGE = 4096
+_SNP_VMSA_GPA = 0xFFFF_FFFF_F000  # (u64)-1 page-aligned, bits above 51 cleared (SNP ABI 8.17)
+_ZERO48 = bytes(48)
+# SNP ABI 8.17.2 Table 67, PAGE_INFO: DIGEST_CUR[48] CONTENTS[48] LENGTH u16 PAGE_TYPE u8
+# IMI_PAGE u8 VMPL3_PERMS u8 VMPL2_PERMS u8 VMPL1_PERMS u8 reserved u8 GPA u64.
+_PAGE_INFO = struct.Struct("<48s48sHBBBBBBQ")
+if _PAGE_INFO.size != 0x70:  # pragma: no cover - a declaration error, caught at import
+    raise ImportError(f"PAGE_INFO is 0x70 bytes, declared {_PAGE_INFO.size:#x}")
 
 
 class Mode(enum.StrEnum):
@@ -62,6 +81,27 @@ class Mode(enum.StrEnum):
     """SEV: memory encryption; the digest covers firmware and kernel hashes."""
     SEV_ES = "sev-es"
     """SEV-ES: adds encrypted register state; the digest also covers the VMSAs."""
+    SEV_SNP = "sev-snp"
+    """SEV-SNP: the SHA-384 page chain that the attestation report's MEASUREMENT holds."""
+    SEV_SNP_FIRMWARE = "sev-snp-firmware"
+    """Not a launch: the SEV-SNP chain over the firmware pages only, a prefix to extend."""
+
+
+class PageType(enum.IntEnum):
+    """SNP page types (SNP ABI, SNP_LAUNCH_UPDATE PAGE_TYPE)."""
+
+    NORMAL = 1
+    """Data whose contents are measured."""
+    VMSA = 2
+    """A vCPU save area."""
+    ZERO = 3
+    """A page of zeros; contents not measured."""
+    UNMEASURED = 4
+    """Contents not measured."""
+    SECRETS = 5
+    """The secrets page, filled by the firmware."""
+    CPUID = 6
+    """The CPUID page, checked by the firmware."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +167,7 @@ class LaunchConfig:
         Raises:
             ConfigError: a field is missing, out of range or does not apply.
         """
-        if self.mode is Mode.SEV:
+        if self.mode in (Mode.SEV, Mode.SEV_SNP_FIRMWARE):
             if (self.vmm, self.cpu_signature, self.vmsa_profile, self.sev_features) != (
                 Vmm.QEMU,
                 None,
@@ -135,25 +175,43 @@ class LaunchConfig:
                 0,
             ):
                 raise ConfigError(
-                    "mode sev measures no VMSA: vmm, cpu_signature, vmsa_profile and sev_features do not apply"
+                    f"mode {self.mode} measures no VMSA: vmm, cpu_signature, vmsa_profile and sev_features do not apply"
                 )
+            if self.mode is Mode.SEV_SNP_FIRMWARE and self.boot is not None:
+                raise ConfigError("mode sev-snp-firmware measures the firmware only: a kernel does not apply")
             return
-        if self.vmm is not Vmm.QEMU:
-            raise ConfigError(
-                f"mode {self.mode} with vmm {self.vmm}: {self.vmm} offers only SEV-SNP "
-                f"guests, and its initial vCPU state is known only for SEV-SNP launches"
-            )
-        if self.cpu_signature is None:
-            raise ConfigError(
-                "mode sev-es with vmm qemu: expected the guest CPU (a model name, a "
-                "signature, or family/model/stepping; for -cpu host, the host's signature)"
-            )
-        if not 0 <= self.cpu_signature <= 0xFFFF_FFFF:
-            raise ConfigError(f"cpu_signature: expected a 32-bit value, found {self.cpu_signature:#x}")
-        if self.vmsa_profile is None:
-            raise ConfigError("mode sev-es with vmm qemu: expected a vmsa_profile (legacy or init2)")
         if not 0 <= self.sev_features < 1 << 64:
             raise ConfigError(f"sev_features: expected a 64-bit value, found {self.sev_features:#x}")
+        if self.vmm is not Vmm.QEMU:
+            if self.mode is Mode.SEV_ES:
+                raise ConfigError(
+                    f"mode {self.mode} with vmm {self.vmm}: {self.vmm} offers only SEV-SNP "
+                    f"guests, and its initial vCPU state is known only for SEV-SNP launches"
+                )
+            if self.cpu_signature is not None or self.vmsa_profile is not None:
+                raise ConfigError(
+                    f"vmm {self.vmm} fixes RDX and the FPU state itself: cpu_signature and vmsa_profile do not apply"
+                )
+        else:
+            if self.cpu_signature is None:
+                raise ConfigError(
+                    f"mode {self.mode} with vmm qemu: expected the guest CPU (a model name, a "
+                    f"signature, or family/model/stepping; for -cpu host, the host's signature)"
+                )
+            if not 0 <= self.cpu_signature <= 0xFFFF_FFFF:
+                raise ConfigError(f"cpu_signature: expected a 32-bit value, found {self.cpu_signature:#x}")
+            if self.vmsa_profile is None:
+                raise ConfigError(f"mode {self.mode} with vmm qemu: expected a vmsa_profile (legacy or init2)")
+        if self.mode is Mode.SEV_SNP:
+            if self.vmsa_profile is VmsaProfile.LEGACY:
+                raise ConfigError(
+                    "vmsa_profile: SEV-SNP guests are always launched with KVM_SEV_INIT2 (init2), found legacy"
+                )
+            if not self.sev_features & _SNP_ACTIVE:
+                raise ConfigError(
+                    f"guest_features: bit 0 (SNPActive) must be set for SEV-SNP, found {self.sev_features:#x}"
+                )
+            return
         if self.sev_features & _SNP_ACTIVE:
             raise ConfigError(
                 f"sev_features: bit 0 (SNPActive) is for SEV-SNP guests only, found {self.sev_features:#x}"
@@ -193,6 +251,18 @@ class Firmware:
         info = parse_ovmf(data)
         state = hashlib.sha256(data)
         return cls(data=data, info=info, sha256=state.digest(), _state=state)
+
+    @cached_property
+    def snp_prefix(self) -> bytes:
+        """The SEV-SNP chain over the firmware pages alone, computed once.
+
+        Every page is measured as NORMAL at its guest-physical address; the
+        image ends at 4 GiB.
+
+        Returns:
+            The 48-byte digest.
+        """
+        return _snp_normal(_ZERO48, self.info.gpa, self.data)
 
     def sev_es_ap_eip(self) -> int:
         """Return the AP reset address that SEV-ES and SEV-SNP launches need.
@@ -234,6 +304,81 @@ class Firmware:
         )
 
 
+def _snp_update(digest: bytes, page_type: PageType, gpa: int, contents: bytes) -> bytes:
+    """Extend the SNP chain by one page (SNP ABI 8.17.2)."""
+    return hashlib.sha384(_PAGE_INFO.pack(digest, contents, _PAGE_INFO.size, page_type, 0, 0, 0, 0, 0, gpa)).digest()
+
+
+def _snp_normal(digest: bytes, gpa: int, data: bytes) -> bytes:
+    """Extend the chain by ``data`` as NORMAL pages from ``gpa`` on."""
+    view = memoryview(data)
+    for offset in range(0, len(data), _PAGE):
+        page = hashlib.sha384(view[offset : offset + _PAGE]).digest()
+        digest = _snp_update(digest, PageType.NORMAL, gpa + offset, page)
+    return digest
+
+
+def _snp_blank(digest: bytes, page_type: PageType, gpa: int, size: int) -> bytes:
+    """Extend the chain by ``size`` bytes of pages whose contents are not measured."""
+    for offset in range(0, size, _PAGE):
+        digest = _snp_update(digest, page_type, gpa + offset, _ZERO48)
+    return digest
+
+
+def _snp_metadata(digest: bytes, firmware: Firmware, config: LaunchConfig) -> bytes:
+    """Extend the chain by the firmware's metadata sections, as the VMM measures them."""
+    sections = firmware.info.snp_sections
+    if sections is None:
+        raise FirmwareFormatError(
+            f"firmware has no SEV-SNP metadata ({SEV_METADATA_GUID}); expected it for a SEV-SNP launch "
+            f'(QEMU: "Failed to locate SEV metadata header"); mode sev-snp-firmware gives the '
+            f"firmware-only prefix"
+        )
+    table = None
+    if config.boot is not None:
+        firmware.check_kernel_hashes()
+        if not any(section.kind is SectionType.SNP_KERNEL_HASHES for section in sections):
+            raise ConfigError(
+                "firmware cannot measure a kernel under SEV-SNP: its metadata has no SNP_KERNEL_HASHES "
+                "section (type 0x10); expected one, as in builds of OvmfPkg/AmdSev/AmdSevX64.dsc"
+            )
+        table = config.boot.table()
+    deferred = []
+    for section in sections:
+        kind = section.kind
+        if kind is None:
+            known = ", ".join(f"{t.value:#x} {t.name}" for t in SectionType)
+            raise FirmwareFormatError(
+                f"{section.describe()}: unknown section type; expected one of {known}, whose measurement sevref knows"
+            )
+        if kind is SectionType.SNP_SEC_MEM:
+            # GCE leaves pre-validated memory unmeasured (sev-snp-measure 0.0.12, PR #56).
+            blank = PageType.UNMEASURED if config.vmm is Vmm.GCE else PageType.ZERO
+            digest = _snp_blank(digest, blank, section.gpa, section.size)
+        elif kind is SectionType.SVSM_CAA:
+            digest = _snp_blank(digest, PageType.ZERO, section.gpa, section.size)
+        elif kind is SectionType.SNP_KERNEL_HASHES:
+            if table is None:
+                digest = _snp_blank(digest, PageType.ZERO, section.gpa, section.size)
+            else:
+                offset = (firmware.info.hash_table.base if firmware.info.hash_table else 0) & (_PAGE - 1)
+                digest = _snp_normal(digest, section.gpa, hash_table_page(table, offset, section.size))
+        else:
+            if section.size != _PAGE:
+                raise FirmwareFormatError(
+                    f"{section.describe()}: size {section.size:#x}; expected one page (0x1000), the "
+                    f"only size whose measurement sevref can confirm"
+                )
+            if kind is SectionType.CPUID and config.vmm is Vmm.EC2:
+                deferred.append(section)  # EC2 measures the CPUID page last (sev-snp-measure 0.0.6)
+                continue
+            page_type = PageType.CPUID if kind is SectionType.CPUID else PageType.SECRETS
+            digest = _snp_update(digest, page_type, section.gpa, _ZERO48)
+    for section in deferred:
+        digest = _snp_update(digest, PageType.CPUID, section.gpa, _ZERO48)
+    return digest
+
+
 def _check_vcpus(counts: Iterable[int]) -> list[int]:
     result = []
     for count in counts:
@@ -243,32 +388,8 @@ def _check_vcpus(counts: Iterable[int]) -> list[int]:
     return result
 
 
-def launch_digests(firmware: Firmware, config: LaunchConfig, vcpus: Iterable[int]) -> dict[int, bytes]:
-    """Compute GCTX.LD for several vCPU counts of one configuration, sharing work.
-
-    The cost is one pass over the table and over the VMSA pages of the largest
-    count; the firmware itself was hashed when it was prepared.
-
-    Args:
-        firmware: the prepared image.
-        config: the configuration.
-        vcpus: the vCPU counts (each 1..MAX_VCPUS; SEV ignores them).
-
-    Returns:
-        vCPU count to the 32-byte digest.
-
-    Raises:
-        ConfigError: a count is out of range, or the firmware cannot measure a kernel.
-        FirmwareFormatError: SEV-ES needs a reset block the firmware lacks.
-    """
-    counts = sorted(set(_check_vcpus(vcpus)))
-    state = firmware._state.copy()
-    if config.boot is not None:
-        firmware.check_kernel_hashes()
-        state.update(config.boot.table())
-    if config.mode is Mode.SEV:
-        digest = state.digest()
-        return {count: digest for count in counts}
+def _vmsa_pages(firmware: Firmware, config: LaunchConfig) -> tuple[bytes, bytes]:
+    """The BSP and AP pages of a configuration."""
     ap_eip = firmware.sev_es_ap_eip()
     bsp, ap = (
         build_vmsa(
@@ -280,6 +401,59 @@ def launch_digests(firmware: Firmware, config: LaunchConfig, vcpus: Iterable[int
         )
         for eip in (BSP_RESET_EIP, ap_eip)
     )
+    return bsp, ap
+
+
+def launch_digests(
+    firmware: Firmware, config: LaunchConfig, vcpus: Iterable[int], *, seed: bytes | None = None
+) -> dict[int, bytes]:
+    """Compute the launch digest for several vCPU counts of one configuration, sharing work.
+
+    The cost is one pass over the table or metadata and over the VMSA pages of
+    the largest count; the firmware itself was hashed when it was prepared.
+
+    Args:
+        firmware: the prepared image.
+        config: the configuration.
+        vcpus: the vCPU counts (each 1..MAX_VCPUS; SEV and the SNP firmware
+            prefix ignore them).
+        seed: SEV-SNP only: a firmware prefix (``sev-snp-firmware``) to start
+            from instead of hashing the firmware pages; the image is still
+            read for its metadata and reset address.
+
+    Returns:
+        vCPU count to the digest: 32 bytes (SHA-256 GCTX.LD) for SEV and
+        SEV-ES, 48 bytes (SHA-384) for SEV-SNP.
+
+    Raises:
+        ConfigError: a count is out of range, or the firmware cannot measure a kernel.
+        FirmwareFormatError: the firmware lacks what the launch needs (reset
+            block, SNP metadata) or has metadata sevref cannot measure.
+    """
+    counts = sorted(set(_check_vcpus(vcpus)))
+    if seed is not None and (config.mode is not Mode.SEV_SNP or len(seed) != 48):
+        raise ConfigError(
+            f"firmware_prefix: expected 48 bytes with mode sev-snp, found {len(seed)} bytes with mode {config.mode}"
+        )
+    if config.mode is Mode.SEV_SNP_FIRMWARE:
+        return dict.fromkeys(counts, firmware.snp_prefix)
+    if config.mode is Mode.SEV_SNP:
+        digest = _snp_metadata(seed or firmware.snp_prefix, firmware, config)
+        bsp, ap = (hashlib.sha384(page).digest() for page in _vmsa_pages(firmware, config))
+        snp: dict[int, bytes] = {}
+        digest, done = _snp_update(digest, PageType.VMSA, _SNP_VMSA_GPA, bsp), 1
+        for count in counts:
+            for _ in range(done, count):
+                digest = _snp_update(digest, PageType.VMSA, _SNP_VMSA_GPA, ap)
+            snp[count], done = digest, count
+        return snp
+    state = firmware._state.copy()
+    if config.boot is not None:
+        firmware.check_kernel_hashes()
+        state.update(config.boot.table())
+    if config.mode is Mode.SEV:
+        return dict.fromkeys(counts, state.digest())
+    bsp, ap = _vmsa_pages(firmware, config)
     digests: dict[int, bytes] = {}
     state.update(bsp)
     done = 1
@@ -290,22 +464,23 @@ def launch_digests(firmware: Firmware, config: LaunchConfig, vcpus: Iterable[int
     return digests
 
 
-def launch_digest(firmware: Firmware, config: LaunchConfig, vcpus: int = 1) -> bytes:
-    """Compute GCTX.LD for one launch.
+def launch_digest(firmware: Firmware, config: LaunchConfig, vcpus: int = 1, *, seed: bytes | None = None) -> bytes:
+    """Compute the launch digest of one launch.
 
     Args:
         firmware: the prepared image.
         config: the configuration.
         vcpus: the number of vCPUs at launch (ignored by SEV).
+        seed: see :func:`launch_digests`.
 
     Returns:
-        The 32-byte digest.
+        The digest (32 bytes, or 48 for SEV-SNP).
 
     Raises:
         ConfigError: see :func:`launch_digests`.
         FirmwareFormatError: see :func:`launch_digests`.
     """
-    return launch_digests(firmware, config, [vcpus])[vcpus]
+    return launch_digests(firmware, config, [vcpus], seed=seed)[vcpus]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ __all__ = [
     "LayoutError",
     "ManifestError",
     "RenderError",
+    "ReportFormatError",
     "SevrefError",
     "SignatureError",
 ]
@@ -43,6 +44,10 @@ class ManifestError(SevrefError):
 
 class FirmwareFormatError(SevrefError):
     """A firmware image (or another binary input) is malformed."""
+
+
+class ReportFormatError(SevrefError):
+    """An SEV-SNP attestation report is malformed."""
 
 
 class LayoutError(SevrefError):

@@ -35,6 +35,7 @@ BATCH_KEYS = (
     "kernel",
     "initrd",
     "cmdline",
+    "firmware_prefix",
 )
 """The keys of a configuration, as ``sevref digest --batch`` reads them."""
 
@@ -132,6 +133,8 @@ class DigestRequest:
     """The initrd, if any."""
     cmdline: str | None
     """The kernel command line, if any."""
+    firmware_prefix: bytes | None = None
+    """SEV-SNP: a precomputed firmware prefix to start the chain from."""
 
     def launch_config(self, boot: KernelBoot | None) -> LaunchConfig:
         """Return the configuration completed with the hashed boot files.
@@ -162,7 +165,8 @@ class DigestRequest:
             A JSON-ready mapping.
         """
         config = self.config
-        es = self.mode is not Mode.SEV
+        vmsa = self.mode in (Mode.SEV_ES, Mode.SEV_SNP)
+        features = f"{config.sev_features:#x}"
         return {
             "mode": str(self.mode),
             "firmware": str(self.firmware),
@@ -170,13 +174,14 @@ class DigestRequest:
             "vcpus": self.vcpus,
             "cpu": self.cpu,
             "cpu_signature": None if config.cpu_signature is None else f"{config.cpu_signature:#x}",
-            "vmm": str(config.vmm) if es else None,
+            "vmm": str(config.vmm) if vmsa else None,
             "vmsa_profile": None if config.vmsa_profile is None else str(config.vmsa_profile),
-            "sev_features": f"{config.sev_features:#x}" if es else None,
-            "guest_features": None,
+            "sev_features": features if self.mode is Mode.SEV_ES else None,
+            "guest_features": features if self.mode is Mode.SEV_SNP else None,
             "kernel": None if self.kernel is None else str(self.kernel),
             "initrd": None if self.initrd is None else str(self.initrd),
             "cmdline": self.cmdline,
+            "firmware_prefix": None if self.firmware_prefix is None else self.firmware_prefix.hex(),
         }
 
 
@@ -195,8 +200,10 @@ def request_from_mapping(
     """Check a configuration given as plain values and resolve it.
 
     Absent or null keys take their defaults: ``vcpus`` 1, ``vmm`` qemu,
-    ``vmsa_profile`` legacy (QEMU's default ``legacy-vm-type=auto``),
-    ``sev_features`` 0. A CPU given both by name and by signature must agree.
+    ``vmsa_profile`` legacy for SEV-ES (QEMU's default ``legacy-vm-type=auto``)
+    and init2 for SEV-SNP, ``sev_features`` 0 (SEV-ES), ``guest_features`` 0x1
+    (SEV-SNP). A CPU given both by name and by signature must agree. Keys that
+    do not affect the mode's digest (the vCPUs and CPU of SEV) are dropped.
 
     Args:
         values: key to value, keys from :data:`BATCH_KEYS`.
@@ -244,11 +251,20 @@ def request_from_mapping(
     profile = None
     if "vmsa_profile" in given:
         profile = _enum(VmsaProfile, given["vmsa_profile"], name("vmsa_profile"))
-    sev_features = parse_hex(given["sev_features"], name("sev_features"), 64) if "sev_features" in given else 0
-    if "guest_features" in given:
+    snp = mode is Mode.SEV_SNP
+    features_key, other_key = ("guest_features", "sev_features") if snp else ("sev_features", "guest_features")
+    if other_key in given:
         raise ConfigError(
-            f"{name('guest_features')}: applies to mode sev-snp only; for mode {mode} use {name('sev_features')}"
+            f"{name(other_key)}: does not apply to mode {mode}"
+            + (f"; its VMSA field is set by {name(features_key)}" if mode in (Mode.SEV_ES, Mode.SEV_SNP) else "")
         )
+    default = 0x1 if snp else 0x0
+    features = parse_hex(given[features_key], name(features_key), 64) if features_key in given else default
+    prefix = None
+    if "firmware_prefix" in given:
+        if not snp:
+            raise ConfigError(f"{name('firmware_prefix')}: applies to mode sev-snp only, found mode {mode}")
+        prefix = parse_hex_bytes(given["firmware_prefix"], name("firmware_prefix"), 48)
 
     kernel = _path(given["kernel"], name("kernel"), base) if "kernel" in given else None
     initrd = _path(given["initrd"], name("initrd"), base) if "initrd" in given else None
@@ -259,11 +275,13 @@ def request_from_mapping(
         which = name("initrd") if initrd is not None else name("cmdline")
         raise ConfigError(f"{which}: given without {name('kernel')}; QEMU measures them only with a kernel")
 
-    if mode is Mode.SEV:
+    if mode is Mode.SEV_SNP_FIRMWARE and kernel is not None:
+        raise ConfigError(f"{name('kernel')}: mode sev-snp-firmware measures the firmware only")
+    if mode in (Mode.SEV, Mode.SEV_SNP_FIRMWARE):
         config = LaunchConfig(mode=mode)
         return DigestRequest(mode, firmware, pin, None, None, config, kernel, initrd, cmdline)
 
     if vmm is Vmm.QEMU and profile is None:
-        profile = VmsaProfile.LEGACY
-    config = LaunchConfig(mode=mode, vmm=vmm, cpu_signature=signature, vmsa_profile=profile, sev_features=sev_features)
-    return DigestRequest(mode, firmware, pin, vcpus_value, cpu, config, kernel, initrd, cmdline)
+        profile = VmsaProfile.INIT2 if snp else VmsaProfile.LEGACY
+    config = LaunchConfig(mode=mode, vmm=vmm, cpu_signature=signature, vmsa_profile=profile, sev_features=features)
+    return DigestRequest(mode, firmware, pin, vcpus_value, cpu, config, kernel, initrd, cmdline, prefix)

@@ -204,8 +204,8 @@ def compute_digests(
     """
     inputs = inputs or Inputs()
     outcomes: list[DigestOutcome | None] = [None] * len(requests)
-    groups: dict[tuple[Path, LaunchConfig], list[tuple[int, int]]] = {}
-    prepared: dict[tuple[Path, LaunchConfig], Firmware] = {}
+    groups: dict[tuple[Path, LaunchConfig, bytes | None], list[tuple[int, int]]] = {}
+    prepared: dict[tuple[Path, LaunchConfig, bytes | None], Firmware] = {}
     for index, request in enumerate(requests):
         if isinstance(request, SevrefError):
             outcomes[index] = DigestOutcome(None, request)
@@ -217,15 +217,15 @@ def compute_digests(
         except SevrefError as error:
             outcomes[index] = DigestOutcome(None, error)
             continue
-        key = (request.firmware, config)
+        key = (request.firmware, config, request.firmware_prefix)
         prepared[key] = firmware
         groups.setdefault(key, []).append((index, request.vcpus or 1))
     for key, members in groups.items():
-        firmware = prepared[key]
+        path, config, seed = key
         try:
-            digests = launch_digests(firmware, key[1], [vcpus for _, vcpus in members])
+            digests = launch_digests(prepared[key], config, [vcpus for _, vcpus in members], seed=seed)
         except SevrefError as error:
-            located = type(error)(f"firmware {key[0]}: {error.diagnostic()}")
+            located = type(error)(f"firmware {path}: {error.diagnostic()}")
             for index, _ in members:
                 outcomes[index] = DigestOutcome(None, located)
             continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sevref.binfmt._struct import guid_bytes
-from sevref.binfmt.ovmf import FOOTER_GUID, SEV_ES_RESET_BLOCK_GUID
+from sevref.binfmt.ovmf import FOOTER_GUID, SEV_ES_RESET_BLOCK_GUID, SEV_HASH_TABLE_RV_GUID, SEV_METADATA_GUID
 
 RESET_VECTOR = b"\x90" * 16 + b"VTF\0" + b"\x00" * 12
 """Stand-in for the last 32 bytes (reset-vector code and the "VTF" signature)."""
@@ -38,3 +38,41 @@ def legacy_image(eip: int, size: int = 4096, *, length: int = 22) -> bytes:
     """A pre-2021 image: the SEV-ES reset block alone before the last 32 bytes."""
     tail = eip.to_bytes(4, "little") + length.to_bytes(2, "little") + guid_bytes(SEV_ES_RESET_BLOCK_GUID)
     return bytes([0xFF]) * (size - len(tail) - 32) + tail + RESET_VECTOR
+
+
+def snp_image(
+    sections: Sequence[tuple[int, int, int]],
+    *,
+    size: int = 4 * 4096,
+    reset: int = 0x80B004,
+    hash_table: tuple[int, int] | None = None,
+    magic: bytes = b"ASEV",
+    version: int = 1,
+    count: int | None = None,
+    header_size: int | None = None,
+) -> bytes:
+    """An image with SEV-SNP metadata: ``sections`` are (gpa, size, type) descriptors.
+
+    The "ASEV" header sits 0x800 bytes from the end; the keyword arguments
+    override its fields for hostile variants.
+    """
+    descriptors = b"".join(
+        gpa.to_bytes(4, "little") + n.to_bytes(4, "little") + t.to_bytes(4, "little") for gpa, n, t in sections
+    )
+    length = 16 + len(descriptors) if header_size is None else header_size
+    header = (
+        magic
+        + length.to_bytes(4, "little")
+        + version.to_bytes(4, "little")
+        + (len(sections) if count is None else count).to_bytes(4, "little")
+    )
+    entries: list[tuple[str, bytes] | bytes] = [(SEV_METADATA_GUID, (0x800).to_bytes(4, "little"))]
+    if hash_table is not None:
+        entries.append(
+            (SEV_HASH_TABLE_RV_GUID, hash_table[0].to_bytes(4, "little") + hash_table[1].to_bytes(4, "little"))
+        )
+    entries.append((SEV_ES_RESET_BLOCK_GUID, reset.to_bytes(4, "little")))
+    image = bytearray(ovmf_image(entries, size=size))
+    start = size - 0x800
+    image[start : start + len(header) + len(descriptors)] = header + descriptors
+    return bytes(image)

@@ -17,8 +17,9 @@ import pytest
 from sevref import __version__, pipeline
 from sevref._cli import main
 from sevref.binfmt.ovmf import SEV_ES_RESET_BLOCK_GUID, SEV_HASH_TABLE_RV_GUID
-from tests.images import ovmf_image
+from tests.images import ovmf_image, snp_image
 from tests.unit.test_digest import spec_measurement
+from tests.unit.test_snp import HOSTILE, MEASURE_ERRORS, SECTIONS
 
 U32 = struct.Struct("<I").pack
 
@@ -111,6 +112,7 @@ def test_json_round_trips_through_batch(fw: Path, kernel: Path, capsys: pytest.C
         "kernel": str(kernel),
         "initrd": None,
         "cmdline": "quiet",
+        "firmware_prefix": None,
     }
     assert result["inputs"] == {
         "firmware_size": 16384,
@@ -369,3 +371,74 @@ def test_measurement_bad_tik(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     (tmp_path / "tik").write_bytes(bytes(20))
     status, _, err = run([*MEASURE, "--tik", str(tmp_path / "tik"), "--nonce", "00" * 16], capsys)
     assert status == 1 and "TIK file" in err and "found 20" in err
+
+
+def test_snp_digest_and_firmware_prefix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fw = tmp_path / "snp.fd"
+    fw.write_bytes(snp_image(SECTIONS))
+    other = tmp_path / "other.fd"
+    other.write_bytes(snp_image(SECTIONS, size=8 * 4096))
+    base = ["digest", "--mode", "sev-snp", "--cpu", "EPYC-Genoa", "--vcpus", "8", "--guest-features", "0x21"]
+    status, full, _ = run([*base, "--firmware", str(fw)], capsys)
+    assert status == 0 and len(full.strip()) == 96
+    status, prefix, _ = run(["digest", "--mode", "sev-snp-firmware", "--firmware", str(fw)], capsys)
+    assert status == 0 and len(prefix.strip()) == 96
+    status, seeded, _ = run([*base, "--firmware", str(other), "--firmware-prefix", prefix.strip()], capsys)
+    assert (status, seeded) == (0, full)
+    status, default_features, _ = run([*base[:-2], "--firmware", str(fw)], capsys)
+    assert status == 0 and default_features != full
+    status, out, _ = run([*base[:-2], "--guest-features", "0x1", "--firmware", str(fw), "--json"], capsys)
+    config = json.loads(out)["config"]
+    assert json.loads(out)["digest"] == default_features.strip()
+    assert (config["guest_features"], config["sev_features"], config["vmsa_profile"]) == ("0x1", None, "init2")
+
+
+SNP_INPUT_ERRORS = {
+    "sev_features with sev-snp": (
+        ["--sev-features", "0x1"],
+        "--sev-features: does not apply to mode sev-snp; its VMSA field is set by --guest-features",
+    ),
+    "guest_features with sev-es": (
+        ["--mode", "sev-es", "--guest-features", "0x1"],
+        "--guest-features: does not apply to mode sev-es; its VMSA field is set by --sev-features",
+    ),
+    "legacy profile": (["--vmsa-profile", "legacy"], "SEV-SNP guests are always launched with KVM_SEV_INIT2"),
+    "cpu on gce": (["--vmm", "gce"], "vmm gce fixes RDX and the FPU state itself"),
+    "short prefix": (["--firmware-prefix", "00" * 32], "--firmware-prefix: expected 96 hex characters (48 bytes)"),
+    "prefix with sev-es": (
+        ["--mode", "sev-es", "--firmware-prefix", "00" * 48],
+        "--firmware-prefix: applies to mode sev-snp only",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SNP_INPUT_ERRORS)
+def test_snp_input_errors(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fw = tmp_path / "snp.fd"
+    fw.write_bytes(snp_image(SECTIONS))
+    extra, message = SNP_INPUT_ERRORS[name]
+    args = ["digest", "--mode", "sev-snp", "--firmware", str(fw), "--cpu", "EPYC", *extra]
+    if "--mode" in extra:
+        args = ["digest", "--firmware", str(fw), "--cpu", "EPYC", *extra]
+    status, out, err = run(args, capsys)
+    assert (status, out) == (1, "")
+    assert err.count("\n") == 1 and message in err
+
+
+def metadata_cases() -> dict[str, tuple[bytes, str]]:
+    cases = {name: (image, message) for name, (image, message) in HOSTILE.items()}
+    cases.update(
+        {name: (image, message) for name, (image, config, _, message) in MEASURE_ERRORS.items() if config.boot is None}
+    )
+    return cases
+
+
+@pytest.mark.parametrize("name", metadata_cases())
+def test_hostile_snp_metadata_gives_one_line(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image, message = metadata_cases()[name]
+    (tmp_path / "fw.fd").write_bytes(image)
+    status, out, err = run(
+        ["digest", "--mode", "sev-snp", "--cpu", "EPYC", "--firmware", str(tmp_path / "fw.fd")], capsys
+    )
+    assert (status, out) == (1, "")
+    assert err.count("\n") == 1 and err.startswith(f"sevref: error: firmware {tmp_path / 'fw.fd'}: ") and message in err

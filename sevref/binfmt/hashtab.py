@@ -127,22 +127,27 @@ def build_hash_table(*, kernel_sha256: bytes, initrd_sha256: bytes, cmdline_sha2
     return PaddedSevHashTable.build(ht=table).to_bytes()
 
 
-def hash_table_page(table: bytes, offset: int) -> bytes:
-    """Place the table in a zeroed 4 KiB page at ``offset`` (SEV-SNP).
+def hash_table_page(table: bytes, offset: int, size: int = _PAGE) -> bytes:
+    """Place the table in a zeroed area at ``offset`` (SEV-SNP's KERNEL_HASHES section).
+
+    QEMU zeroes the section, copies the table to the table area's offset within
+    its page and measures the whole section as NORMAL pages
+    (``snp_launch_update_kernel_hashes``).
 
     Args:
         table: from :func:`build_hash_table`.
         offset: the table area's base address within its page.
+        size: the section's size.
 
     Returns:
-        Exactly 4096 bytes.
+        Exactly ``size`` bytes.
 
     Raises:
-        LayoutError: the table does not fit in the page at that offset.
+        LayoutError: the table does not fit in the section at that offset.
     """
-    if not 0 <= offset <= _PAGE - len(table):
+    if not 0 <= offset <= size - len(table):
         raise LayoutError(
             f"kernel-hashes table at page offset {offset:#x}: expected "
-            f"0..{_PAGE - len(table):#x} so its {len(table)} bytes fit in one page"
+            f"0..{size - len(table):#x} so its {len(table)} bytes fit in the {size:#x}-byte section"
         )
-    return bytes(offset) + table + bytes(_PAGE - offset - len(table))
+    return bytes(offset) + table + bytes(size - offset - len(table))

@@ -16,6 +16,7 @@ measurement over an image QEMU would half-understand is a wrong measurement.
 from __future__ import annotations
 
 import enum
+import itertools
 from dataclasses import dataclass
 
 from sevref.binfmt._struct import guid_bytes, guid_str, u16, u32
@@ -31,6 +32,8 @@ __all__ = [
     "Area",
     "OvmfInfo",
     "ResetBlockSource",
+    "SectionType",
+    "SnpSection",
     "TableEntry",
     "parse_ovmf",
 ]
@@ -51,6 +54,8 @@ FLASH_SECTOR_SIZE = 4096
 _BYTES_AFTER_TABLE = 32  # reset vector code + "VTF" signature (QEMU bytes_after_table_footer)
 _ENTRY_HEADER = 18  # u16 size + 16-byte GUID
 _ASEV_HEADER = 16  # char[4] signature, u32 size, u32 version, u32 num_items
+_ASEV_DESCRIPTOR = 12  # u32 gpa, u32 size, u32 type
+_PAGE = 4096
 
 _NAMES = {
     SEV_ES_RESET_BLOCK_GUID: "SEV-ES reset block",
@@ -73,6 +78,51 @@ class ResetBlockSource(enum.StrEnum):
     """In the footer GUID table (edk2-stable202102 and later)."""
     LEGACY_BLOCK = "legacy-block"
     """In the standalone block directly before the last 32 bytes (edk2 2020)."""
+
+
+class SectionType(enum.IntEnum):
+    """SEV-SNP metadata section types (edk2 ``OvmfPkg/ResetVector/X64/OvmfSevMetadata.asm``)."""
+
+    SNP_SEC_MEM = 1
+    """Memory the firmware pre-validates: measured as ZERO pages."""
+    SNP_SECRETS = 2
+    """The secrets page."""
+    CPUID = 3
+    """The CPUID page."""
+    SVSM_CAA = 4
+    """The SVSM calling area (edk2-stable202402 and later): measured as ZERO pages."""
+    SNP_KERNEL_HASHES = 0x10
+    """The page that holds the kernel-hashes table."""
+
+
+@dataclass(frozen=True)
+class SnpSection:
+    """One section descriptor of the SEV-SNP metadata."""
+
+    index: int
+    """Position in the metadata, from 0."""
+    offset: int
+    """File offset of the descriptor."""
+    gpa: int
+    """Guest-physical base address."""
+    size: int
+    """Size in bytes."""
+    type: int
+    """The raw section type."""
+
+    @property
+    def kind(self) -> SectionType | None:
+        """The section type, or None when sevref does not know it."""
+        return SectionType(self.type) if self.type in SectionType._value2member_map_ else None
+
+    def describe(self) -> str:
+        """Name the section for error messages.
+
+        Returns:
+            E.g. ``SNP metadata section 3 (CPUID, type 0x3) at GPA 0x80e000``.
+        """
+        kind = self.kind.name if self.kind else "unknown"
+        return f"SNP metadata section {self.index} ({kind}, type {self.type:#x}) at GPA {self.gpa:#x}"
 
 
 @dataclass(frozen=True)
@@ -115,6 +165,8 @@ class OvmfInfo:
     """The launch-secret area, or None when the GUID is absent."""
     snp_metadata_offset: int | None
     """File offset of the SEV-SNP metadata ("ASEV") header, or None when absent."""
+    snp_sections: tuple[SnpSection, ...] | None = None
+    """The SEV-SNP metadata sections in the image's own order, or None when absent."""
 
     @property
     def gpa(self) -> int:
@@ -224,6 +276,49 @@ def _legacy_reset_block(data: bytes) -> int:
     return u32(data, block_end - length)
 
 
+def _snp_metadata(data: bytes, start: int) -> tuple[SnpSection, ...]:
+    """Parse the "ASEV" header at ``start`` and its section descriptors."""
+    what = f"SEV-SNP metadata at offset {start:#x}"
+    magic = bytes(data[start : start + 4])
+    if magic != b"ASEV":
+        raise FirmwareFormatError(f"{what}: signature is {magic!r}; expected b'ASEV'")
+    size, version, count = u32(data, start + 4), u32(data, start + 8), u32(data, start + 12)
+    if version != 1:
+        raise FirmwareFormatError(f"{what}: version is {version}; expected 1")
+    if not _ASEV_HEADER <= size <= len(data) - start:
+        raise FirmwareFormatError(
+            f"{what}: size field is {size:#x}; expected {_ASEV_HEADER:#x}..{len(data) - start:#x} (inside the image)"
+        )
+    if _ASEV_HEADER + count * _ASEV_DESCRIPTOR > size:
+        raise FirmwareFormatError(
+            f"{what}: {count} sections need {_ASEV_HEADER + count * _ASEV_DESCRIPTOR:#x} bytes; "
+            f"expected at most the header's size {size:#x}"
+        )
+    sections = []
+    for index in range(count):
+        offset = start + _ASEV_HEADER + index * _ASEV_DESCRIPTOR
+        section = SnpSection(index, offset, u32(data, offset), u32(data, offset + 4), u32(data, offset + 8))
+        if section.gpa % _PAGE or section.size % _PAGE or section.size == 0:
+            raise FirmwareFormatError(
+                f"{section.describe()}, descriptor at offset {offset:#x}: size {section.size:#x}; "
+                f"expected a page-aligned base and a non-zero multiple of {_PAGE:#x} bytes"
+            )
+        if section.gpa + section.size > 1 << 32:
+            raise FirmwareFormatError(
+                f"{section.describe()}, descriptor at offset {offset:#x}: size {section.size:#x} "
+                f"reaches past 4 GiB; expected the section below 4 GiB"
+            )
+        sections.append(section)
+    ordered = sorted(sections, key=lambda s: s.gpa)
+    for low, high in itertools.pairwise(ordered):
+        if low.gpa + low.size > high.gpa:
+            raise FirmwareFormatError(
+                f"{high.describe()} overlaps section {low.index} "
+                f"({low.gpa:#x}..{low.gpa + low.size:#x}); expected disjoint sections"
+            )
+    return tuple(sections)
+
+
 def parse_ovmf(data: bytes) -> OvmfInfo:
     """Parse what an SEV launch reads from an OVMF image.
 
@@ -263,6 +358,7 @@ def parse_ovmf(data: bytes) -> OvmfInfo:
             hash_table=_area(by_guid.get(SEV_HASH_TABLE_RV_GUID)),
             secret_area=_area(by_guid.get(SEV_SECRET_GUID)),
             snp_metadata_offset=snp_offset,
+            snp_sections=None if snp_offset is None else _snp_metadata(data, snp_offset),
         )
     if found == guid_bytes(SEV_ES_RESET_BLOCK_GUID):
         return OvmfInfo(

@@ -17,6 +17,8 @@ MODES = {"sev": SevMode.SEV, "sev-es": SevMode.SEV_ES, "sev-snp": SevMode.SEV_SN
 
 def run(config):
     try:
+        if config["mode"] == "sev-snp-firmware":
+            return guest.calc_snp_ovmf_hash(config["firmware"]).hex()
         digest = guest.calc_launch_digest(
             MODES[config["mode"]],
             config.get("vcpus", 1),
@@ -27,7 +29,7 @@ def run(config):
             config.get("cmdline") or "",
             config.get("guest_features", 0x1),
             config.get("firmware_prefix", ""),
-            VMMType[config.get("vmm", "QEMU")],
+            VMMType[{"qemu": "QEMU"}.get(config.get("vmm", "qemu"), config.get("vmm"))],
         )
         return digest.hex()
     except Exception as error:  # the peer's failures are data here

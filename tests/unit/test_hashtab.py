@@ -58,5 +58,7 @@ def test_page() -> None:
     assert len(page) == 4096 and page[0xC00 : 0xC00 + 176] == EMPTY_TABLE
     assert page[:0xC00] == bytes(0xC00) and page[0xCB0:] == bytes(4096 - 0xCB0)
     assert hash_table_page(EMPTY_TABLE, 4096 - 176)[-176:] == EMPTY_TABLE
-    with pytest.raises(LayoutError, match=r"page offset 0xf51: expected 0..0xf50 so its 176 bytes fit"):
+    with pytest.raises(
+        LayoutError, match=r"page offset 0xf51: expected 0..0xf50 so its 176 bytes fit in the 0x1000-byte section"
+    ):
         hash_table_page(EMPTY_TABLE, 4096 - 175)
