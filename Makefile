@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PEERS := .peers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: dev peers apt-lists test lint clean
+.PHONY: dev peers apt-lists demo test lint bench golden clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,21 @@ peers: $(PEERS)/0.0.9/.installed $(PEERS)/0.0.13/.installed
 ## apt-lists: make sure apt knows the Debian packages the firmware comes from
 apt-lists:
 	@ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || $(SUDO) apt-get update
+
+## demo: build the bundled example publication (manifests/) into site/
+demo: dev apt-lists
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) \
+		$(BIN)/sevref build manifests/*.yaml --out site --cache .cache
+
+## bench: the standard matrix against sev-snp-measure and the hashing bound, and a 1,000,000-entry build
+bench: dev peers apt-lists
+	$(BIN)/python -m tests.bench.bench
+
+## golden: regenerate tests/golden/ after an intended change to the output format
+golden: dev
+	$(BIN)/python -m tests.golden.make_inputs
+	rm -rf tests/golden/publication
+	$(BIN)/sevref build tests/golden/manifest.yaml --out tests/golden/publication --cache .cache
 
 ## test: run every test; missing prerequisites that this Makefile installs are failures, not skips
 test: dev peers apt-lists

@@ -14,15 +14,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import NoReturn, TextIO, cast
 
 from sevref import __version__
 from sevref.binfmt.report import decode_report, parse_report
 from sevref.binfmt.vmsa import Vmm, VmsaProfile, cpu_signature
 from sevref.digest import LaunchMeasureInputs, Mode, parse_launch_measure_blob, sev_launch_measurement, tik_from_bytes
 from sevref.errors import ConfigError, FetchError, ReportFormatError, SevrefError
+from sevref.expand import DEFAULT_MAX_ENTRIES
 from sevref.manifest import parse_hex, parse_hex_bytes, parse_sha256, request_from_mapping
-from sevref.pipeline import Inputs, compute_digests, parse_batch, read_bytes
+from sevref.pipeline import Inputs, build, compute_digests, default_cache, parse_batch, prepare, read_bytes
 from sevref.serialize import json_line
 
 
@@ -135,6 +136,56 @@ def _build_parser() -> _Parser:
     measurement.add_argument("--json", action="store_true", help="print measurement, nonce and QMP blob as JSON")
     measurement.set_defaults(handler=_measurement)
 
+    build = commands.add_parser(
+        "build",
+        help="build a publication from manifests",
+        description=(
+            "Expand the manifests into every combination, compute each expected digest, validate the "
+            "result against the JSON Schemas and write the publication into --out: atomically, so that "
+            "--out holds the previous publication until the new one is complete."
+        ),
+    )
+    build.add_argument("manifests", nargs="+", metavar="MANIFEST", help="YAML manifest files forming one publication")
+    build.add_argument("--out", required=True, metavar="DIR", help="the publication's folder (replaced as a whole)")
+    build.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: all cores for large matrices)")
+    build.add_argument(
+        "--max-entries",
+        type=int,
+        default=DEFAULT_MAX_ENTRIES,
+        metavar="N",
+        help="refuse larger matrices (default 5000000)",
+    )
+    build.add_argument(
+        "--issued",
+        metavar="TIME",
+        help="issue time, e.g. 2026-11-26T00:00:00Z, or now (default: the manifest's, or SOURCE_DATE_EPOCH)",
+    )
+    build.add_argument(
+        "--cache", metavar="DIR", help="where downloaded packages are kept (default $SEVREF_CACHE or ~/.cache/sevref)"
+    )
+    build.set_defaults(handler=_build)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check manifests without computing",
+        description=(
+            "Check manifests against the schema and each other, read and check every pinned input, "
+            "and expand the matrix, without computing digests or writing anything."
+        ),
+    )
+    validate.add_argument(
+        "manifests", nargs="+", metavar="MANIFEST", help="YAML manifest files forming one publication"
+    )
+    validate.add_argument(
+        "--max-entries",
+        type=int,
+        default=DEFAULT_MAX_ENTRIES,
+        metavar="N",
+        help="refuse larger matrices (default 5000000)",
+    )
+    validate.add_argument("--cache", metavar="DIR", help="where downloaded packages are kept")
+    validate.set_defaults(handler=_validate)
+
     report = commands.add_parser("report", help="read SEV-SNP attestation reports")
     report_commands = report.add_subparsers(dest="report_command", metavar="COMMAND", parser_class=_Parser)
     report_commands.required = True
@@ -242,6 +293,57 @@ def _measurement(args: argparse.Namespace, out: TextIO) -> int:
         print(f"match: {value.hex()}", file=out)
     else:
         print(value.hex(), file=out)
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> Path:
+    return Path(args.cache) if args.cache else default_cache()
+
+
+def _jobs(args: argparse.Namespace) -> int | None:
+    if args.jobs is not None and args.jobs < 1:
+        raise _Usage(f"--jobs: expected 1 or more, found {args.jobs}")
+    return cast(int | None, args.jobs)
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{count} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def _build(args: argparse.Namespace, out: TextIO) -> int:
+    summary = build(
+        [Path(p) for p in args.manifests],
+        Path(args.out),
+        cache=_cache(args),
+        jobs=_jobs(args),
+        max_entries=args.max_entries,
+        issued=args.issued,
+        progress=sys.stderr,
+    )
+    print(
+        f"built {summary.entries} entries ({summary.groups} configurations, {summary.firmware} firmware "
+        f"build{'s' if summary.firmware != 1 else ''}) "
+        f"into {summary.out} in {summary.seconds:.1f} s",
+        file=out,
+    )
+    for report in summary.reports:
+        print(f"  {report.describe()}", file=out)
+    path, size = summary.largest
+    print(f"  {summary.files} files, {_size(summary.size)}; largest {path} ({_size(size)})", file=out)
+    return 0
+
+
+def _validate(args: argparse.Namespace, out: TextIO) -> int:
+    prepared = prepare([Path(p) for p in args.manifests], _cache(args), args.max_entries)
+    expansion = prepared.expansion
+    print(f"ok: {expansion.entries} entries in {len(expansion.groups)} configurations", file=out)
+    for report in expansion.reports:
+        print(f"  {report.describe()}", file=out)
     return 0
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from sevref.binfmt.hashtab import EMPTY_SHA256, build_hash_table, cmdline_sha256, hash_table_page
+from sevref.binfmt.hashtab import EMPTY_SHA256, TABLE_SIZE, build_hash_table, cmdline_sha256, hash_table_page
 from sevref.binfmt.ovmf import SEV_HASH_TABLE_RV_GUID, SEV_METADATA_GUID, OvmfInfo, SectionType, parse_ovmf
 from sevref.binfmt.vmsa import BSP_RESET_EIP, Vmm, VmsaProfile, build_vmsa
 from sevref.errors import ConfigError, FirmwareFormatError
@@ -53,6 +53,7 @@ __all__ = [
     "LaunchMeasureInputs",
     "Mode",
     "PageType",
+    "check_launch",
     "launch_digest",
     "launch_digests",
     "parse_launch_measure_blob",
@@ -264,44 +265,94 @@ class Firmware:
         """
         return _snp_normal(_ZERO48, self.info.gpa, self.data)
 
-    def sev_es_ap_eip(self) -> int:
-        """Return the AP reset address that SEV-ES and SEV-SNP launches need.
 
-        Returns:
-            The address from the SEV-ES reset block.
-
-        Raises:
-            FirmwareFormatError: the block is missing or holds 0 (QEMU refuses
-                such images: "SEV-ES reset address is zero").
-        """
-        eip = self.info.sev_es_reset_eip
-        if eip is None:
-            raise FirmwareFormatError(
-                "firmware has no SEV-ES reset block (GUID 00f771de-1a7e-4fcb-890e-68c77e2fb44e) "
-                "in its footer table; expected one for SEV-ES: QEMU needs it to start the APs"
-            )
-        if eip == 0:
-            raise FirmwareFormatError(
-                "firmware's SEV-ES reset block holds AP reset address 0x0; expected a "
-                'non-zero address (QEMU: "SEV-ES reset address is zero")'
-            )
-        return eip
-
-    def check_kernel_hashes(self) -> None:
-        """Check that QEMU can add a kernel-hashes table for this image.
-
-        Raises:
-            ConfigError: the table area is missing, has base 0 or is too small.
-        """
-        if self.info.kernel_hashes_supported():
-            return
-        area = self.info.hash_table
-        found = "no such entry" if area is None else f"base {area.base:#x} size {area.size:#x}"
-        raise ConfigError(
-            f"firmware cannot measure a kernel: its kernel-hashes table area "
-            f"({SEV_HASH_TABLE_RV_GUID}) has {found}; expected base != 0 and size >= 0xb0, "
-            f"as in builds of OvmfPkg/AmdSev/AmdSevX64.dsc"
+def _ap_eip(info: OvmfInfo) -> int:
+    """The AP reset address that SEV-ES and SEV-SNP launches need."""
+    eip = info.sev_es_reset_eip
+    if eip is None:
+        raise FirmwareFormatError(
+            "firmware has no SEV-ES reset block (GUID 00f771de-1a7e-4fcb-890e-68c77e2fb44e) "
+            "in its footer table; expected one for SEV-ES and SEV-SNP: QEMU needs it to start the APs"
         )
+    if eip == 0:
+        raise FirmwareFormatError(
+            "firmware's SEV-ES reset block holds AP reset address 0x0; expected a "
+            'non-zero address (QEMU: "SEV-ES reset address is zero")'
+        )
+    return eip
+
+
+def _check_kernel_hashes(info: OvmfInfo) -> None:
+    """Check that QEMU can add a kernel-hashes table for this image."""
+    if info.kernel_hashes_supported():
+        return
+    area = info.hash_table
+    found = "no such entry" if area is None else f"base {area.base:#x} size {area.size:#x}"
+    raise ConfigError(
+        f"firmware cannot measure a kernel: its kernel-hashes table area "
+        f"({SEV_HASH_TABLE_RV_GUID}) has {found}; expected base != 0 and size >= 0xb0, "
+        f"as in builds of OvmfPkg/AmdSev/AmdSevX64.dsc"
+    )
+
+
+def _check_snp_metadata(info: OvmfInfo, config: LaunchConfig) -> None:
+    """Check that the image's SNP metadata is there and measurable for ``config``."""
+    sections = info.snp_sections
+    if sections is None:
+        raise FirmwareFormatError(
+            f"firmware has no SEV-SNP metadata ({SEV_METADATA_GUID}); expected it for a SEV-SNP launch "
+            f'(QEMU: "Failed to locate SEV metadata header"); mode sev-snp-firmware gives the '
+            f"firmware-only prefix"
+        )
+    for section in sections:
+        kind = section.kind
+        if kind is None:
+            known = ", ".join(f"{t.value:#x} {t.name}" for t in SectionType)
+            raise FirmwareFormatError(
+                f"{section.describe()}: unknown section type; expected one of {known}, whose measurement sevref knows"
+            )
+        if kind in (SectionType.SNP_SECRETS, SectionType.CPUID) and section.size != _PAGE:
+            raise FirmwareFormatError(
+                f"{section.describe()}: size {section.size:#x}; expected one page (0x1000), the "
+                f"only size whose measurement sevref can confirm"
+            )
+        if kind is SectionType.SNP_KERNEL_HASHES and config.boot is not None:
+            offset = (info.hash_table.base if info.hash_table else 0) & (_PAGE - 1)
+            if offset + TABLE_SIZE > section.size:
+                raise FirmwareFormatError(
+                    f"{section.describe()}: the kernel-hashes table at page offset {offset:#x} does not fit "
+                    f"its {section.size:#x} bytes; expected offset + 0xb0 <= size"
+                )
+    if config.boot is not None and not any(s.kind is SectionType.SNP_KERNEL_HASHES for s in sections):
+        raise ConfigError(
+            "firmware cannot measure a kernel under SEV-SNP: its metadata has no SNP_KERNEL_HASHES "
+            "section (type 0x10); expected one, as in builds of OvmfPkg/AmdSev/AmdSevX64.dsc"
+        )
+
+
+def check_launch(info: OvmfInfo, config: LaunchConfig) -> None:
+    """Check, without hashing anything, that a firmware can serve a configuration.
+
+    :func:`launch_digests` runs exactly these checks first, so a configuration
+    that passes here will be measured.
+
+    Args:
+        info: the parsed firmware.
+        config: the configuration.
+
+    Raises:
+        ConfigError: the firmware cannot measure the kernel the configuration boots.
+        FirmwareFormatError: the firmware lacks what the launch needs (reset
+            block, SNP metadata) or has metadata sevref cannot measure.
+    """
+    if config.mode is Mode.SEV_SNP_FIRMWARE:
+        return
+    if config.boot is not None:
+        _check_kernel_hashes(info)
+    if config.mode in (Mode.SEV_ES, Mode.SEV_SNP):
+        _ap_eip(info)
+    if config.mode is Mode.SEV_SNP:
+        _check_snp_metadata(info, config)
 
 
 def _snp_update(digest: bytes, page_type: PageType, gpa: int, contents: bytes) -> bytes:
@@ -326,31 +377,14 @@ def _snp_blank(digest: bytes, page_type: PageType, gpa: int, size: int) -> bytes
 
 
 def _snp_metadata(digest: bytes, firmware: Firmware, config: LaunchConfig) -> bytes:
-    """Extend the chain by the firmware's metadata sections, as the VMM measures them."""
-    sections = firmware.info.snp_sections
-    if sections is None:
-        raise FirmwareFormatError(
-            f"firmware has no SEV-SNP metadata ({SEV_METADATA_GUID}); expected it for a SEV-SNP launch "
-            f'(QEMU: "Failed to locate SEV metadata header"); mode sev-snp-firmware gives the '
-            f"firmware-only prefix"
-        )
-    table = None
-    if config.boot is not None:
-        firmware.check_kernel_hashes()
-        if not any(section.kind is SectionType.SNP_KERNEL_HASHES for section in sections):
-            raise ConfigError(
-                "firmware cannot measure a kernel under SEV-SNP: its metadata has no SNP_KERNEL_HASHES "
-                "section (type 0x10); expected one, as in builds of OvmfPkg/AmdSev/AmdSevX64.dsc"
-            )
-        table = config.boot.table()
+    """Extend the chain by the firmware's metadata sections, as the VMM measures them.
+
+    :func:`check_launch` has checked the sections.
+    """
+    table = None if config.boot is None else config.boot.table()
     deferred = []
-    for section in sections:
+    for section in firmware.info.snp_sections or ():
         kind = section.kind
-        if kind is None:
-            known = ", ".join(f"{t.value:#x} {t.name}" for t in SectionType)
-            raise FirmwareFormatError(
-                f"{section.describe()}: unknown section type; expected one of {known}, whose measurement sevref knows"
-            )
         if kind is SectionType.SNP_SEC_MEM:
             # GCE leaves pre-validated memory unmeasured (sev-snp-measure 0.0.12, PR #56).
             blank = PageType.UNMEASURED if config.vmm is Vmm.GCE else PageType.ZERO
@@ -363,15 +397,9 @@ def _snp_metadata(digest: bytes, firmware: Firmware, config: LaunchConfig) -> by
             else:
                 offset = (firmware.info.hash_table.base if firmware.info.hash_table else 0) & (_PAGE - 1)
                 digest = _snp_normal(digest, section.gpa, hash_table_page(table, offset, section.size))
+        elif kind is SectionType.CPUID and config.vmm is Vmm.EC2:
+            deferred.append(section)  # EC2 measures the CPUID page last (sev-snp-measure 0.0.6)
         else:
-            if section.size != _PAGE:
-                raise FirmwareFormatError(
-                    f"{section.describe()}: size {section.size:#x}; expected one page (0x1000), the "
-                    f"only size whose measurement sevref can confirm"
-                )
-            if kind is SectionType.CPUID and config.vmm is Vmm.EC2:
-                deferred.append(section)  # EC2 measures the CPUID page last (sev-snp-measure 0.0.6)
-                continue
             page_type = PageType.CPUID if kind is SectionType.CPUID else PageType.SECRETS
             digest = _snp_update(digest, page_type, section.gpa, _ZERO48)
     for section in deferred:
@@ -390,7 +418,7 @@ def _check_vcpus(counts: Iterable[int]) -> list[int]:
 
 def _vmsa_pages(firmware: Firmware, config: LaunchConfig) -> tuple[bytes, bytes]:
     """The BSP and AP pages of a configuration."""
-    ap_eip = firmware.sev_es_ap_eip()
+    ap_eip = _ap_eip(firmware.info)
     bsp, ap = (
         build_vmsa(
             eip=eip,
@@ -431,6 +459,7 @@ def launch_digests(
             block, SNP metadata) or has metadata sevref cannot measure.
     """
     counts = sorted(set(_check_vcpus(vcpus)))
+    check_launch(firmware.info, config)
     if seed is not None and (config.mode is not Mode.SEV_SNP or len(seed) != 48):
         raise ConfigError(
             f"firmware_prefix: expected 48 bytes with mode sev-snp, found {len(seed)} bytes with mode {config.mode}"
@@ -449,7 +478,6 @@ def launch_digests(
         return snp
     state = firmware._state.copy()
     if config.boot is not None:
-        firmware.check_kernel_hashes()
         state.update(config.boot.table())
     if config.mode is Mode.SEV:
         return dict.fromkeys(counts, state.digest())

@@ -1,25 +1,56 @@
-"""User-described configurations to typed values.
+"""User-described configurations to typed values: manifests and digest requests.
 
-A configuration arrives as a mapping of plain values: a line of
-``sevref digest --batch`` or the options of ``sevref digest``. This module turns
-one into a :class:`DigestRequest`, checking every value and every combination,
-and naming the key, what it expected and what it found when something is wrong.
-It reads no files: paths stay paths until the pipeline opens them.
+A vendor describes a publication in YAML manifests (:func:`load_manifests`);
+a single configuration arrives as a line of ``sevref digest --batch`` or the
+options of ``sevref digest`` (:func:`request_from_mapping`). This module checks
+every value and every combination and, when something is wrong, names the file,
+line and column or the key, what it expected and what it found. It reads no
+files: it takes bytes, and paths stay paths until the pipeline opens them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sevref.binfmt.vmsa import Vmm, VmsaProfile, lookup_cpu_model
-from sevref.digest import MAX_VCPUS, KernelBoot, LaunchConfig, Mode
-from sevref.errors import ConfigError
+import jsonschema
+import yaml
 
-__all__ = ["BATCH_KEYS", "DigestRequest", "parse_hex", "parse_hex_bytes", "parse_sha256", "request_from_mapping"]
+from sevref._resources import resource
+from sevref.binfmt.vmsa import Vmm, VmsaProfile, cpu_signature, lookup_cpu_model
+from sevref.digest import MAX_VCPUS, KernelBoot, LaunchConfig, Mode
+from sevref.errors import ConfigError, ManifestError
+from sevref.hosts import HostStack, parse_version
+
+__all__ = [
+    "BATCH_KEYS",
+    "BootSpec",
+    "CpuSpec",
+    "DebianSource",
+    "DigestRequest",
+    "Document",
+    "Expected",
+    "FirmwareSpec",
+    "Lifecycle",
+    "Manifest",
+    "Matrix",
+    "Pattern",
+    "Publication",
+    "Source",
+    "load_manifests",
+    "parse_hex",
+    "parse_hex_bytes",
+    "parse_sha256",
+    "parse_yaml",
+    "request_from_mapping",
+]
 
 BATCH_KEYS = (
     "mode",
@@ -285,3 +316,834 @@ def request_from_mapping(
         profile = VmsaProfile.INIT2 if snp else VmsaProfile.LEGACY
     config = LaunchConfig(mode=mode, vmm=vmm, cpu_signature=signature, vmsa_profile=profile, sev_features=features)
     return DigestRequest(mode, firmware, pin, vcpus_value, cpu, config, kernel, initrd, cmdline, prefix)
+
+
+# --------------------------------------------------------------------------- YAML
+
+MAX_MANIFEST_BYTES = 4 << 20
+"""Manifest files larger than this are refused."""
+_MAX_DEPTH = 32
+_MAX_NODES = 200_000
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_BOOL = "tag:yaml.org,2002:bool"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans and no implicit timestamps.
+
+    YAML 1.1 reads ``off`` as false and ``2026-11-26`` as a date; manifests mean
+    the text (``legacy_vm_type: off``, times are strings in the schema).
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_TIMESTAMP, _BOOL)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+@dataclass(frozen=True)
+class Document:
+    """One parsed manifest file."""
+
+    name: str
+    """How to name the file in messages."""
+    data: Any
+    """The parsed value."""
+    positions: Mapping[str, tuple[int, int]]
+    """JSON pointer to 1-based (line, column) of each node."""
+    sha256: bytes
+    """SHA-256 of the file's bytes."""
+    folder: Path
+    """Relative paths in the file are relative to this folder."""
+
+    def where(self, pointer: str) -> str:
+        """Name a place in the file: ``name:line:column``, or the nearest enclosing node's.
+
+        Args:
+            pointer: a JSON pointer such as ``/matrices/0/vcpus/2``.
+
+        Returns:
+            The location.
+        """
+        while pointer not in self.positions and pointer:
+            pointer = pointer.rsplit("/", 1)[0]
+        line, column = self.positions.get(pointer, (1, 1))
+        return f"{self.name}:{line}:{column}"
+
+
+def _pointer(parent: str, key: object) -> str:
+    return f"{parent}/{str(key).replace('~', '~0').replace('/', '~1')}"
+
+
+def _walk(
+    document: str, node: yaml.Node, pointer: str, depth: int, seen: set[int], positions: dict[str, tuple[int, int]]
+) -> None:
+    """Record positions; refuse aliases, deep nesting and duplicate keys."""
+    where = f"{document}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+    if id(node) in seen:
+        raise ManifestError(f"{where}: a YAML alias (*name); expected every value written out")
+    seen.add(id(node))
+    if len(seen) > _MAX_NODES:
+        raise ManifestError(f"{where}: more than {_MAX_NODES} YAML nodes; expected a smaller manifest")
+    if depth > _MAX_DEPTH:
+        raise ManifestError(f"{where}: nested {depth} levels deep; expected at most {_MAX_DEPTH}")
+    positions[pointer] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        keys: dict[object, str] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ManifestError(f"{where}: a mapping key that is not plain text; expected text keys")
+            key = key_node.value
+            here = f"{document}:{key_node.start_mark.line + 1}:{key_node.start_mark.column + 1}"
+            if key in keys:
+                raise ManifestError(f"{here}: key {key!r} appears twice (first at {keys[key]}); expected each key once")
+            keys[key] = here.split(":", 1)[1]
+            _walk(document, value_node, _pointer(pointer, key), depth + 1, seen, positions)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(document, item, _pointer(pointer, index), depth + 1, seen, positions)
+
+
+def parse_yaml(data: bytes, name: str, folder: Path) -> Document:
+    """Parse one manifest file's bytes.
+
+    Refuses what YAML allows but a manifest must not contain: non-UTF-8 text,
+    aliases (the "billion laughs"), nesting deeper than 32, duplicate keys, and
+    files above 4 MiB.
+
+    Args:
+        data: the file's bytes.
+        name: how to name the file in messages.
+        folder: the folder relative paths in it are relative to.
+
+    Returns:
+        The document.
+
+    Raises:
+        ManifestError: with ``name:line:column``.
+    """
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{name}: {len(data)} bytes; expected at most {MAX_MANIFEST_BYTES}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ManifestError(
+            f"{name}:{line}: byte {error.start} ({data[error.start]:#04x}) is not UTF-8; expected UTF-8 text"
+        ) from error
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ManifestError(f"{name}:1:1: the file is empty; expected a mapping with `sevref: 1`")
+        positions: dict[str, tuple[int, int]] = {}
+        _walk(name, node, "", 0, set(), positions)
+        value = loader.construct_document(node)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+        raise ManifestError(f"{where}: invalid YAML: {error.problem or error.context}") from error
+    except yaml.YAMLError as error:
+        raise ManifestError(f"{name}: {error}") from error
+    finally:
+        loader.dispose()
+    return Document(name, value, positions, hashlib.sha256(data).digest(), folder)
+
+
+@cache
+def _schema_validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(resource("schema", "manifest.schema.json").read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _show(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, (dict, list)) else type(value).__name__
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+_TYPE_NAMES = {"string": "text", "integer": "an integer", "array": "a list", "object": "a mapping", "null": "null"}
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """One sentence for the most useful schema error: expected, then found."""
+    found = error.instance
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, dict) else {}
+    value: Any = error.validator_value
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(found) - set(allowed)) if isinstance(found, dict) else []
+        return f"unknown key {extra[0] if extra else '?'!r}; expected one of {', '.join(allowed)}"
+    if error.validator == "required":
+        return str(error.message).replace(" is a required property", "") + " is missing; expected it here"
+    if error.validator == "type":
+        kinds = value if isinstance(value, list) else [value]
+        hint = " (a number: quote it to mean text)" if isinstance(found, (int, float)) and "string" in kinds else ""
+        return f"expected {' or '.join(_TYPE_NAMES.get(k, str(k)) for k in kinds)}, found {_show(found)}{hint}"
+    if error.validator in ("enum", "const"):
+        options = value if error.validator == "enum" else [value]
+        return f"expected one of {', '.join(_show(o) for o in options)}, found {_show(found)}"
+    if error.validator == "pattern":
+        return f"expected text matching {value}, found {_show(found)}"
+    if error.validator in ("minimum", "maximum", "minItems", "maxItems", "minLength", "maxLength", "minProperties"):
+        return f"expected {error.validator} {value}, found {_show(found)}"
+    if error.validator == "oneOf" and error.context:
+        deepest = max(error.context, key=lambda e: len(e.absolute_path))
+        if deepest.absolute_path:
+            return _describe(deepest)
+        return f"expected {schema.get('description', 'one of the allowed forms')}, found {_show(found)}"
+    return f"{error.message}"
+
+
+def check_schema(document: Document) -> None:
+    """Check a document against ``schema/manifest.schema.json``.
+
+    Args:
+        document: the parsed file.
+
+    Raises:
+        ManifestError: ``file:line:column: /json/pointer: expected ..., found ...``
+            for the first error in document order.
+    """
+    errors = sorted(
+        _schema_validator().iter_errors(document.data),
+        key=lambda e: (document.where(_json_pointer(e.absolute_path)), str(e.message)),
+    )
+    if errors:
+        error = jsonschema.exceptions.best_match(errors) if len(errors) > 1 else errors[0]
+        pointer = _json_pointer(error.absolute_path)
+        raise ManifestError(f"{document.where(pointer)}: {pointer or '/'}: {_describe(error)}")
+
+
+def _json_pointer(path: Sequence[object]) -> str:
+    pointer = ""
+    for part in path:
+        pointer = _pointer(pointer, part)
+    return pointer
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class DebianSource:
+    """A file inside a Debian binary package."""
+
+    package: str
+    """Package name."""
+    version: str
+    """Exact package version."""
+    architecture: str
+    """Package architecture (``all`` for OVMF)."""
+    path: str
+    """The file's installed path, without a leading /."""
+    deb_sha256: bytes | None
+    """Pin of the .deb itself, if given."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a file comes from, pinned by sha256."""
+
+    sha256: bytes
+    """The file's pin."""
+    path: Path | None = None
+    """A local file (absolute after loading)."""
+    debian: DebianSource | None = None
+    """A file inside a Debian package."""
+    origin: str = ""
+    """``file:line:column`` of the source in its manifest."""
+
+    def label(self) -> str:
+        """Describe the source in one line.
+
+        Returns:
+            E.g. ``ovmf 2022.11-6+deb12u2 (all): usr/share/OVMF/OVMF_CODE.fd``.
+        """
+        if self.debian is not None:
+            d = self.debian
+            return f"{d.package} {d.version} ({d.architecture}): {d.path}"
+        return str(self.path)
+
+
+@dataclass(frozen=True)
+class FirmwareSpec:
+    """A firmware build the publication covers."""
+
+    id: str
+    """Its id in the manifests."""
+    description: str
+    """Free text."""
+    source: Source
+    """Where its image comes from."""
+    origin: str
+    """``file:line:column``."""
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    """A measured direct boot: kernel, optional initrd, one or more command lines."""
+
+    id: str
+    """Its id in the manifests."""
+    description: str
+    """Free text."""
+    kernel: Source
+    """The kernel image."""
+    initrd: Source | None
+    """The initrd, if any."""
+    cmdlines: tuple[str | None, ...]
+    """The command lines (None: no -append)."""
+    origin: str
+    """``file:line:column``."""
+
+
+@dataclass(frozen=True, order=True)
+class CpuSpec:
+    """A guest CPU: a QEMU model name, or a bare signature (``-cpu host``)."""
+
+    signature: int
+    """CPUID Fn0000_0001 EAX."""
+    name: str | None = None
+    """The QEMU model's canonical name, if given by name."""
+
+    def label(self) -> str:
+        """Return the name, or the signature in hex.
+
+        Returns:
+            A short label.
+        """
+        return self.name or f"{self.signature:#x}"
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What verifiers should expect beside the digest, for one mode."""
+
+    policy: int | None = None
+    """The guest policy."""
+    min_api: tuple[int, int] | None = None
+    """The minimum SEV firmware API version (major, minor)."""
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """Matches combinations: each axis given must match (None: any)."""
+
+    modes: frozenset[Mode] | None = None
+    """Modes."""
+    firmware: frozenset[str] | None = None
+    """Firmware ids."""
+    host_stacks: frozenset[str] | None = None
+    """Host stack ids."""
+    boots: frozenset[str | None] | None = None
+    """Boot ids (None: firmware-only)."""
+    cpus: frozenset[CpuSpec] | None = None
+    """CPUs; one given by signature alone matches every model with that signature."""
+    vcpus: frozenset[int] | None = None
+    """vCPU counts."""
+    origin: str = ""
+    """``file:line:column``."""
+
+    def matches_cpu(self, cpu: CpuSpec | None) -> bool:
+        """Tell whether the pattern's CPU axis matches ``cpu``.
+
+        Args:
+            cpu: the combination's CPU (None where the CPU does not apply).
+
+        Returns:
+            True when it matches.
+        """
+        if self.cpus is None:
+            return True
+        if cpu is None:
+            return False
+        return any(p.signature == cpu.signature and (p.name is None or p.name == cpu.name) for p in self.cpus)
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """One block of combinations: the product of its axes, minus exclusions."""
+
+    id: str
+    """Its id in the manifests."""
+    description: str
+    """Free text."""
+    modes: tuple[Mode, ...]
+    """Launch modes."""
+    firmware: tuple[str, ...]
+    """Firmware ids."""
+    host_stacks: tuple[str, ...]
+    """Host stack ids."""
+    cpus: tuple[CpuSpec, ...]
+    """Guest CPUs (empty when no QEMU SEV-ES/SNP combination needs one)."""
+    vcpus: tuple[int, ...]
+    """vCPU counts, sorted."""
+    boots: tuple[str | None, ...]
+    """Boot ids; None is firmware-only boot."""
+    expected: Mapping[Mode, Expected]
+    """Published metadata per mode."""
+    include: tuple[Pattern, ...]
+    """If any, a combination must match one."""
+    exclude: tuple[Pattern, ...]
+    """A combination matching one is left out."""
+    origin: str
+    """``file:line:column``."""
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """Marks the entries a pattern matches deprecated or revoked."""
+
+    match: Pattern
+    """Which entries."""
+    status: str
+    """``deprecated`` or ``revoked``."""
+    reason: str
+    """Why."""
+    successor: str | None
+    """What to use instead."""
+    since: str | None
+    """When, as RFC 3339 UTC."""
+    origin: str
+    """``file:line:column``."""
+
+
+@dataclass(frozen=True)
+class Publication:
+    """Who publishes what: the identity every published file carries."""
+
+    publisher_id: str
+    """Short publisher id."""
+    publisher_name: str
+    """Publisher's name."""
+    contact: str
+    """Where to report problems."""
+    url: str | None
+    """Where the publication is hosted."""
+    product: str
+    """Product id."""
+    stream: str
+    """Stream id (e.g. a distribution release)."""
+    release: str
+    """This release."""
+    serial: int
+    """Monotonically increasing across the stream's releases."""
+    description: str
+    """Free text."""
+    issued: str | None
+    """Issue time from the manifest (RFC 3339 UTC), if any."""
+    expires: str | None
+    """Expiry from the manifest, if any."""
+    valid_for_days: int | None
+    """Expiry relative to the issue time, if any."""
+    origin: str
+    """``file:line:column``."""
+
+    def validity(self, issued: str) -> tuple[str, str]:
+        """Resolve issue and expiry times.
+
+        Args:
+            issued: the issue time to use (from the manifest, a flag or SOURCE_DATE_EPOCH).
+
+        Returns:
+            (issued, expires) as RFC 3339 UTC.
+
+        Raises:
+            ManifestError: no expiry, or an expiry not after the issue time.
+        """
+        if self.expires is not None:
+            expires = self.expires
+        elif self.valid_for_days is not None:
+            expires = format_time(parse_time(issued) + timedelta(days=self.valid_for_days))
+        else:
+            raise ManifestError(f"{self.origin}: publication: expected expires or valid_for_days, found neither")
+        if parse_time(expires) <= parse_time(issued):
+            raise ManifestError(f"{self.origin}: publication: expires {expires} is not after issued {issued}")
+        return issued, expires
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A whole publication as its manifests describe it."""
+
+    publication: Publication
+    """The identity and validity."""
+    firmware: Mapping[str, FirmwareSpec]
+    """Firmware builds by id, in manifest order."""
+    host_stacks: Mapping[str, HostStack]
+    """Host stacks by id."""
+    boots: Mapping[str, BootSpec]
+    """Boots by id."""
+    matrices: tuple[Matrix, ...]
+    """The matrix blocks."""
+    lifecycle: tuple[Lifecycle, ...]
+    """Lifecycle rules."""
+    documents: tuple[tuple[str, bytes], ...] = field(default=())
+    """(name, sha256) of every manifest file: the publication's provenance."""
+
+
+def parse_time(text: str) -> datetime:
+    """Read an RFC 3339 UTC time with whole seconds.
+
+    Args:
+        text: e.g. ``2026-11-26T00:00:00Z``.
+
+    Returns:
+        An aware datetime.
+
+    Raises:
+        ConfigError: another form, or not a real date.
+    """
+    try:
+        if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", text):
+            raise ValueError("form")
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError as error:
+        raise ConfigError(f"expected a time like 2026-11-26T00:00:00Z, found {text!r}") from error
+
+
+def format_time(moment: datetime) -> str:
+    """Write a time as RFC 3339 UTC with whole seconds.
+
+    Args:
+        moment: an aware datetime.
+
+    Returns:
+        E.g. ``2026-11-26T00:00:00Z``.
+    """
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Reader:
+    """Turns schema-valid documents into the model, checking meaning as it goes."""
+
+    def __init__(self) -> None:
+        self.publication: Publication | None = None
+        self.firmware: dict[str, FirmwareSpec] = {}
+        self.host_stacks: dict[str, HostStack] = {}
+        self.boots: dict[str, BootSpec] = {}
+        self.matrices: dict[str, Matrix] = {}
+        self.lifecycle: list[Lifecycle] = []
+        self.where: dict[tuple[str, str], str] = {}
+
+    def fail(self, where: str, message: str) -> ManifestError:
+        return ManifestError(f"{where}: {message}")
+
+    def claim(self, kind: str, ident: str, where: str) -> None:
+        if (kind, ident) in self.where:
+            raise self.fail(
+                where, f"{kind} id {ident!r} is already defined at {self.where[kind, ident]}; expected unique ids"
+            )
+        self.where[kind, ident] = where
+
+    def source(self, doc: Document, pointer: str, raw: Mapping[str, Any]) -> Source:
+        where = doc.where(pointer)
+        pin = bytes.fromhex(raw["sha256"])
+        if "path" in raw:
+            path = Path(raw["path"])
+            return Source(pin, path=path if path.is_absolute() else doc.folder / path, origin=where)
+        deb = raw["debian"]
+        inner = PurePosixPath(deb["path"])
+        if inner.is_absolute() or ".." in inner.parts:
+            raise self.fail(
+                doc.where(pointer + "/debian/path"),
+                f"expected a path inside the package such as usr/share/OVMF/OVMF_CODE.fd, found {deb['path']!r}",
+            )
+        debian = DebianSource(
+            package=deb["package"],
+            version=deb["version"],
+            architecture=deb.get("architecture", "all"),
+            path=str(inner),
+            deb_sha256=bytes.fromhex(deb["deb_sha256"]) if "deb_sha256" in deb else None,
+        )
+        return Source(pin, debian=debian, origin=where)
+
+    def cpu(self, where: str, raw: object) -> CpuSpec:
+        try:
+            if isinstance(raw, dict):
+                return CpuSpec(cpu_signature(raw["family"], raw["model"], raw["stepping"]))
+            if isinstance(raw, int):
+                return CpuSpec(raw)
+            text = str(raw)
+            if text.lower().startswith("0x"):
+                return CpuSpec(int(text, 16))
+            model = lookup_cpu_model(text)
+            return CpuSpec(model.signature, model.name)
+        except ConfigError as error:
+            raise self.fail(where, error.diagnostic()) from error
+
+    def vcpus(self, where: str, raw: Sequence[object]) -> tuple[int, ...]:
+        counts: set[int] = set()
+        for item in raw:
+            if isinstance(item, int):
+                counts.add(item)
+                continue
+            low, high = (int(part) for part in str(item).split("-"))
+            if not 1 <= low <= high <= MAX_VCPUS:
+                raise self.fail(where, f"vcpus range {item!r}: expected 1 <= low <= high <= {MAX_VCPUS}")
+            counts.update(range(low, high + 1))
+        return tuple(sorted(counts))
+
+    def pattern(self, doc: Document, pointer: str, raw: Mapping[str, Any]) -> Pattern:
+        where = doc.where(pointer)
+
+        def many(key: str) -> list[Any] | None:
+            value = raw.get(key)
+            if value is None:
+                return None
+            return list(value) if isinstance(value, list) else [value]
+
+        cpus = many("cpu")
+        return Pattern(
+            modes=None if many("mode") is None else frozenset(Mode(m) for m in many("mode") or ()),
+            firmware=None if many("firmware") is None else frozenset(many("firmware") or ()),
+            host_stacks=None if many("host_stack") is None else frozenset(many("host_stack") or ()),
+            boots=None if many("boot") is None else frozenset(many("boot") or ()),
+            cpus=None if cpus is None else frozenset(self.cpu(where, c) for c in cpus),
+            vcpus=None if "vcpus" not in raw else frozenset(self.vcpus(where, raw["vcpus"])),
+            origin=where,
+        )
+
+    def read(self, doc: Document) -> None:
+        data = doc.data
+        if "publication" in data:
+            where = doc.where("/publication")
+            if self.publication is not None:
+                raise self.fail(
+                    where, f"a second publication section; expected one, found the first at {self.publication.origin}"
+                )
+            raw = data["publication"]
+            for key in ("issued", "expires"):
+                if key in raw:
+                    try:
+                        parse_time(raw[key])
+                    except ConfigError as error:
+                        raise self.fail(doc.where(f"/publication/{key}"), error.diagnostic()) from error
+            if "expires" in raw and "valid_for_days" in raw:
+                raise self.fail(where, "publication: give expires or valid_for_days, not both")
+            publisher = raw["publisher"]
+            self.publication = Publication(
+                publisher_id=publisher["id"],
+                publisher_name=publisher["name"],
+                contact=publisher["contact"],
+                url=publisher.get("url"),
+                product=raw["product"],
+                stream=raw["stream"],
+                release=raw["release"],
+                serial=raw["serial"],
+                description=raw.get("description", ""),
+                issued=raw.get("issued"),
+                expires=raw.get("expires"),
+                valid_for_days=raw.get("valid_for_days"),
+                origin=where,
+            )
+        for index, raw in enumerate(data.get("firmware", [])):
+            pointer = f"/firmware/{index}"
+            self.claim("firmware", raw["id"], doc.where(pointer))
+            self.firmware[raw["id"]] = FirmwareSpec(
+                raw["id"],
+                raw.get("description", ""),
+                self.source(doc, pointer + "/source", raw["source"]),
+                doc.where(pointer),
+            )
+        for index, raw in enumerate(data.get("host_stacks", [])):
+            pointer = f"/host_stacks/{index}"
+            self.claim("host stack", raw["id"], doc.where(pointer))
+            self.host_stacks[raw["id"]] = self.host_stack(doc, pointer, raw)
+        for index, raw in enumerate(data.get("boots", [])):
+            pointer = f"/boots/{index}"
+            self.claim("boot", raw["id"], doc.where(pointer))
+            cmdlines = tuple(raw.get("cmdlines", [None]))
+            for position, cmdline in enumerate(cmdlines):
+                if cmdline is not None and "\0" in cmdline:
+                    raise self.fail(
+                        doc.where(f"{pointer}/cmdlines/{position}"),
+                        "cmdline: a NUL byte; QEMU's -append cannot carry one",
+                    )
+            if len(set(cmdlines)) != len(cmdlines):
+                raise self.fail(doc.where(pointer + "/cmdlines"), "a command line appears twice; expected each once")
+            initrd = raw.get("initrd")
+            self.boots[raw["id"]] = BootSpec(
+                raw["id"],
+                raw.get("description", ""),
+                self.source(doc, pointer + "/kernel", raw["kernel"]),
+                None if initrd is None else self.source(doc, pointer + "/initrd", initrd),
+                cmdlines,
+                doc.where(pointer),
+            )
+        for index, raw in enumerate(data.get("matrices", [])):
+            pointer = f"/matrices/{index}"
+            self.claim("matrix", raw["id"], doc.where(pointer))
+            self.matrices[raw["id"]] = self.matrix(doc, pointer, raw)
+        for index, raw in enumerate(data.get("lifecycle", [])):
+            pointer = f"/lifecycle/{index}"
+            self.lifecycle.append(
+                Lifecycle(
+                    self.pattern(doc, pointer + "/match", raw["match"]),
+                    raw["status"],
+                    raw["reason"],
+                    raw.get("successor"),
+                    raw.get("since"),
+                    doc.where(pointer),
+                )
+            )
+
+    def host_stack(self, doc: Document, pointer: str, raw: Mapping[str, Any]) -> HostStack:
+        qemu = raw.get("qemu", {})
+        try:
+            host = HostStack(
+                id=raw["id"],
+                vmm=Vmm(raw["vmm"]),
+                description=raw.get("description", ""),
+                qemu_version=parse_version(qemu["version"], "qemu version") if "version" in qemu else None,
+                machine=qemu.get("machine"),
+                legacy_vm_type=qemu.get("legacy_vm_type"),
+                host_linux=parse_version(raw["host_linux"], "host_linux") if "host_linux" in raw else None,
+                vmsa_profile=VmsaProfile(raw["vmsa_profile"]) if "vmsa_profile" in raw else None,
+                sev_features=parse_hex(raw["sev_features"], "sev_features", 64) if "sev_features" in raw else None,
+                guest_features=parse_hex(raw["guest_features"], "guest_features", 64)
+                if "guest_features" in raw
+                else None,
+            )
+            host.check()
+        except ConfigError as error:
+            raise self.fail(doc.where(pointer), f"host stack {raw['id']}: {error.diagnostic()}") from error
+        return host
+
+    def matrix(self, doc: Document, pointer: str, raw: Mapping[str, Any]) -> Matrix:
+        where = doc.where(pointer)
+        expected: dict[Mode, Expected] = {}
+        for mode_name, values in raw.get("expected", {}).items():
+            mode = Mode(mode_name)
+            policy = parse_hex(values["policy"], "policy", 64) if "policy" in values else None
+            here = doc.where(f"{pointer}/expected/{mode_name}")
+            if policy is not None:
+                self.check_policy(here, mode, policy)
+            min_api = None
+            if "min_api" in values:
+                major, minor = (int(part) for part in values["min_api"].split("."))
+                if major > 255 or minor > 255:
+                    raise self.fail(here, f"min_api {values['min_api']}: expected major and minor 0..255")
+                min_api = (major, minor)
+            expected[mode] = Expected(policy, min_api)
+        modes = tuple(Mode(m) for m in raw["modes"])
+        for mode in expected:
+            if mode not in modes:
+                raise self.fail(
+                    doc.where(f"{pointer}/expected/{mode}"),
+                    f"expected values for mode {mode}, which the matrix does not list",
+                )
+        cpus = tuple(self.cpu(doc.where(f"{pointer}/cpus/{i}"), c) for i, c in enumerate(raw.get("cpus", [])))
+        if len(set(cpus)) != len(cpus):
+            raise self.fail(doc.where(pointer + "/cpus"), "a CPU appears twice; expected each once")
+        return Matrix(
+            id=raw["id"],
+            description=raw.get("description", ""),
+            modes=modes,
+            firmware=tuple(raw["firmware"]),
+            host_stacks=tuple(raw["host_stacks"]),
+            cpus=cpus,
+            vcpus=self.vcpus(doc.where(pointer + "/vcpus"), raw.get("vcpus", [])),
+            boots=tuple(raw.get("boots", [None])),
+            expected=expected,
+            include=tuple(self.pattern(doc, f"{pointer}/include/{i}", p) for i, p in enumerate(raw.get("include", []))),
+            exclude=tuple(self.pattern(doc, f"{pointer}/exclude/{i}", p) for i, p in enumerate(raw.get("exclude", []))),
+            origin=where,
+        )
+
+    def check_policy(self, where: str, mode: Mode, policy: int) -> None:
+        # SEV API Table 2 (guest policy): bit 2 ES. SNP ABI Table 9: bit 17 must be 1.
+        if mode is Mode.SEV_SNP:
+            if not policy >> 17 & 1:
+                raise self.fail(where, f"policy {policy:#x}: SEV-SNP policy bit 17 is reserved and must be 1")
+            return
+        if policy >= 1 << 32:
+            raise self.fail(where, f"policy {policy:#x}: expected a 32-bit SEV policy")
+        if mode is Mode.SEV_ES and not policy & 0x4:
+            raise self.fail(where, f"policy {policy:#x}: SEV-ES needs the ES bit (0x4) set")
+        if mode is Mode.SEV and policy & 0x4:
+            raise self.fail(where, f"policy {policy:#x}: has the ES bit (0x4), which makes the guest SEV-ES")
+
+    def finish(self, documents: Sequence[Document]) -> Manifest:
+        if self.publication is None:
+            raise ManifestError(
+                f"{', '.join(d.name for d in documents)}: no publication section; expected one in one of the files"
+            )
+        kinds: dict[str, Mapping[str, object]] = {
+            "firmware": self.firmware,
+            "host stack": self.host_stacks,
+            "boot": self.boots,
+        }
+        for matrix in self.matrices.values():
+            refs = (
+                ("firmware", matrix.firmware),
+                ("host stack", matrix.host_stacks),
+                ("boot", [b for b in matrix.boots if b is not None]),
+            )
+            for kind, idents in refs:
+                for ident in idents:
+                    if ident not in kinds[kind]:
+                        known = ", ".join(kinds[kind]) or "none"
+                        raise ManifestError(
+                            f"{matrix.origin}: matrix {matrix.id}: unknown {kind} {ident!r}; defined: {known}"
+                        )
+            for pattern in (*matrix.include, *matrix.exclude):
+                self.check_pattern(pattern, kinds)
+            needs_vcpus = any(m in (Mode.SEV_ES, Mode.SEV_SNP) for m in matrix.modes)
+            if needs_vcpus and not matrix.vcpus:
+                raise ManifestError(
+                    f"{matrix.origin}: matrix {matrix.id}: modes {', '.join(matrix.modes)} need vcpus; found none"
+                )
+            qemu = [h for h in matrix.host_stacks if self.host_stacks[h].vmm is Vmm.QEMU]
+            if needs_vcpus and qemu and not matrix.cpus:
+                raise ManifestError(
+                    f"{matrix.origin}: matrix {matrix.id}: QEMU launches need cpus (the guest CPU is in every "
+                    f"VMSA); found none"
+                )
+        for rule in self.lifecycle:
+            self.check_pattern(rule.match, kinds)
+        if not self.matrices:
+            raise ManifestError(f"{', '.join(d.name for d in documents)}: no matrices; expected at least one")
+        return Manifest(
+            publication=self.publication,
+            firmware=dict(self.firmware),
+            host_stacks=dict(self.host_stacks),
+            boots=dict(self.boots),
+            matrices=tuple(self.matrices.values()),
+            lifecycle=tuple(self.lifecycle),
+            documents=tuple((d.name, d.sha256) for d in documents),
+        )
+
+    def check_pattern(self, pattern: Pattern, kinds: Mapping[str, Mapping[str, object]]) -> None:
+        for kind, idents in (
+            ("firmware", pattern.firmware),
+            ("host stack", pattern.host_stacks),
+            ("boot", pattern.boots),
+        ):
+            for ident in idents or ():
+                if ident is not None and ident not in kinds[kind]:
+                    raise ManifestError(
+                        f"{pattern.origin}: unknown {kind} {ident!r} in a pattern; "
+                        f"defined: {', '.join(kinds[kind]) or 'none'}"
+                    )
+
+
+def load_manifests(documents: Sequence[Document]) -> Manifest:
+    """Check parsed manifest files against the schema and each other, and merge them.
+
+    Args:
+        documents: from :func:`parse_yaml`, one per file.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        ManifestError: the first problem, with its file, line and column.
+    """
+    reader = _Reader()
+    for document in documents:
+        check_schema(document)
+        reader.read(document)
+    return reader.finish(documents)

@@ -8,31 +8,70 @@ results. It also obtains Debian packages the way a vendor pipeline does:
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 
 # apt-get runs with a fixed program and checked arguments (obtain_deb).
 import subprocess  # nosec B404
 import tempfile
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TextIO
 
 from sevref.binfmt.deb import DebPackage
-from sevref.digest import Firmware, KernelBoot, LaunchConfig, launch_digests
-from sevref.errors import ConfigError, DigestMismatchError, FetchError, SevrefError
-from sevref.manifest import DigestRequest, request_from_mapping
+from sevref.digest import Firmware, KernelBoot, LaunchConfig, Mode, launch_digests
+from sevref.errors import ConfigError, DigestMismatchError, FetchError, FirmwareFormatError, SevrefError
+from sevref.expand import DEFAULT_MAX_ENTRIES, AxisReport, Expansion, Group, expand
+from sevref.manifest import (
+    MAX_MANIFEST_BYTES,
+    DigestRequest,
+    Manifest,
+    Source,
+    format_time,
+    load_manifests,
+    parse_time,
+    parse_yaml,
+    request_from_mapping,
+)
+from sevref.records import (
+    SCHEMAS,
+    FileRef,
+    Index,
+    Release,
+    firmware_record,
+    group_record,
+    publication_record,
+    shard_width,
+)
+from sevref.serialize import canonical, canonical_frame, canonical_row
+from sevref.validate import check_document, check_group
 
 __all__ = [
     "MAX_FIRMWARE_BYTES",
+    "BuildSummary",
     "DigestOutcome",
     "Inputs",
+    "Prepared",
+    "Sources",
+    "build",
     "compute_digests",
+    "default_cache",
+    "issue_time",
+    "load_manifest",
     "obtain_deb",
     "parse_batch",
+    "prepare",
     "read_bytes",
+    "read_deb_file",
 ]
 
 MAX_FIRMWARE_BYTES = 256 << 20
@@ -279,36 +318,38 @@ def parse_batch(lines: Iterable[str], base: Path) -> list[DigestRequest | Sevref
     return results
 
 
-def obtain_deb(name: str, version: str, sha256: bytes, cache: Path) -> Path:
-    """Download a Debian package with ``apt-get download`` into a cache, pinned.
+def obtain_deb(name: str, version: str, architecture: str, sha256: bytes | None, cache: Path) -> Path:
+    """Download a Debian package with ``apt-get download`` into a cache.
 
-    A cached file is used when its sha256 matches the pin; otherwise the package
-    is downloaded into a temporary folder, checked, and moved into place.
+    A cached file is used when it is there (and matches the pin, if one is
+    given); otherwise the package is downloaded into a temporary folder, checked
+    against the pin, and moved into place.
 
     Args:
         name: the package name, e.g. ``ovmf``.
         version: the exact version, e.g. ``2022.11-6+deb12u2``.
-        sha256: the pin of the .deb file.
+        architecture: the package architecture, e.g. ``all``.
+        sha256: the pin of the .deb file, if any.
         cache: the folder that keeps downloaded packages.
 
     Returns:
-        The path of the verified .deb in the cache.
+        The path of the .deb in the cache.
 
     Raises:
+        ConfigError: a name or version that is not one.
         FetchError: apt-get is missing or fails.
-        DigestMismatchError: the downloaded file does not match the pin.
+        DigestMismatchError: the .deb does not match the pin.
     """
-    for part, label in ((name, "package name"), (version, "package version")):
+    for part, label in ((name, "package name"), (version, "package version"), (architecture, "architecture")):
         if not part or part.startswith("-") or any(c in part for c in "/= \t\n"):
             raise ConfigError(f"{label}: expected a Debian {label}, found {part!r}")
-    cache.mkdir(parents=True, exist_ok=True)
-    cached = sorted(cache.glob(f"{name}_*.deb"))
-    for path in cached:
-        if file_sha256(path, "package") == sha256:
-            return path
+    target = cache / f"{name}_{version.replace(':', '%3a')}_{architecture}.deb"
+    if target.is_file() and (sha256 is None or file_sha256(target, "package") == sha256):
+        return target
     apt = shutil.which("apt-get")
     if apt is None:
         raise FetchError(f"{name}={version}: apt-get is not installed; expected a Debian-based system")
+    cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as folder:
         run = subprocess.run(  # noqa: S603  # nosec B603
             [apt, "download", f"{name}={version}"],
@@ -325,10 +366,11 @@ def obtain_deb(name: str, version: str, sha256: bytes, cache: Path) -> Path:
                 f"apt-get download {name}={version} failed: {reason} (are the package lists current? "
                 f"run apt-get update)"
             )
+        if debs[0].name != target.name:
+            raise FetchError(f"apt-get download {name}={version}: got {debs[0].name}; expected {target.name}")
         found = file_sha256(debs[0], "package")
-        if found != sha256:
+        if sha256 is not None and found != sha256:
             raise DigestMismatchError(f"{debs[0].name}: sha256 is {found.hex()}, expected {sha256.hex()} (the pin)")
-        target = cache / debs[0].name
         os.replace(debs[0], target)
     return target
 
@@ -348,3 +390,543 @@ def read_deb_file(deb: Path, member: str) -> tuple[bytes, dict[str, str]]:
     """
     package = DebPackage.from_bytes(read_bytes(deb, "package", 1 << 30), deb.name)
     return package.read(member), package.control
+
+
+# --------------------------------------------------------------------------- manifests and build
+
+
+def default_cache() -> Path:
+    """Where downloaded packages are kept: ``$SEVREF_CACHE``, else the XDG cache folder.
+
+    Returns:
+        The folder (not created).
+    """
+    if os.environ.get("SEVREF_CACHE"):
+        return Path(os.environ["SEVREF_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sevref"
+
+
+def load_manifest(paths: Sequence[Path]) -> Manifest:
+    """Read, parse and check manifest files.
+
+    Args:
+        paths: the files, in the order given.
+
+    Returns:
+        The merged manifest.
+
+    Raises:
+        SevrefError: a file cannot be read, or a problem in the manifests.
+    """
+    if not paths:
+        raise ConfigError("expected at least one manifest file")
+    documents = []
+    for path in paths:
+        data = read_bytes(path, "manifest", MAX_MANIFEST_BYTES)
+        documents.append(parse_yaml(data, str(path), path.parent))
+    return load_manifests(documents)
+
+
+class Sources:
+    """Reads the files a manifest pins, each once, checking every pin."""
+
+    def __init__(self, cache: Path) -> None:
+        """Start with nothing read.
+
+        Args:
+            cache: where downloaded packages go.
+        """
+        self.cache = cache
+        self._debs: dict[Path, DebPackage] = {}
+
+    def read(self, source: Source, what: str, limit: int) -> bytes:
+        """Return a pinned file's bytes.
+
+        Args:
+            source: where the file comes from.
+            what: how to name it ("firmware ovmf-code").
+            limit: the largest size accepted.
+
+        Returns:
+            The bytes, whose sha256 is the pin.
+
+        Raises:
+            SevrefError: unreadable, not in its package, or not matching its pin.
+        """
+        if source.path is not None:
+            data = read_bytes(source.path, what, limit)
+        else:
+            debian = source.debian
+            if debian is None:  # pragma: no cover - the schema requires one of them
+                raise ConfigError(f"{source.origin}: {what}: no path and no Debian package")
+            deb = obtain_deb(
+                debian.package, debian.version, debian.architecture, debian.deb_sha256, self.cache / "debs"
+            )
+            if deb not in self._debs:
+                self._debs[deb] = DebPackage.from_bytes(read_bytes(deb, "package", 1 << 30), deb.name)
+            package = self._debs[deb]
+            control = package.control
+            found = (control.get("Package"), control.get("Version"), control.get("Architecture"))
+            if found != (debian.package, debian.version, debian.architecture):
+                raise FetchError(
+                    f"{source.origin}: {deb.name}: its control file says {' '.join(map(str, found))}; "
+                    f"expected {debian.package} {debian.version} {debian.architecture}"
+                )
+            data = package.read(debian.path)
+            if len(data) > limit:
+                raise FetchError(f"{source.origin}: {what}: {len(data)} bytes; expected at most {limit}")
+        found_hash = hashlib.sha256(data).digest()
+        if found_hash != source.sha256:
+            raise DigestMismatchError(
+                f"{source.origin}: {what} {source.label()}: sha256 is {found_hash.hex()}, "
+                f"expected {source.sha256.hex()} (the pin)"
+            )
+        return data
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A manifest with its inputs read and checked, and its expansion."""
+
+    manifest: Manifest
+    """The manifest."""
+    firmware: Mapping[str, Firmware]
+    """Prepared firmware by id (those the matrices use)."""
+    expansion: Expansion
+    """The groups."""
+
+
+def prepare(paths: Sequence[Path], cache: Path, max_entries: int = DEFAULT_MAX_ENTRIES) -> Prepared:
+    """Load manifests, read and check every pinned input, and expand the matrix.
+
+    This is all of ``sevref build`` except computing and writing, and what
+    ``sevref validate`` runs.
+
+    Args:
+        paths: the manifest files.
+        cache: where downloaded packages go.
+        max_entries: refuse larger matrices.
+
+    Returns:
+        The prepared publication.
+
+    Raises:
+        SevrefError: the first problem found.
+    """
+    manifest = load_manifest(paths)
+    sources = Sources(cache)
+    used = {fw for matrix in manifest.matrices for fw in matrix.firmware}
+    firmware: dict[str, Firmware] = {}
+    for ident, spec in manifest.firmware.items():
+        if ident in used:
+            try:
+                firmware[ident] = Firmware.from_bytes(
+                    sources.read(spec.source, f"firmware {ident}", MAX_FIRMWARE_BYTES)
+                )
+            except FirmwareFormatError as error:
+                raise FirmwareFormatError(f"{spec.origin}: firmware {ident}: {error.diagnostic()}") from error
+    for boot in manifest.boots.values():
+        for source, what in ((boot.kernel, "kernel"), (boot.initrd, "initrd")):
+            if source is not None:
+                sources.read(source, f"boot {boot.id} {what}", MAX_BOOT_FILE_BYTES)
+    expansion = expand(manifest, {ident: fw.info for ident, fw in firmware.items()}, max_entries)
+    return Prepared(manifest, firmware, expansion)
+
+
+MAX_BOOT_FILE_BYTES = 1 << 30
+"""Kernels and initrds larger than this are refused."""
+
+
+def issue_time(manifest: Manifest, flag: str | None) -> str:
+    """The release's issue time: the manifest's, ``--issued``, or SOURCE_DATE_EPOCH.
+
+    sevref never reads the clock unless asked to with ``--issued now``.
+
+    Args:
+        manifest: the manifest.
+        flag: the ``--issued`` value, if given.
+
+    Returns:
+        RFC 3339 UTC.
+
+    Raises:
+        ConfigError: no time given, or a malformed one.
+    """
+    if manifest.publication.issued is not None:
+        if flag is not None:
+            raise ConfigError(f"--issued: the manifest already sets issued {manifest.publication.issued}")
+        return manifest.publication.issued
+    if flag == "now":
+        return format_time(datetime.now(UTC))
+    if flag is not None:
+        return format_time(parse_time(flag))
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None:
+        if not epoch.isdigit():
+            raise ConfigError(f"SOURCE_DATE_EPOCH: expected seconds since 1970, found {epoch!r}")
+        return format_time(datetime.fromtimestamp(int(epoch), UTC))
+    raise ConfigError(
+        "no issue time: set publication.issued in the manifest, pass --issued TIME (or --issued now), "
+        "or set SOURCE_DATE_EPOCH; sevref does not read the clock on its own"
+    )
+
+
+class _Tree:
+    """Writes a publication's files under a folder, hashing as it goes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.files: list[FileRef] = []
+
+    def write(self, path: str, data: bytes) -> None:
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        self.files.append(FileRef(path, hashlib.sha256(data).hexdigest(), len(data)))
+
+    def open(self, path: str, head: bytes, tail: bytes) -> _Stream:
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return _Stream(self, path, target, head, tail)
+
+
+class _Stream:
+    """One file whose list member is appended to as it is computed."""
+
+    def __init__(self, tree: _Tree, path: str, target: Path, head: bytes, tail: bytes) -> None:
+        self.tree, self.path, self.tail = tree, path, tail
+        self.handle = target.open("wb")
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self.count = 0
+        self._put(head + b"[")
+
+    def _put(self, data: bytes) -> None:
+        self.handle.write(data)
+        self.hash.update(data)
+        self.size += len(data)
+
+    def add(self, item: bytes) -> None:
+        self._put(b"," + item if self.count else item)
+        self.count += 1
+
+    def close(self) -> None:
+        self._put(b"]" + self.tail)
+        self.handle.close()
+        self.tree.files.append(FileRef(self.path, self.hash.hexdigest(), self.size))
+
+
+class _DigestIndex:
+    """Digest -> entry ids, spilled to disk in 16 buckets so memory stays bounded."""
+
+    _FLUSH = 250_000
+
+    def __init__(self, folder: Path, width: int) -> None:
+        self.folder, self.width = folder, width
+        folder.mkdir()
+        self.pending: dict[str, list[str]] = {}
+        self.count = 0
+
+    def add(self, digest: str, entry: str) -> None:
+        self.pending.setdefault(digest[0], []).append(f"{digest} {entry}\n")
+        self.count += 1
+        if self.count >= self._FLUSH:
+            self.flush()
+
+    def flush(self) -> None:
+        for bucket, lines in self.pending.items():
+            with (self.folder / bucket).open("a", encoding="ascii") as handle:
+                handle.writelines(lines)
+        self.pending, self.count = {}, 0
+
+    def shards(self) -> Iterator[tuple[str, dict[str, list[str]]]]:
+        """Yield (shard name, digest -> sorted entry ids), by shard name."""
+        self.flush()
+        for bucket in sorted(self.folder.iterdir()):
+            shards: dict[str, dict[str, list[str]]] = {}
+            for line in bucket.read_text(encoding="ascii").splitlines():
+                digest, entry = line.split(" ")
+                shards.setdefault(digest[: self.width], {}).setdefault(digest, []).append(entry)
+            bucket.unlink()
+            for name in sorted(shards):
+                table = shards[name]
+                for entries in table.values():
+                    entries.sort()
+                yield name, table
+
+
+# Worker state for --jobs: set in the parent before the pool forks.
+_WORK: dict[str, Any] = {}
+
+
+def _compute(index: int) -> tuple[bytes, list[bytes]]:
+    """Compute one group's digests and its checked, canonical record."""
+    group: Group = _WORK["groups"][index]
+    firmware: Firmware = _WORK["firmware"][group.firmware]
+    counts = group.vcpus or (1,)
+    by_count = launch_digests(firmware, group.config, counts)
+    digests = [by_count[count] for count in counts]
+    record = group_record(group, digests, _WORK["sources"][group.firmware])
+    check_group(record)
+    return canonical(record), digests
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What a build produced."""
+
+    out: Path
+    """The publication's folder."""
+    entries: int
+    """Published entries."""
+    groups: int
+    """Published groups."""
+    firmware: int
+    """Firmware builds covered."""
+    files: int
+    """Files written (index.json included)."""
+    size: int
+    """Bytes written."""
+    seconds: float
+    """Wall time."""
+    reports: tuple[AxisReport, ...]
+    """Per-matrix axis sizes."""
+    largest: tuple[str, int]
+    """The largest file and its size."""
+
+
+class _Progress:
+    """A progress line on a terminal; silent otherwise."""
+
+    def __init__(self, stream: TextIO | None, total: int) -> None:
+        self.stream = stream if stream is not None and stream.isatty() else None
+        self.total, self.done = total, 0
+        self.start = self.last = time.monotonic()
+
+    def step(self, entries: int) -> None:
+        self.done += entries
+        now = time.monotonic()
+        if self.stream is None or now - self.last < 0.2:
+            return
+        self.last = now
+        rate = self.done / max(now - self.start, 1e-9)
+        eta = (self.total - self.done) / rate if rate else 0.0
+        self.stream.write(f"\r{self.done:>10,} / {self.total:,} entries  {rate:,.0f}/s  ETA {eta:.0f}s ")
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self.stream is not None:
+            self.stream.write("\r" + " " * 60 + "\r")
+            self.stream.flush()
+
+
+def build(
+    paths: Sequence[Path],
+    out: Path,
+    *,
+    cache: Path,
+    jobs: int | None = None,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    issued: str | None = None,
+    progress: TextIO | None = None,
+) -> BuildSummary:
+    """Build a publication from manifests into ``out``, atomically.
+
+    Everything is written into a temporary folder next to ``out`` and swapped
+    into place at the end, so ``out`` always holds either the previous
+    publication or the new one, complete. A lock next to ``out`` keeps two
+    builds from writing it at once.
+
+    Args:
+        paths: the manifest files.
+        out: the publication's folder.
+        cache: where downloaded packages go.
+        jobs: worker processes (default: all cores for large matrices).
+        max_entries: refuse larger matrices.
+        issued: ``--issued`` (a time or ``now``), if given.
+        progress: where to show progress when it is a terminal.
+
+    Returns:
+        The summary.
+
+    Raises:
+        SevrefError: any problem; ``out`` is then untouched.
+    """
+    started = time.monotonic()
+    prepared = prepare(paths, cache, max_entries)
+    manifest, expansion = prepared.manifest, prepared.expansion
+    issued_at, expires = manifest.publication.validity(issue_time(manifest, issued))
+    with _locked(out) as scratch:
+        tree = _Tree(scratch)
+        _write(tree, prepared, jobs, progress)
+        release = Release.of(manifest.publication)
+        pub = manifest.publication
+        groups = expansion.groups
+        index = Index(
+            release=release,
+            publisher_name=pub.publisher_name,
+            contact=pub.contact,
+            url=pub.url,
+            issued=issued_at,
+            expires=expires,
+            counts={"entries": expansion.entries, "groups": len(groups), "firmware": len(prepared.firmware)},
+            layout=_layout(expansion),
+            files=tuple(sorted(tree.files, key=lambda f: f.path)),
+        )
+        data = index.to_dict()
+        check_document("index", data, "index.json")
+        tree.write("index.json", canonical(data))
+        _check_tree(tree)
+        _install(scratch, out)
+    largest = max(tree.files, key=lambda f: f.size)
+    return BuildSummary(
+        out=out,
+        entries=expansion.entries,
+        groups=len(groups),
+        firmware=len(prepared.firmware),
+        files=len(tree.files),
+        size=sum(f.size for f in tree.files),
+        seconds=time.monotonic() - started,
+        reports=expansion.reports,
+        largest=(largest.path, largest.size),
+    )
+
+
+def _layout(expansion: Expansion) -> dict[str, int]:
+    return {
+        "groups_shard_hex": shard_width(len(expansion.groups), 64),
+        "digests_shard_hex": shard_width(expansion.entries, 512),
+    }
+
+
+def _write(tree: _Tree, prepared: Prepared, jobs: int | None, progress: TextIO | None) -> None:
+    """Compute every group and write groups/, digests/, firmware/ and publication.json."""
+    manifest, expansion = prepared.manifest, prepared.expansion
+    release = Release.of(manifest.publication).to_dict()
+    layout = _layout(expansion)
+    gwidth, dwidth = layout["groups_shard_hex"], layout["digests_shard_hex"]
+    groups = expansion.groups
+    firmware = prepared.firmware
+    sources = {ident: manifest.firmware[ident].source for ident in firmware}
+
+    candidates: dict[str, _Stream] = {}
+    for ident, fw in firmware.items():
+        record = firmware_record(manifest.firmware[ident], fw, hashlib.sha384(fw.data).digest())
+        head, tail = canonical_frame(
+            {"schema": SCHEMAS["firmware"], "release": release, "firmware": record}, "candidates"
+        )
+        candidates[ident] = tree.open(f"firmware/{ident}.json", head, tail)
+    digests = _DigestIndex(tree.root / ".digests", dwidth)
+    meter = _Progress(progress, expansion.entries)
+
+    _WORK.update(groups=groups, firmware=firmware, sources=sources)
+    workers = jobs if jobs is not None else (min(os.cpu_count() or 1, 8) if expansion.entries >= 20_000 else 1)
+    pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
+    try:
+        results = pool.imap(_compute, range(len(groups)), chunksize=8) if pool else map(_compute, range(len(groups)))
+        shard: _Stream | None = None
+        for group, (encoded, values) in zip(groups, results, strict=True):
+            name = group.id[:gwidth]
+            if shard is None or shard.path != f"groups/{name}.json":
+                if shard is not None:
+                    shard.close()
+                head, tail = canonical_frame({"schema": SCHEMAS["groups"], "release": release, "shard": name}, "groups")
+                shard = tree.open(f"groups/{name}.json", head, tail)
+            shard.add(encoded)
+            for ident, value in zip(group.entry_ids(), values, strict=True):
+                text = value.hex()
+                digests.add(text, ident)
+                if group.mode in (Mode.SEV, Mode.SEV_ES):
+                    candidates[group.firmware].add(canonical_row(ident, str(group.mode), text))
+            meter.step(len(values))
+        if shard is not None:
+            shard.close()
+    finally:
+        if pool is not None:
+            pool.terminate()
+        _WORK.clear()
+        meter.end()
+    for stream in candidates.values():
+        stream.close()
+    for name, table in digests.shards():
+        tree.write(
+            f"digests/{name}.json",
+            canonical({"schema": SCHEMAS["digests"], "release": release, "shard": name, "digests": table}),
+        )
+    shutil.rmtree(digests.folder)
+    publication = publication_record(manifest, expansion.reports, firmware)
+    check_document("publication", publication, "publication.json")
+    tree.write("publication.json", canonical(publication))
+
+
+def _check_tree(tree: _Tree) -> None:
+    """Validate every written file against its schema, reading it back from disk."""
+    for ref in tree.files:
+        kind = ref.path.split("/", 1)[0].removesuffix(".json")
+        if kind == "groups":
+            continue  # every record was checked as it was produced; see _compute
+        data = json.loads((tree.root / ref.path).read_bytes())
+        check_document(kind, data, ref.path)
+
+
+@contextmanager
+def _locked(out: Path) -> Iterator[Path]:
+    """Hold the build lock of ``out`` and yield a fresh scratch folder beside it.
+
+    Scratch folders left by killed builds are removed first; the scratch folder
+    is removed on any error.
+    """
+    parent = out.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    lock_path = parent / f".{out.name}.lock"
+    handle = lock_path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise FetchError(
+                f"{out}: another sevref build is writing it (lock {lock_path}); try again when it ends"
+            ) from error
+        if out.exists() and not (out / "index.json").is_file() and any(out.iterdir()):
+            raise ConfigError(
+                f"--out {out}: not empty and not a sevref publication (no index.json); refusing to replace it"
+            )
+        for stale in parent.glob(f".{out.name}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+        scratch.chmod(0o755)  # a publication is for everyone to read
+        try:
+            yield scratch
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    finally:
+        handle.close()
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return int(result) == 0
+
+
+def _install(scratch: Path, out: Path) -> None:
+    """Put the finished publication at ``out``; the old one (if any) ends up in ``scratch``."""
+    if not out.exists():
+        os.rename(scratch, out)
+        return
+    if _exchange(scratch, out):
+        return
+    old = out.with_name(f".{out.name}.tmp-old")
+    os.rename(out, old)
+    os.rename(scratch, out)
+    os.rename(old, scratch)

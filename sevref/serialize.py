@@ -1,14 +1,114 @@
-"""The one place where sevref writes JSON."""
+"""The one place where sevref writes JSON.
+
+Published files are canonical JSON (RFC 8785, the JSON Canonicalization
+Scheme): keys sorted, no insignificant whitespace, UTF-8, ECMAScript string
+escaping. sevref's data keeps to the part of JSON where Python's encoder
+produces exactly those bytes: objects with ASCII keys, strings, integers of at
+most 2**53-1 in magnitude, booleans and null; no floats. :func:`canonical`
+checks that, and the tests compare it with the ``rfc8785`` package.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 
-__all__ = ["json_line"]
+from sevref.errors import LayoutError
+
+__all__ = ["canonical", "canonical_frame", "canonical_row", "json_line"]
+
+_MAX_SAFE = (1 << 53) - 1
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"))
+
+
+_PLAIN = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]*")  # printable ASCII but " and \\: written as is
+
+
+def _check(value: object, path: str) -> None:
+    kind = type(value)
+    if value is None or kind is str or kind is bool:
+        return
+    if kind is int:
+        if not -_MAX_SAFE <= value <= _MAX_SAFE:  # type: ignore[operator]
+            raise LayoutError(f"{path or '/'}: integer {value} is outside +-(2**53-1); write it as a hex string")
+        return
+    if kind is dict:
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if type(key) is not str or not key.isascii():
+                raise LayoutError(f"{path or '/'}: key {key!r} is not ASCII text")
+            if type(item) is not str:
+                _check(item, f"{path}/{key}")
+        return
+    if kind is list:
+        for index, item in enumerate(value):  # type: ignore[arg-type]
+            if type(item) is not str:
+                _check(item, f"{path}/{index}")
+        return
+    raise LayoutError(f"{path or '/'}: {kind.__name__} has no canonical JSON form")
+
+
+def canonical(value: object) -> bytes:
+    """Return the canonical JSON bytes of ``value``.
+
+    Args:
+        value: dicts with ASCII keys, lists, strings, safe integers, booleans, None.
+
+    Returns:
+        UTF-8 bytes.
+
+    Raises:
+        LayoutError: a value outside that domain (a float, a set, a big integer...).
+    """
+    _check(value, "")
+    try:
+        return _ENCODER.encode(value).encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise LayoutError(f"text with a lone surrogate has no canonical JSON form: {error}") from error
+
+
+def canonical_row(*values: str) -> bytes:
+    r"""Canonical JSON of a list of plain strings (ids, hex digests, mode names), quickly.
+
+    Args:
+        *values: printable ASCII strings without ``"`` or ``\\``.
+
+    Returns:
+        The same bytes as :func:`canonical` of the list.
+
+    Raises:
+        LayoutError: a string outside that set (use :func:`canonical`).
+    """
+    for value in values:
+        if type(value) is not str or not _PLAIN.fullmatch(value):
+            raise LayoutError(f"{value!r}: not a plain string; expected printable ASCII without quotes or backslashes")
+    return ('["' + '","'.join(values) + '"]').encode("ascii")
+
+
+def canonical_frame(value: Mapping[str, object], key: str) -> tuple[bytes, bytes]:
+    """Split the canonical JSON of an object around one member's list, to write that list as it grows.
+
+    ``head + b"[" + b",".join(items) + b"]" + tail`` equals
+    ``canonical({**value, key: items})`` when every item is already canonical.
+
+    Args:
+        value: the object's other members.
+        key: the member that holds the list.
+
+    Returns:
+        (head, tail): head ends with ``"key":``, tail starts after the list.
+    """
+    keys = sorted([*value, key])
+    position = keys.index(key)
+    head = b"{" + b",".join(canonical(name) + b":" + canonical(value[name]) for name in keys[:position])
+    head += (b"," if position else b"") + canonical(key) + b":"
+    rest = keys[position + 1 :]
+    tail = b"".join(b"," + canonical(name) + b":" + canonical(value[name]) for name in rest) + b"}"
+    return head, tail
 
 
 def json_line(value: object) -> str:
-    """Render a JSON value on one line with sorted keys, as sevref prints it.
+    """Render a JSON value on one line with sorted keys, as the command line prints it.
 
     Args:
         value: dicts, lists, strings, integers, booleans and None only.

@@ -92,7 +92,7 @@ def debian_ovmf() -> Path:
     if all((root / path).is_file() for path in OVMF_FILES):
         return root
     try:
-        deb = obtain_deb(name, version, bytes.fromhex(sha256), CACHE / "debs")
+        deb = obtain_deb(name, version, "all", bytes.fromhex(sha256), CACHE / "debs")
         for path, expected in OVMF_FILES.items():
             data, control = read_deb_file(deb, path)
             assert control["Version"] == version

@@ -7,6 +7,7 @@ Kept free of any sevref import: the peer must stay independent.
 
 import json
 import sys
+import time
 
 from sevsnpmeasure import guest, vcpu_types
 from sevsnpmeasure.sev_mode import SevMode
@@ -38,7 +39,10 @@ def run(config):
 
 def main():
     configs = json.load(sys.stdin)
-    json.dump({"cpu_sigs": dict(vcpu_types.CPU_SIGS), "results": [run(c) for c in configs]}, sys.stdout)
+    start = time.perf_counter()
+    results = [run(c) for c in configs]
+    seconds = time.perf_counter() - start
+    json.dump({"cpu_sigs": dict(vcpu_types.CPU_SIGS), "results": results, "seconds": seconds}, sys.stdout)
 
 
 main()

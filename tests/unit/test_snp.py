@@ -17,7 +17,7 @@ from sevref.binfmt.hashtab import EMPTY_SHA256
 from sevref.binfmt.ovmf import parse_ovmf
 from sevref.binfmt.vmsa import BSP_RESET_EIP, Vmm, VmsaProfile, build_vmsa
 from sevref.digest import Firmware, KernelBoot, LaunchConfig, Mode, launch_digest, launch_digests
-from sevref.errors import ConfigError, FirmwareFormatError, LayoutError
+from sevref.errors import ConfigError, FirmwareFormatError
 from tests.images import snp_image
 
 SEC_MEM, SECRETS, CPUID, SVSM_CAA, KERNEL_HASHES = 1, 2, 3, 4, 0x10
@@ -209,7 +209,9 @@ def test_metadata_sevref_cannot_measure(name: str) -> None:
 def test_table_that_does_not_fit_its_section() -> None:
     image = snp_image([(0x806000, 0x1000, KERNEL_HASHES)], hash_table=(0x806F80, 0x400))
     config = LaunchConfig(mode=Mode.SEV_SNP, vmm=Vmm.EC2, sev_features=1, boot=KernelBoot(EMPTY_SHA256))
-    with pytest.raises(LayoutError, match="page offset 0xf80: expected 0..0xf50"):
+    with pytest.raises(
+        FirmwareFormatError, match="kernel-hashes table at page offset 0xf80 does not fit its 0x1000 bytes"
+    ):
         launch_digest(Firmware.from_bytes(image), config)
 
 

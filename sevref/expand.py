@@ -1,0 +1,363 @@
+"""Manifests to every combination: the matrix, its stable ids, and its size.
+
+Expansion is deterministic: the same manifests give the same groups, in the
+same order, with the same ids, whatever order the files or axes come in. A
+*group* is a configuration without its vCPU count; it holds the counts it is
+published for, and each (group, vCPU count) is one *entry*.
+
+Axes that do not change a digest are collapsed rather than multiplied: SEV
+measures no VMSA (no CPU, no vCPU count), and EC2 and GCE fix RDX themselves
+(no CPU). Every combination that survives the include and exclude rules must
+be launchable and predictable; otherwise expansion stops with the reason and
+the rule that would leave the combination out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from sevref.binfmt.hashtab import cmdline_sha256
+from sevref.binfmt.ovmf import OvmfInfo
+from sevref.binfmt.vmsa import Vmm
+from sevref.digest import KernelBoot, LaunchConfig, Mode, check_launch
+from sevref.errors import ConfigError, FirmwareFormatError, ManifestError
+from sevref.hosts import HostStack
+from sevref.manifest import BootSpec, CpuSpec, Expected, Lifecycle, Manifest, Matrix, Pattern
+
+__all__ = ["DEFAULT_MAX_ENTRIES", "AxisReport", "Expansion", "Group", "entry_id", "expand"]
+
+DEFAULT_MAX_ENTRIES = 5_000_000
+"""``sevref build --max-entries`` default."""
+_GROUP_ID_HEX = 20  # 80 bits: no collision expected below 2**40 groups
+_VMSA_MODES = (Mode.SEV_ES, Mode.SEV_SNP)
+
+
+@dataclass(frozen=True)
+class Group:
+    """A configuration without its vCPU count, and the counts it is published for."""
+
+    id: str
+    """Stable id: the first 20 hex digits of SHA-256 over :meth:`identity` (RFC 8785)."""
+    mode: Mode
+    """The launch mode."""
+    firmware: str
+    """Firmware id."""
+    firmware_sha256: bytes
+    """The firmware's pin."""
+    host: HostStack
+    """The host stack."""
+    cpu: CpuSpec | None
+    """The guest CPU (None where it does not change the digest)."""
+    boot: BootSpec | None
+    """The measured boot (None: firmware only)."""
+    cmdline: str | None
+    """The boot's command line."""
+    config: LaunchConfig
+    """What the measuring core takes."""
+    vcpus: tuple[int, ...]
+    """vCPU counts, ascending; empty for SEV, whose digest does not depend on them."""
+    expected: Expected
+    """Published policy and minimum API."""
+    matrix: str
+    """The matrix that lists it (the first by id when several do)."""
+    status: Lifecycle | None = None
+    """A lifecycle rule that marks it, if any."""
+
+    def identity(self) -> dict[str, object]:
+        """The fields that make the configuration what it is (not labels, not metadata).
+
+        Returns:
+            A JSON-ready mapping.
+        """
+        return group_identity(self.mode, self.firmware_sha256, self.host, self.cpu, self.config)
+
+    def entry_ids(self) -> list[str]:
+        """The ids of the group's entries, in vCPU order.
+
+        Returns:
+            One id per entry.
+        """
+        if not self.vcpus:
+            return [self.id]
+        return [entry_id(self.id, count) for count in self.vcpus]
+
+
+def entry_id(group: str, vcpus: int | None) -> str:
+    """An entry's id: its group's id, and the vCPU count zero-padded so ids sort numerically.
+
+    Args:
+        group: the group id.
+        vcpus: the count, or None for SEV.
+
+    Returns:
+        E.g. ``3f2a9c1b7e5d4a3b2c1d-0004``.
+    """
+    return group if vcpus is None else f"{group}-{vcpus:04d}"
+
+
+def group_identity(
+    mode: Mode, firmware_sha256: bytes, host: HostStack, cpu: CpuSpec | None, config: LaunchConfig
+) -> dict[str, object]:
+    """The identity of a group (see :attr:`Group.id`).
+
+    Args:
+        mode: the mode.
+        firmware_sha256: the firmware's hash.
+        host: the host stack (its parameters, not its id).
+        cpu: the guest CPU.
+        config: the launch configuration.
+
+    Returns:
+        A JSON-ready mapping with no labels in it.
+    """
+    boot = config.boot
+    return {
+        "mode": str(mode),
+        "firmware_sha256": firmware_sha256.hex(),
+        "vmm": str(host.vmm),
+        "qemu_version": None if host.qemu_version is None else str(host.qemu_version),
+        "machine": host.machine,
+        "legacy_vm_type": host.legacy_vm_type,
+        "host_linux": None if host.host_linux is None else str(host.host_linux),
+        "vmsa_profile": None if config.vmsa_profile is None else str(config.vmsa_profile),
+        "cpu": None if cpu is None else cpu.name,
+        "cpu_signature": None if config.cpu_signature is None else f"{config.cpu_signature:#x}",
+        "features": f"{config.sev_features:#x}" if mode in _VMSA_MODES else None,
+        "kernel_sha256": None if boot is None else boot.kernel_sha256.hex(),
+        "initrd_sha256": None if boot is None or boot.initrd_sha256 is None else boot.initrd_sha256.hex(),
+        "cmdline_sha256": None if boot is None else cmdline_sha256(boot.cmdline).hex(),
+        "cmdline": None if boot is None else boot.cmdline,
+    }
+
+
+def _group_id(identity: Mapping[str, object]) -> str:
+    # Keys are fixed ASCII and values strings or null: this is the RFC 8785 form.
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:_GROUP_ID_HEX]
+
+
+@dataclass(frozen=True)
+class AxisReport:
+    """The size of a matrix's axes, and of what it expanded to."""
+
+    matrix: str
+    """The matrix id."""
+    axes: Mapping[str, int]
+    """Axis name to number of values (boots counted per command line)."""
+    product: int
+    """The product of the axes."""
+    entries: int
+    """Entries the matrix lists after exclusions and collapsed axes (another matrix may list some too)."""
+
+    def describe(self) -> str:
+        """One line: ``matrix x: modes 3 × firmware 3 × ... = 5760, 2566 entries``.
+
+        Returns:
+            The line.
+        """
+        axes = " × ".join(f"{name} {size}" for name, size in self.axes.items())
+        return f"matrix {self.matrix}: {axes} = {self.product} combinations, {self.entries} entries"
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """Everything a manifest expands to."""
+
+    groups: tuple[Group, ...]
+    """Groups sorted by id."""
+    reports: tuple[AxisReport, ...]
+    """One per matrix, in manifest order."""
+
+    @property
+    def entries(self) -> int:
+        """The number of entries (a group without vCPUs counts one)."""
+        return sum(len(g.vcpus) or 1 for g in self.groups)
+
+
+def _boots(matrix: Matrix, manifest: Manifest) -> list[tuple[BootSpec | None, str | None]]:
+    result: list[tuple[BootSpec | None, str | None]] = []
+    for ident in matrix.boots:
+        if ident is None:
+            result.append((None, None))
+        else:
+            boot = manifest.boots[ident]
+            result.extend((boot, cmdline) for cmdline in boot.cmdlines)
+    return result
+
+
+def _matches(
+    pattern: Pattern, mode: Mode, firmware: str, host: str, boot: BootSpec | None, cpu: CpuSpec | None
+) -> bool:
+    return (
+        (pattern.modes is None or mode in pattern.modes)
+        and (pattern.firmware is None or firmware in pattern.firmware)
+        and (pattern.host_stacks is None or host in pattern.host_stacks)
+        and (pattern.boots is None or (None if boot is None else boot.id) in pattern.boots)
+        and pattern.matches_cpu(cpu)
+    )
+
+
+def _allowed(
+    matrix: Matrix, axes: tuple[Mode, str, str, BootSpec | None, CpuSpec | None], vcpus: tuple[int, ...]
+) -> tuple[int, ...] | None:
+    """The vCPU counts the include/exclude rules leave (None: the whole group is out)."""
+    allowed = set(vcpus) if vcpus else {0}
+    if matrix.include:
+        kept: set[int] = set()
+        for pattern in matrix.include:
+            if _matches(pattern, *axes):
+                kept |= allowed if pattern.vcpus is None or not vcpus else allowed & pattern.vcpus
+        allowed = kept
+    for pattern in matrix.exclude:
+        if _matches(pattern, *axes):
+            allowed = set() if pattern.vcpus is None or not vcpus else allowed - pattern.vcpus
+    if not allowed:
+        return None
+    return tuple(sorted(allowed)) if vcpus else ()
+
+
+def _config(
+    mode: Mode, host: HostStack, cpu: CpuSpec | None, boot: BootSpec | None, cmdline: str | None
+) -> LaunchConfig:
+    kernel = None
+    if boot is not None:
+        initrd = None if boot.initrd is None else boot.initrd.sha256
+        kernel = KernelBoot(boot.kernel.sha256, initrd, cmdline)
+    profile = host.profile_for(mode, kernel is not None)
+    if mode is Mode.SEV:
+        return LaunchConfig(mode=mode, boot=kernel)
+    features = (
+        (host.guest_features if host.guest_features is not None else 0x1)
+        if mode is Mode.SEV_SNP
+        else (host.sev_features or 0)
+    )
+    return LaunchConfig(
+        mode=mode,
+        vmm=host.vmm,
+        cpu_signature=None if cpu is None else cpu.signature,
+        vmsa_profile=profile,
+        sev_features=features,
+        boot=kernel,
+    )
+
+
+def _combinations(
+    matrix: Matrix, manifest: Manifest
+) -> Iterator[tuple[Mode, str, str, BootSpec | None, str | None, CpuSpec | None]]:
+    for mode, firmware, host_id, (boot, cmdline) in itertools.product(
+        matrix.modes, matrix.firmware, matrix.host_stacks, _boots(matrix, manifest)
+    ):
+        host = manifest.host_stacks[host_id]
+        cpus: Sequence[CpuSpec | None] = matrix.cpus if mode in _VMSA_MODES and host.vmm is Vmm.QEMU else (None,)
+        for cpu in cpus:
+            yield mode, firmware, host_id, boot, cmdline, cpu
+
+
+def _refuse(
+    matrix: Matrix, mode: Mode, firmware: str, host: str, boot: BootSpec | None, cpu: CpuSpec | None, why: str
+) -> ManifestError:
+    combination = f"mode {mode}, firmware {firmware}, host stack {host}" + (f", boot {boot.id}" if boot else "")
+    rule = f"{{mode: {mode}, firmware: {firmware}, host_stack: {host}}}"
+    return ManifestError(
+        f"{matrix.origin}: matrix {matrix.id}: {combination}" + (f", cpu {cpu.label()}" if cpu else "") + f": {why}; "
+        f"if this combination does not exist, leave it out with exclude: [{rule}]"
+    )
+
+
+def expand(manifest: Manifest, firmware: Mapping[str, OvmfInfo], max_entries: int = DEFAULT_MAX_ENTRIES) -> Expansion:
+    """Expand a manifest into its groups.
+
+    Args:
+        manifest: the checked manifest.
+        firmware: the parsed image of every firmware id the matrices name.
+        max_entries: refuse to expand to more entries than this.
+
+    Returns:
+        The groups, sorted by id, and a report per matrix.
+
+    Raises:
+        ManifestError: an impossible or unpredictable combination, conflicting
+            metadata for one configuration, or more than ``max_entries`` entries;
+            each with the matrix's file and line.
+    """
+    groups: dict[str, Group] = {}
+    reports = []
+    total = 0
+    for matrix in manifest.matrices:
+        boots = _boots(matrix, manifest)
+        axes = {
+            "modes": len(matrix.modes),
+            "firmware": len(matrix.firmware),
+            "host_stacks": len(matrix.host_stacks),
+            "boots": len(boots),
+            "cpus": max(len(matrix.cpus), 1),
+            "vcpus": max(len(matrix.vcpus), 1),
+        }
+        product = 1
+        for size in axes.values():
+            product *= size
+        if product // axes["vcpus"] > 10 * max_entries:
+            raise ManifestError(
+                f"{matrix.origin}: {AxisReport(matrix.id, axes, product, 0).describe()}: too large to expand "
+                f"(--max-entries {max_entries})"
+            )
+        count = 0
+        for mode, fw_id, host_id, boot, cmdline, cpu in _combinations(matrix, manifest):
+            host = manifest.host_stacks[host_id]
+            vcpus = _allowed(matrix, (mode, fw_id, host_id, boot, cpu), matrix.vcpus if mode in _VMSA_MODES else ())
+            if vcpus is None:
+                continue
+            try:
+                config = _config(mode, host, cpu, boot, cmdline)
+                check_launch(firmware[fw_id], config)
+            except (ConfigError, FirmwareFormatError) as error:
+                raise _refuse(matrix, mode, fw_id, host_id, boot, cpu, error.diagnostic()) from error
+            spec = manifest.firmware[fw_id]
+            ident = _group_id(group_identity(mode, spec.source.sha256, host, cpu, config))
+            expected = matrix.expected.get(mode, Expected())
+            previous = groups.get(ident)
+            if previous is not None:
+                if previous.expected != expected:
+                    raise ManifestError(
+                        f"{matrix.origin}: matrix {matrix.id} gives configuration {ident} other expected values "
+                        f"than matrix {previous.matrix}; expected them to agree"
+                    )
+                merged = tuple(sorted(set(previous.vcpus) | set(vcpus)))
+                added = len(merged) - len(previous.vcpus)
+                first = min(previous.matrix, matrix.id)  # whatever order the manifests come in
+                groups[ident] = Group(**{**previous.__dict__, "vcpus": merged, "matrix": first})
+            else:
+                added = len(vcpus) or 1
+                groups[ident] = Group(
+                    ident, mode, fw_id, spec.source.sha256, host, cpu, boot, cmdline, config, vcpus, expected, matrix.id
+                )
+            count += len(vcpus) or 1
+            total += added
+            if total > max_entries:
+                raise ManifestError(
+                    f"{matrix.origin}: {AxisReport(matrix.id, axes, product, count).describe()}: more than "
+                    f"--max-entries {max_entries} entries in all; expected at most that"
+                )
+        reports.append(AxisReport(matrix.id, axes, product, count))
+    ordered = tuple(_with_status(groups[key], manifest.lifecycle) for key in sorted(groups))
+    return Expansion(ordered, tuple(reports))
+
+
+def _with_status(group: Group, rules: Sequence[Lifecycle]) -> Group:
+    for rule in rules:
+        pattern = rule.match
+        if not _matches(pattern, group.mode, group.firmware, group.host.id, group.boot, group.cpu):
+            continue
+        if pattern.vcpus is not None and not set(group.vcpus) <= pattern.vcpus:
+            if set(group.vcpus) & pattern.vcpus:
+                raise ManifestError(
+                    f"{rule.origin}: lifecycle rule covers some vCPU counts of configuration {group.id} but not "
+                    f"all; expected it to cover a configuration's counts all or none"
+                )
+            continue
+        return Group(**{**group.__dict__, "status": rule})
+    return group

@@ -1,0 +1,181 @@
+"""Judging published data: schemas and invariants. Nothing here changes what it checks.
+
+Each kind of published file has a JSON Schema in ``schema/`` (draft 2020-12,
+``$id`` ``urn:sevref:schema:<kind>:1``). A build checks every group record as
+it is produced and every file once written; a verifier checks what it loads.
+
+A publication can hold millions of digests, and a general JSON Schema
+validator spends about 10 µs on each. The few long lists (a group's entries, a
+digest shard's table, a firmware's candidates) are therefore checked by a
+dedicated function that implements exactly their item schema, while the
+validator checks the rest of the document and the first item of each list.
+The tests hold each dedicated function to its schema on valid and broken items.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from functools import cache
+from typing import Any
+
+import jsonschema
+from referencing import Registry, Resource
+
+from sevref._resources import resource
+from sevref.errors import LayoutError
+
+__all__ = ["KINDS", "LONG_LISTS", "check_document", "check_group", "validator"]
+
+KINDS = ("index", "publication", "groups", "digests", "firmware")
+"""The kinds of published JSON file, each with ``schema/<kind>.schema.json``."""
+
+_DIGEST = re.compile(r"[0-9a-f]{64}|[0-9a-f]{96}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_ENTRY = re.compile(r"[0-9a-f]{20}(-[0-9]{4})?")
+
+
+def _entry_pair(item: Any) -> str | None:
+    """groups.schema.json #/$defs/group/properties/entries/items."""
+    if type(item) is not list or len(item) != 2:
+        return "expected [vcpus, digest]"
+    count, digest = item
+    if count is not None and (type(count) is not int or not 1 <= count <= 4096):
+        return f"vcpus {count!r}: expected null or 1..4096"
+    if type(digest) is not str or not _DIGEST.fullmatch(digest):
+        return f"digest {digest!r}: expected 64 or 96 lowercase hex digits"
+    return None
+
+
+def _candidate(item: Any) -> str | None:
+    """firmware.schema.json #/properties/candidates/items."""
+    if type(item) is not list or len(item) != 3:
+        return "expected [entry id, mode, digest]"
+    entry, mode, digest = item
+    if type(entry) is not str or not _ENTRY.fullmatch(entry):
+        return f"entry id {entry!r}: expected a group id with an optional -NNNN"
+    if mode not in ("sev", "sev-es"):
+        return f"mode {mode!r}: expected sev or sev-es"
+    if type(digest) is not str or not _SHA256.fullmatch(digest):
+        return f"digest {digest!r}: expected 64 lowercase hex digits"
+    return None
+
+
+def _digest_row(key: Any, value: Any) -> str | None:
+    """digests.schema.json #/properties/digests (propertyNames, additionalProperties)."""
+    if type(key) is not str or not _DIGEST.fullmatch(key):
+        return f"key {key!r}: expected 64 or 96 lowercase hex digits"
+    if type(value) is not list or not value:
+        return "expected a non-empty list of entry ids"
+    for entry in value:
+        if type(entry) is not str or not _ENTRY.fullmatch(entry):
+            return f"entry id {entry!r}: expected a group id with an optional -NNNN"
+    return None
+
+
+LONG_LISTS: Mapping[str, tuple[str, Callable[..., str | None]]] = {
+    "group": ("entries", _entry_pair),
+    "firmware": ("candidates", _candidate),
+    "digests": ("digests", _digest_row),
+}
+"""Kind -> (member, checker) of the long list the validator samples and the checker covers."""
+
+
+@cache
+def _registry() -> Registry[Any]:
+    resources = []
+    for kind in (*KINDS, "common"):
+        contents = json.loads(resource("schema", f"{kind}.schema.json").read_text(encoding="utf-8"))
+        resources.append((contents["$id"], Resource.from_contents(contents)))
+    return Registry().with_resources(resources)
+
+
+def _inline(node: Any, base: str, registry: Registry[Any]) -> Any:
+    """Replace every ``$ref`` by what it points to (sevref's schemas are not recursive).
+
+    Resolving references costs the validator more than checking the value, and
+    a publication has thousands of records.
+    """
+    if isinstance(node, list):
+        return [_inline(item, base, registry) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        reference = node["$ref"]
+        uri = base + reference if reference.startswith("#") else reference
+        document, _, fragment = uri.partition("#")
+        target = registry.resolver(document).lookup("#" + fragment).contents
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return _inline(merged, document, registry)
+    return {
+        key: value if key in ("const", "enum") else _inline(value, base, registry)
+        for key, value in node.items()
+        if key not in ("$id", "$defs", "$schema")
+    }
+
+
+@cache
+def validator(kind: str) -> jsonschema.Draft202012Validator:
+    """The validator of one kind of file, or ``group`` for one group record.
+
+    Args:
+        kind: one of :data:`KINDS`, or ``group``.
+
+    Returns:
+        A validator for the schema with its references inlined.
+    """
+    registry = _registry()
+    uri = "urn:sevref:schema:groups:1#/$defs/group" if kind == "group" else f"urn:sevref:schema:{kind}:1"
+    return jsonschema.Draft202012Validator(_inline({"$ref": uri}, "", registry))
+
+
+def _check(kind: str, data: Mapping[str, Any], what: str) -> None:
+    sampled: Mapping[str, Any] = data
+    long = LONG_LISTS.get(kind)
+    if long is not None and isinstance(data, dict) and isinstance(data.get(long[0]), (list, dict)):
+        member, checker = long
+        items = data[member]
+        if isinstance(items, list):
+            sampled = {**data, member: items[:1]}
+            problems = ((f"/{member}/{i}", checker(item)) for i, item in enumerate(items))
+        else:
+            sampled = {**data, member: dict(list(items.items())[:1])}
+            problems = ((f"/{member}/{key}", checker(key, value)) for key, value in items.items())
+        for path, problem in problems:
+            if problem is not None:
+                raise LayoutError(f"{what}: {path}: {problem}")
+    error = jsonschema.exceptions.best_match(validator(kind).iter_errors(sampled))
+    if error is not None:
+        path = "/" + "/".join(str(p) for p in error.absolute_path)
+        raise LayoutError(f"{what}: {path}: {error.message}")
+
+
+def check_document(kind: str, data: Mapping[str, Any], what: str) -> None:
+    """Check a whole published file against its schema.
+
+    Args:
+        kind: which schema (one of :data:`KINDS`).
+        data: the parsed file.
+        what: how to name it in the error.
+
+    Raises:
+        LayoutError: the first violation, with its JSON path.
+    """
+    if kind == "groups" and isinstance(data, dict) and isinstance(data.get("groups"), list):
+        for index, record in enumerate(data["groups"]):
+            _check("group", record, f"{what}: /groups/{index}")
+        data = {**data, "groups": []}
+    _check(kind, data, what)
+
+
+def check_group(record: Mapping[str, Any]) -> None:
+    """Check one group record (what ``groups/<hh>.json`` holds a list of).
+
+    Args:
+        record: the record.
+
+    Raises:
+        LayoutError: the first violation.
+    """
+    _check("group", record, f"group {record.get('id')}")

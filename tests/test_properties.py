@@ -1,0 +1,158 @@
+"""Property tests (hypothesis): canonical JSON, the fast list checkers, and expansion order."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from pathlib import Path
+from typing import Any, cast
+
+import jsonschema
+import pytest
+import rfc8785
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sevref.binfmt.ovmf import parse_ovmf
+from sevref.errors import LayoutError
+from sevref.expand import expand
+from sevref.manifest import load_manifests, parse_yaml
+from sevref.serialize import canonical, canonical_frame, canonical_row
+from sevref.validate import LONG_LISTS, validator
+from tests.conftest import REPO
+
+SAFE = (1 << 53) - 1
+text = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=20)
+scalars = st.none() | st.booleans() | st.integers(-SAFE, SAFE) | text
+documents = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(st.text(alphabet=st.characters(max_codepoint=127), max_size=8), inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+@given(documents)
+def test_canonical_is_rfc8785(value: Any) -> None:
+    assert canonical(value) == rfc8785.dumps(value)
+
+
+@given(
+    st.dictionaries(st.sampled_from(["a", "b", "list", "z", "schema"]), documents, max_size=4),
+    st.lists(documents, max_size=6),
+)
+def test_frame_equals_whole(value: dict[str, Any], items: list[Any]) -> None:
+    value.pop("list", None)
+    head, tail = canonical_frame(value, "list")
+    streamed = head + b"[" + b",".join(canonical(i) for i in items) + b"]" + tail
+    assert streamed == canonical({**value, "list": items})
+
+
+@given(
+    st.lists(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=10), min_size=1, max_size=4)
+)
+def test_row_equals_canonical_or_refuses(values: list[str]) -> None:
+    try:
+        assert canonical_row(*values) == canonical(values)
+    except LayoutError:
+        assert any('"' in v or "\\" in v for v in values)
+
+
+@pytest.mark.parametrize("value", [1.5, float("nan"), {1: "a"}, {"é": 1}, 1 << 53, {1, 2}, (1, 2), b"x", "\udc80"])
+def test_canonical_refuses_values_outside_its_domain(value: Any) -> None:
+    with pytest.raises(LayoutError):
+        canonical(value)
+
+
+def _item_schema(kind: str) -> jsonschema.Draft202012Validator:
+    """The schema of one item of a kind's long list, from the inlined validator."""
+    schema = cast(dict[str, Any], validator(kind).schema)
+    member = LONG_LISTS[kind][0]
+    part = schema["properties"][member]
+    if kind == "digests":
+        wrapped = {
+            "type": "object",
+            "propertyNames": part["propertyNames"],
+            "additionalProperties": part["additionalProperties"],
+        }
+        return jsonschema.Draft202012Validator(wrapped)
+    return jsonschema.Draft202012Validator(part["items"])
+
+
+HEX = "0123456789abcdef"
+hexes = st.text(alphabet=HEX + "ABx-", min_size=60, max_size=100)
+ids = st.one_of(
+    st.text(alphabet=HEX, min_size=20, max_size=20),
+    st.builds(lambda g, n: f"{g}-{n:04d}", st.text(alphabet=HEX, min_size=20, max_size=20), st.integers(0, 9999)),
+    st.text(max_size=30),
+)
+digests = st.one_of(
+    st.text(alphabet=HEX, min_size=64, max_size=64), st.text(alphabet=HEX, min_size=96, max_size=96), hexes
+)
+anything = st.none() | st.booleans() | st.integers(-5, 5000) | st.text(max_size=5)
+
+
+@settings(max_examples=400)
+@given(
+    st.one_of(
+        st.lists(st.one_of(st.none(), st.integers(-2, 5000), st.booleans(), digests, anything), max_size=3), anything
+    )
+)
+def test_entry_checker_agrees_with_the_schema(item: Any) -> None:
+    checker = LONG_LISTS["group"][1]
+    assert (checker(item) is None) == _item_schema("group").is_valid(item)
+
+
+@settings(max_examples=400)
+@given(
+    st.one_of(
+        st.lists(st.one_of(ids, st.sampled_from(["sev", "sev-es", "sev-snp"]), digests, anything), max_size=4), anything
+    )
+)
+def test_candidate_checker_agrees_with_the_schema(item: Any) -> None:
+    checker = LONG_LISTS["firmware"][1]
+    assert (checker(item) is None) == _item_schema("firmware").is_valid(item)
+
+
+@settings(max_examples=400)
+@given(digests, st.one_of(st.lists(st.one_of(ids, anything), max_size=3), anything))
+def test_digest_row_checker_agrees_with_the_schema(key: str, value: Any) -> None:
+    checker = LONG_LISTS["digests"][1]
+    assert (checker(key, value) is None) == _item_schema("digests").is_valid({key: value})
+
+
+GOLDEN = REPO / "tests" / "golden"
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_expansion_does_not_depend_on_order(rng: random.Random) -> None:
+    original = yaml.safe_load((GOLDEN / "manifest.yaml").read_text())
+    shuffled = copy.deepcopy(original)
+    for key in ("host_stacks", "matrices", "boots"):
+        rng.shuffle(shuffled[key])
+    for matrix in shuffled["matrices"]:
+        for axis in ("modes", "host_stacks", "cpus", "vcpus", "exclude"):
+            if axis in matrix:
+                rng.shuffle(matrix[axis])
+    firmware = {"tiny": parse_ovmf((GOLDEN / "inputs" / "tiny.fd").read_bytes())}
+    results = []
+    for data in (original, shuffled):
+        document = parse_yaml(json.dumps(data).encode(), "m.json", GOLDEN)
+        expansion = expand(load_manifests([document]), firmware)
+        results.append([(g.id, g.vcpus, g.matrix) for g in expansion.groups])
+    assert results[0] == results[1]
+    assert len(results[0]) == 35
+
+
+def test_group_ids_do_not_depend_on_labels(tmp_path: Path) -> None:
+    data = yaml.safe_load((GOLDEN / "manifest.yaml").read_text())
+    text = json.dumps(data).replace('"qemu9.1-init2"', '"renamed-stack"').replace('"tiny"', '"renamed-fw"')
+    firmware = parse_ovmf((GOLDEN / "inputs" / "tiny.fd").read_bytes())
+    original = expand(load_manifests([parse_yaml(json.dumps(data).encode(), "a", GOLDEN)]), {"tiny": firmware})
+    renamed = expand(load_manifests([parse_yaml(text.encode(), "b", GOLDEN)]), {"renamed-fw": firmware})
+    assert [g.id for g in original.groups] == [g.id for g in renamed.groups]
