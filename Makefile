@@ -29,10 +29,19 @@ peers: $(PEERS)/0.0.9/.installed $(PEERS)/0.0.13/.installed
 apt-lists:
 	@ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || $(SUDO) apt-get update
 
-## demo: build the bundled example publication (manifests/) into site/
+# The demo's signing key: made on first use, clearly labelled, and its
+# passphrase is no secret. Real publishers keep their key and passphrase safe.
+DEMO_KEY := .cache/demo-key/sevref-DEMO
+DEMO_ENV := SEVREF_KEY_PASSPHRASE=demo-key-passphrase-not-a-secret
+
+## demo: build and sign the bundled example publication (manifests/) into site/
 demo: dev apt-lists
-	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) \
-		$(BIN)/sevref build manifests/*.yaml --out site --cache .cache
+	@test -f $(DEMO_KEY).pem || $(DEMO_ENV) $(BIN)/sevref key generate --out $(DEMO_KEY)
+	@test -f .cache/demo-key/chain/1.dsse.json || $(DEMO_ENV) $(BIN)/sevref key chain --keys .cache/demo-key/chain \
+		--publisher example-cvm --signing-key $(DEMO_KEY).pem --label "DEMO KEY made by make demo: do not trust"
+	$(DEMO_ENV) SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) \
+		$(BIN)/sevref build manifests/*.yaml --out site --cache .cache --signing-key $(DEMO_KEY).pem --keys .cache/demo-key/chain
+	$(BIN)/sevref verify --publication site --trusted-key $(DEMO_KEY).pub --publisher example-cvm --product debian-ovmf --stream bookworm
 
 ## bench: the standard matrix against sev-snp-measure and the hashing bound, and a 1,000,000-entry build
 bench: dev peers apt-lists

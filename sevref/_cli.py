@@ -13,8 +13,9 @@ import hmac
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn, TextIO, cast
+from typing import Any, NoReturn, TextIO, cast
 
 from sevref import __version__
 from sevref.binfmt.report import decode_report, parse_report
@@ -22,9 +23,27 @@ from sevref.binfmt.vmsa import Vmm, VmsaProfile, cpu_signature
 from sevref.digest import LaunchMeasureInputs, Mode, parse_launch_measure_blob, sev_launch_measurement, tik_from_bytes
 from sevref.errors import ConfigError, FetchError, ReportFormatError, SevrefError
 from sevref.expand import DEFAULT_MAX_ENTRIES
-from sevref.manifest import parse_hex, parse_hex_bytes, parse_sha256, request_from_mapping
-from sevref.pipeline import Inputs, build, compute_digests, default_cache, parse_batch, prepare, read_bytes
+from sevref.export import trustee_message, virt_qemu_sev_validate
+from sevref.manifest import parse_hex, parse_hex_bytes, parse_sha256, parse_time, request_from_mapping
+from sevref.match import Match, lookup_digest, scan_launch_measurement, snp_notes
+from sevref.pipeline import (
+    Inputs,
+    build,
+    compute_digests,
+    default_cache,
+    extend_chain,
+    generate_key_files,
+    load_signer,
+    parse_batch,
+    prepare,
+    read_bytes,
+    read_chain,
+    read_passphrase,
+    trust,
+)
 from sevref.serialize import json_line
+from sevref.sign import Algorithm, KeySigner
+from sevref.trust import TrustedPublication, TrustError
 
 
 class _Exit(Exception):
@@ -34,6 +53,11 @@ class _Exit(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No abbreviations: "--passphrase x" must not be read as "--passphrase-file x".
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if message:
             sys.stderr.write(message)
@@ -163,6 +187,17 @@ def _build_parser() -> _Parser:
     build.add_argument(
         "--cache", metavar="DIR", help="where downloaded packages are kept (default $SEVREF_CACHE or ~/.cache/sevref)"
     )
+    build.add_argument(
+        "--signing-key",
+        metavar="PEM",
+        help="sign the release with this key (passphrase: $SEVREF_KEY_PASSPHRASE or --passphrase-file)",
+    )
+    build.add_argument("--passphrase-file", metavar="FILE", help="file whose first line is the key's passphrase")
+    build.add_argument(
+        "--keys",
+        metavar="DIR",
+        help="the publisher's key chain (sevref key chain); default: one document naming the signing key",
+    )
     build.set_defaults(handler=_build)
 
     validate = commands.add_parser(
@@ -185,6 +220,121 @@ def _build_parser() -> _Parser:
     )
     validate.add_argument("--cache", metavar="DIR", help="where downloaded packages are kept")
     validate.set_defaults(handler=_validate)
+
+    key = commands.add_parser("key", help="make signing keys and the publisher's key chain")
+    key_commands = key.add_subparsers(dest="key_command", metavar="COMMAND", parser_class=_Parser)
+    key_commands.required = True
+    generate = key_commands.add_parser(
+        "generate",
+        help="make a key pair: PREFIX.pem (encrypted, mode 0600) and PREFIX.pub",
+        description=(
+            "Make a signing key. The private key is encrypted with the passphrase from $SEVREF_KEY_PASSPHRASE "
+            "or --passphrase-file (never from the command line). Prints the key id: the SHA-256 of the public "
+            "key's DER SubjectPublicKeyInfo."
+        ),
+    )
+    generate.add_argument("--out", required=True, metavar="PREFIX", help="path prefix of the two files")
+    generate.add_argument(
+        "--algorithm",
+        choices=[a.value for a in Algorithm],
+        default=Algorithm.ECDSA_P256.value,
+        help="default ecdsa-p256",
+    )
+    generate.add_argument("--passphrase-file", metavar="FILE", help="file whose first line is the passphrase")
+    generate.set_defaults(handler=_key_generate)
+    chain = key_commands.add_parser(
+        "chain",
+        help="start or extend the publisher's key chain",
+        description=(
+            "Write the next keys document into DIR (the first when DIR is empty): the publisher's keys, "
+            "signed by an active key of the previous document and by every key added. Verifiers pinned "
+            "to an older key follow the chain; a revoked key is refused."
+        ),
+    )
+    chain.add_argument(
+        "--keys", required=True, metavar="DIR", help="the chain's folder (1.dsse.json, 2.dsse.json, ...)"
+    )
+    chain.add_argument("--publisher", required=True, metavar="ID", help="the publisher id (as in the manifest)")
+    chain.add_argument(
+        "--signing-key", required=True, metavar="PEM", help="an active key of the last document (or the first key)"
+    )
+    chain.add_argument(
+        "--passphrase-file", metavar="FILE", help="passphrase of --signing-key (default $SEVREF_KEY_PASSPHRASE)"
+    )
+    chain.add_argument(
+        "--add", action="append", default=[], metavar="PEM", help="a new key (private: it countersigns); repeatable"
+    )
+    chain.add_argument(
+        "--add-passphrase-file",
+        metavar="FILE",
+        help="passphrase of the --add keys (default $SEVREF_NEW_KEY_PASSPHRASE)",
+    )
+    chain.add_argument("--revoke", action="append", default=[], metavar="KEYID", help="revoke a key; repeatable")
+    chain.add_argument("--reason", metavar="TEXT", help="why the keys are revoked")
+    chain.add_argument("--label", metavar="TEXT", help="a label for people, e.g. DEMO KEY: do not trust")
+    chain.set_defaults(handler=_key_chain)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check a publication and match a guest's evidence against it",
+        description=(
+            "Check a publication (key chain, signature, identity, expiry, rollback, every file's sha256), "
+            "then match evidence: an SEV-SNP report or measurement by direct lookup, or an SEV/SEV-ES launch "
+            "measurement by scanning the candidates with the guest owner's TIK. Exit 0: match (or a trusted "
+            "publication when no evidence is given); 1: no acceptable match; 3: publication not trusted; 2: usage."
+        ),
+    )
+    verify.add_argument(
+        "--publication", required=True, metavar="DIR|URL", help="a folder, file://, http:// or https:// URL"
+    )
+    verify.add_argument(
+        "--trusted-key", required=True, action="append", metavar="PEM", help="a pinned publisher key; repeatable"
+    )
+    verify.add_argument("--publisher", required=True, metavar="ID", help="expected publisher id")
+    verify.add_argument("--product", required=True, metavar="ID", help="expected product id")
+    verify.add_argument("--stream", required=True, metavar="ID", help="expected stream id")
+    verify.add_argument("--at", metavar="TIME", help="check validity at this time (default: now)")
+    verify.add_argument("--state", metavar="FILE", help="remembers the highest serial seen; a lower one is refused")
+    verify.add_argument(
+        "--only-needed",
+        action="store_true",
+        help="check only the files evidence matching reads (large remote publications)",
+    )
+    evidence = verify.add_mutually_exclusive_group()
+    evidence.add_argument("--snp-report", metavar="FILE", help="an SEV-SNP attestation report (1184 bytes)")
+    evidence.add_argument("--snp-measurement", metavar="HEX", help="an SEV-SNP MEASUREMENT (96 hex digits)")
+    evidence.add_argument(
+        "--launch-measurement", metavar="BASE64", help="QMP query-sev-launch-measure data (HMAC || MNONCE)"
+    )
+    verify.add_argument("--tik", metavar="FILE", help="with --launch-measurement: the TIK (16 bytes, or TEK||TIK)")
+    verify.add_argument("--api-major", type=int, metavar="N", help="with --launch-measurement")
+    verify.add_argument("--api-minor", type=int, metavar="N", help="with --launch-measurement")
+    verify.add_argument("--build", type=int, metavar="N", help="with --launch-measurement: SEV firmware build")
+    verify.add_argument("--policy", metavar="HEX", help="with --launch-measurement: the guest's policy")
+    verify.add_argument(
+        "--firmware", action="append", metavar="ID", help="only candidates of this firmware; repeatable"
+    )
+    verify.add_argument("--vcpus", type=int, metavar="N", help="only candidates with this vCPU count")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.set_defaults(handler=_verify)
+
+    export = commands.add_parser(
+        "export",
+        help="export a verified publication for other verifiers",
+        description="Check a publication as verify does, then write it in another verifier's format.",
+    )
+    export.add_argument(
+        "--format", required=True, choices=["trustee", "virt-qemu-sev-validate"], help="the target format"
+    )
+    export.add_argument("--publication", required=True, metavar="DIR|URL", help="a folder or URL")
+    export.add_argument("--trusted-key", required=True, action="append", metavar="PEM", help="a pinned publisher key")
+    export.add_argument("--publisher", required=True, metavar="ID", help="expected publisher id")
+    export.add_argument("--product", required=True, metavar="ID", help="expected product id")
+    export.add_argument("--stream", required=True, metavar="ID", help="expected stream id")
+    export.add_argument("--at", metavar="TIME", help="check validity at this time (default: now)")
+    export.add_argument("--firmware", action="append", metavar="ID", help="trustee: only this firmware; repeatable")
+    export.add_argument("--entry", metavar="ID", help="virt-qemu-sev-validate: the entry")
+    export.set_defaults(handler=_export)
 
     report = commands.add_parser("report", help="read SEV-SNP attestation reports")
     report_commands = report.add_subparsers(dest="report_command", metavar="COMMAND", parser_class=_Parser)
@@ -315,7 +465,19 @@ def _size(count: int) -> str:
     return f"{value:.1f} GiB"
 
 
+def _signer(path: str | None, passphrase_file: str | None) -> KeySigner | None:
+    if path is None:
+        if passphrase_file is not None:
+            raise _Usage("--passphrase-file goes with --signing-key")
+        return None
+    return load_signer(Path(path), read_passphrase(Path(passphrase_file) if passphrase_file else None))
+
+
 def _build(args: argparse.Namespace, out: TextIO) -> int:
+    signer = _signer(args.signing_key, args.passphrase_file)
+    keys = read_chain(Path(args.keys)) if args.keys else []
+    if args.keys and not keys:
+        raise ConfigError(f"--keys {args.keys}: no 1.dsse.json; start a chain with sevref key chain")
     summary = build(
         [Path(p) for p in args.manifests],
         Path(args.out),
@@ -324,6 +486,8 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
         max_entries=args.max_entries,
         issued=args.issued,
         progress=sys.stderr,
+        signer=signer,
+        keys=keys,
     )
     print(
         f"built {summary.entries} entries ({summary.groups} configurations, {summary.firmware} firmware "
@@ -335,6 +499,169 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
         print(f"  {report.describe()}", file=out)
     path, size = summary.largest
     print(f"  {summary.files} files, {_size(summary.size)}; largest {path} ({_size(size)})", file=out)
+    print(
+        f"  signed by key {signer.keyid}" if signer else "  UNSIGNED: verifiers will refuse it (give --signing-key)",
+        file=out,
+    )
+    return 0
+
+
+def _key_generate(args: argparse.Namespace, out: TextIO) -> int:
+    passphrase = read_passphrase(Path(args.passphrase_file) if args.passphrase_file else None)
+    prefix = Path(args.out)
+    keyid = generate_key_files(prefix, Algorithm(args.algorithm), passphrase)
+    print(f"{keyid}  {prefix}.pem (private, encrypted, mode 0600)  {prefix}.pub", file=out)
+    return 0
+
+
+def _key_chain(args: argparse.Namespace, out: TextIO) -> int:
+    signer = load_signer(
+        Path(args.signing_key), read_passphrase(Path(args.passphrase_file) if args.passphrase_file else None)
+    )
+    added = []
+    if args.add:
+        passphrase = read_passphrase(
+            Path(args.add_passphrase_file) if args.add_passphrase_file else None, "SEVREF_NEW_KEY_PASSPHRASE"
+        )
+        added = [load_signer(Path(path), passphrase) for path in args.add]
+    if args.revoke and not args.reason:
+        raise _Usage("--revoke needs --reason")
+    revoked = {keyid: args.reason for keyid in args.revoke}
+    version, path = extend_chain(Path(args.keys), args.publisher, signer, added, revoked, args.label)
+    print(f"wrote {path}: keys version {version}", file=out)
+    return 0
+
+
+def _at(text: str | None) -> datetime:
+    return datetime.now(UTC) if text is None else parse_time(text)
+
+
+def _trusted(args: argparse.Namespace, check_all: bool) -> TrustedPublication:
+    return trust(
+        args.publication,
+        [Path(k) for k in args.trusted_key],
+        (args.publisher, args.product, args.stream),
+        _at(args.at),
+        Path(args.state) if getattr(args, "state", None) else None,
+        check_all,
+    )
+
+
+def _verify(args: argparse.Namespace, out: TextIO) -> int:
+    sev_args = {
+        "--tik": args.tik,
+        "--api-major": args.api_major,
+        "--api-minor": args.api_minor,
+        "--build": args.build,
+        "--policy": args.policy,
+    }
+    given = [name for name, value in sev_args.items() if value is not None]
+    if args.launch_measurement is None and given:
+        raise _Usage(f"{given[0]} goes with --launch-measurement")
+    if args.launch_measurement is not None and len(given) != len(sev_args):
+        raise _Usage(f"--launch-measurement needs {', '.join(n for n in sev_args if n not in given)}")
+    if (args.firmware or args.vcpus) and args.launch_measurement is None:
+        raise _Usage("--firmware and --vcpus narrow a --launch-measurement scan")
+    try:
+        publication = _trusted(args, not args.only_needed)
+        matches, what = _match(args, publication)
+    except TrustError as error:
+        print(f"sevref: {error.diagnostic()}", file=sys.stderr)
+        return 3
+    index = publication.index
+    release = index.release
+    acceptable = [m for m in matches if m.acceptable]
+    if args.json:
+        summary = {
+            "publisher": release.publisher,
+            "product": release.product,
+            "stream": release.stream,
+            "release": release.release,
+            "serial": release.serial,
+            "issued": index.issued,
+            "expires": index.expires,
+            "signed_by": publication.keyid,
+            "keys_version": publication.keys_version,
+            "key_label": publication.key_label,
+        }
+        verdict = "trusted" if what is None else ("match" if acceptable else "no match")
+        print(
+            json_line(
+                {
+                    "publication": summary,
+                    "verdict": verdict,
+                    "evidence": what,
+                    "matches": [m.to_dict() for m in matches],
+                }
+            ),
+            file=out,
+        )
+    else:
+        print(
+            f"trusted: {release.publisher} {release.product} {release.stream} release {release.release} serial {release.serial}, "
+            f"signed by key {publication.keyid[:16]}... (keys/{publication.keys_version})"
+            + (f" labelled {publication.key_label!r}" if publication.key_label else "")
+            + f", expires {index.expires}",
+            file=out,
+        )
+        for match in matches:
+            print(_describe_match(match), file=out)
+            for note, blocking in match.notes:
+                print(f"  {'refused' if blocking else 'note'}: {note}", file=out)
+    if what is not None and not acceptable:
+        problem = "matches no published entry" if not matches else f"matches {len(matches)} entries, each refused"
+        print(f"sevref: no match: {what} {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _describe_match(match: Match) -> str:
+    g = match.group
+    words = [match.entry_id, g["mode"], f"firmware {g['firmware']}", f"host {g['host_stack']}"]
+    if g["cpu_signature"]:
+        words.append(f"cpu {g['cpu'] or g['cpu_signature']}")
+    if match.vcpus:
+        words.append(f"{match.vcpus} vCPUs")
+    if g["boot"]:
+        words.append(f"boot {g['boot']}")
+    return f"{'match' if match.acceptable else 'refused'}: {' '.join(words)} [{g['status']}]"
+
+
+def _match(args: argparse.Namespace, publication: TrustedPublication) -> tuple[list[Match], str | None]:
+    if args.snp_report is not None:
+        report = parse_report(read_bytes(Path(args.snp_report), "attestation report", 1 << 20))
+        digest = bytes(report.measurement).hex()
+        return snp_notes(lookup_digest(publication, digest), report), f"the SEV-SNP report's measurement {digest}"
+    if args.snp_measurement is not None:
+        digest = parse_hex_bytes(args.snp_measurement.lower(), "--snp-measurement", 48).hex()
+        return lookup_digest(publication, digest), f"the SEV-SNP measurement {digest}"
+    if args.launch_measurement is not None:
+        measurement, nonce = parse_launch_measure_blob(args.launch_measurement)
+        inputs = LaunchMeasureInputs(args.api_major, args.api_minor, args.build, parse_hex(args.policy, "--policy", 32))
+        tik = _read_tik(Path(args.tik))
+        matches, tried = scan_launch_measurement(
+            publication, measurement, nonce, inputs, tik, firmware=args.firmware, vcpus=args.vcpus
+        )
+        return matches, f"the launch measurement (tried against {tried} SEV/SEV-ES candidates)"
+    return [], None
+
+
+def _export(args: argparse.Namespace, out: TextIO) -> int:
+    if args.format == "virt-qemu-sev-validate" and args.entry is None:
+        raise _Usage("--format virt-qemu-sev-validate needs --entry")
+    if args.format == "trustee" and args.entry is not None:
+        raise _Usage("--entry goes with --format virt-qemu-sev-validate")
+    try:
+        publication = _trusted(args, True)
+        text = (
+            json_line(trustee_message(publication, args.firmware))
+            if args.format == "trustee"
+            else virt_qemu_sev_validate(publication, args.entry)
+        )
+    except TrustError as error:
+        print(f"sevref: {error.diagnostic()}", file=sys.stderr)
+        return 3
+    print(text, file=out)
     return 0
 
 

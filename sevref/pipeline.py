@@ -20,6 +20,9 @@ import shutil
 import subprocess  # nosec B404
 import tempfile
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +32,7 @@ from typing import Any, TextIO
 
 from sevref.binfmt.deb import DebPackage
 from sevref.digest import Firmware, KernelBoot, LaunchConfig, Mode, launch_digests
-from sevref.errors import ConfigError, DigestMismatchError, FetchError, FirmwareFormatError, SevrefError
+from sevref.errors import ConfigError, DigestMismatchError, FetchError, FirmwareFormatError, SevrefError, SignatureError
 from sevref.expand import DEFAULT_MAX_ENTRIES, AxisReport, Expansion, Group, expand
 from sevref.manifest import (
     MAX_MANIFEST_BYTES,
@@ -43,6 +46,7 @@ from sevref.manifest import (
     request_from_mapping,
 )
 from sevref.records import (
+    CALCULATOR,
     SCHEMAS,
     FileRef,
     Index,
@@ -53,6 +57,27 @@ from sevref.records import (
     shard_width,
 )
 from sevref.serialize import canonical, canonical_frame, canonical_row
+from sevref.sign import (
+    INDEX_PAYLOAD_TYPE,
+    INTOTO_PAYLOAD_TYPE,
+    KEYS_PAYLOAD_TYPE,
+    Algorithm,
+    KeyEntry,
+    KeysDocument,
+    KeySigner,
+    PublicKey,
+    Signer,
+    envelope,
+    generate_key,
+    key_id,
+    load_private_key,
+    load_public_key,
+    private_pem,
+    public_pem,
+    sign_file,
+    statement,
+)
+from sevref.trust import Expected, Fetch, TrustedPublication, establish, verify_chain
 from sevref.validate import check_document, check_group
 
 __all__ = [
@@ -580,10 +605,13 @@ class _Tree:
         self.files: list[FileRef] = []
 
     def write(self, path: str, data: bytes) -> None:
+        self.write_unlisted(path, data)
+        self.files.append(FileRef(path, hashlib.sha256(data).hexdigest(), len(data)))
+
+    def write_unlisted(self, path: str, data: bytes) -> None:
         target = self.root / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-        self.files.append(FileRef(path, hashlib.sha256(data).hexdigest(), len(data)))
 
     def open(self, path: str, head: bytes, tail: bytes) -> _Stream:
         target = self.root / path
@@ -730,6 +758,8 @@ def build(
     max_entries: int = DEFAULT_MAX_ENTRIES,
     issued: str | None = None,
     progress: TextIO | None = None,
+    signer: Signer | None = None,
+    keys: Sequence[bytes] = (),
 ) -> BuildSummary:
     """Build a publication from manifests into ``out``, atomically.
 
@@ -746,6 +776,9 @@ def build(
         max_entries: refuse larger matrices.
         issued: ``--issued`` (a time or ``now``), if given.
         progress: where to show progress when it is a terminal.
+        signer: the release key; without one the publication is unsigned.
+        keys: the publisher's key chain (DSSE keys documents, oldest first);
+            without one a chain of one document naming ``signer`` is made.
 
     Returns:
         The summary.
@@ -757,6 +790,7 @@ def build(
     prepared = prepare(paths, cache, max_entries)
     manifest, expansion = prepared.manifest, prepared.expansion
     issued_at, expires = manifest.publication.validity(issue_time(manifest, issued))
+    chain = _release_keys(signer, keys, manifest.publication.publisher_id)
     with _locked(out) as scratch:
         tree = _Tree(scratch)
         _write(tree, prepared, jobs, progress)
@@ -773,11 +807,17 @@ def build(
             counts={"entries": expansion.entries, "groups": len(groups), "firmware": len(prepared.firmware)},
             layout=_layout(expansion),
             files=tuple(sorted(tree.files, key=lambda f: f.path)),
+            signing=None
+            if signer is None
+            else {"keyid": signer.keyid, "algorithm": str(signer.algorithm), "keys_version": len(chain)},
         )
         data = index.to_dict()
         check_document("index", data, "index.json")
+        listed = list(tree.files)
         tree.write("index.json", canonical(data))
         _check_tree(tree)
+        if signer is not None:
+            _sign(tree, signer, chain, index, listed)
         _install(scratch, out)
     largest = max(tree.files, key=lambda f: f.size)
     return BuildSummary(
@@ -791,6 +831,54 @@ def build(
         reports=expansion.reports,
         largest=(largest.path, largest.size),
     )
+
+
+def _release_keys(signer: Signer | None, keys: Sequence[bytes], publisher: str) -> list[bytes]:
+    """The key chain to publish: the given one (checked), or one document naming the signer."""
+    if signer is None:
+        if keys:
+            raise ConfigError("--keys needs --signing-key: a key chain is published only with a signed release")
+        return []
+    if not keys:
+        document = KeysDocument(
+            publisher, 1, (KeyEntry(signer.keyid, signer.algorithm, signer.public_pem().decode(), "active"),)
+        )
+        return [canonical(envelope(document.to_bytes(), KEYS_PAYLOAD_TYPE, [signer]))]
+    last = verify_chain(keys)
+    if last.publisher != publisher:
+        raise ConfigError(
+            f"--keys: the key chain belongs to publisher {last.publisher!r}; the manifest's is {publisher!r}"
+        )
+    entry = last.entry(signer.keyid)
+    if entry is None or entry.status != "active":
+        state = "not in it" if entry is None else f"{entry.status} ({entry.reason})"
+        raise ConfigError(
+            f"--signing-key {signer.keyid}: {state} in keys/{last.version}; sign with an active key of the chain"
+        )
+    return list(keys)
+
+
+def _sign(tree: _Tree, signer: Signer, chain: Sequence[bytes], index: Index, listed: Sequence[FileRef]) -> None:
+    """Write index.dsse.json, the key chain, the in-toto statement and a .sig beside every JSON file."""
+    index_bytes = (tree.root / "index.json").read_bytes()
+    tree.write_unlisted("index.dsse.json", canonical(envelope(index_bytes, INDEX_PAYLOAD_TYPE, [signer])))
+    for version, document in enumerate(chain, start=1):
+        tree.write_unlisted(f"keys/{version}.dsse.json", document)
+    subjects = [(f.path, f.sha256) for f in listed] + [("index.json", hashlib.sha256(index_bytes).hexdigest())]
+    predicate = {
+        "release": index.release.to_dict(),
+        "issued": index.issued,
+        "expires": index.expires,
+        "index": {"path": "index.json", "sha256": hashlib.sha256(index_bytes).hexdigest()},
+        "counts": dict(index.counts),
+        "calculator": CALCULATOR,
+    }
+    statement_bytes = statement(subjects, predicate)
+    tree.write_unlisted(
+        "attestation.intoto.dsse.json", canonical(envelope(statement_bytes, INTOTO_PAYLOAD_TYPE, [signer]))
+    )
+    for ref in [*listed, FileRef("index.json", "", 0)]:
+        tree.write_unlisted(f"{ref.path}.sig", sign_file(signer, (tree.root / ref.path).read_bytes()))
 
 
 def _layout(expansion: Expansion) -> dict[str, int]:
@@ -930,3 +1018,316 @@ def _install(scratch: Path, out: Path) -> None:
     os.rename(out, old)
     os.rename(scratch, out)
     os.rename(old, scratch)
+
+
+# --------------------------------------------------------------------------- keys
+
+
+PASSPHRASE_ENV = "SEVREF_KEY_PASSPHRASE"  # noqa: S105  # nosec B105
+"""Where the key passphrase comes from when no passphrase file is given."""
+
+
+def read_passphrase(path: Path | None, env: str = PASSPHRASE_ENV) -> bytes:
+    """Read a key passphrase from a file (its first line) or the environment, never from arguments.
+
+    Args:
+        path: a passphrase file, if given.
+        env: the environment variable to use otherwise.
+
+    Returns:
+        The passphrase.
+
+    Raises:
+        SignatureError: none given.
+    """
+    if path is not None:
+        lines = read_bytes(path, "passphrase file", 4096).splitlines()
+        return lines[0] if lines else b""
+    value = os.environ.get(env)
+    if value is None:
+        raise SignatureError(f"no key passphrase: set {env} or give a passphrase file (never on the command line)")
+    return value.encode("utf-8")
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Create a file readable by its owner only (mode 0600), refusing to overwrite one.
+
+    Args:
+        path: the new file.
+        data: its contents.
+
+    Raises:
+        FetchError: the file exists or cannot be created.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as error:
+        raise FetchError(f"{path}: exists; refusing to overwrite a key") from error
+    except OSError as error:
+        raise FetchError(f"{path}: {error.strerror or error}") from error
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+
+
+def generate_key_files(prefix: Path, algorithm: Algorithm, passphrase: bytes) -> str:
+    """Write a new key pair: ``PREFIX.pem`` (encrypted, 0600) and ``PREFIX.pub``.
+
+    Args:
+        prefix: path prefix of the two files.
+        algorithm: the key's algorithm.
+        passphrase: encrypts the private key.
+
+    Returns:
+        The key id.
+
+    Raises:
+        SevrefError: a file exists or cannot be written, or a weak passphrase.
+    """
+    key = generate_key(algorithm)
+    private = private_pem(key, passphrase)
+    public_path = prefix.with_name(prefix.name + ".pub")
+    if public_path.exists():
+        raise FetchError(f"{public_path}: exists; refusing to overwrite a key")
+    write_private(prefix.with_name(prefix.name + ".pem"), private)
+    public_path.write_bytes(public_pem(key))
+    return key_id(key)
+
+
+def load_signer(path: Path, passphrase: bytes) -> KeySigner:
+    """Read a private key file.
+
+    Args:
+        path: the PEM file.
+        passphrase: its passphrase.
+
+    Returns:
+        The signer.
+
+    Raises:
+        SevrefError: unreadable, or not a key this passphrase opens.
+    """
+    return load_private_key(read_bytes(path, "private key", 1 << 16), passphrase, str(path))
+
+
+def load_public(path: Path) -> PublicKey:
+    """Read a public key file.
+
+    Args:
+        path: the PEM file.
+
+    Returns:
+        The key.
+
+    Raises:
+        SevrefError: unreadable or not a public key.
+    """
+    return load_public_key(read_bytes(path, "public key", 1 << 16), str(path))
+
+
+def read_chain(folder: Path) -> list[bytes]:
+    """Read a key chain folder: ``1.dsse.json``, ``2.dsse.json``, ... until one is missing.
+
+    Args:
+        folder: the folder.
+
+    Returns:
+        The documents, oldest first (empty when there is none).
+    """
+    chain: list[bytes] = []
+    while (folder / f"{len(chain) + 1}.dsse.json").is_file():
+        chain.append(read_bytes(folder / f"{len(chain) + 1}.dsse.json", "keys document", 1 << 20))
+    return chain
+
+
+def extend_chain(
+    folder: Path,
+    publisher: str,
+    signer: Signer,
+    added: Sequence[Signer],
+    revoked: Mapping[str, str],
+    label: str | None,
+) -> tuple[int, Path]:
+    """Write the next keys document of a chain (the first when the folder is empty).
+
+    The new document is signed by ``signer`` (an active key of the previous
+    document, or its own key for the first) and by every key it adds, which
+    proves their holder agrees.
+
+    Args:
+        folder: the chain's folder.
+        publisher: the publisher id.
+        signer: an active key of the last document.
+        added: new keys.
+        revoked: key id to reason, for keys to revoke.
+        label: a label for the keys added (and for ``signer`` in a new chain).
+
+    Returns:
+        (the new version, its path).
+
+    Raises:
+        SevrefError: a broken chain, an inactive signer, an unknown key to revoke.
+    """
+    chain = read_chain(folder)
+    entries: dict[str, KeyEntry] = {}
+    if chain:
+        last = verify_chain(chain)
+        if last.publisher != publisher:
+            raise ConfigError(f"{folder}: the key chain belongs to publisher {last.publisher!r}, not {publisher!r}")
+        current = last.entry(signer.keyid)
+        if current is None or current.status != "active":
+            raise SignatureError(
+                f"{signer.keyid}: not an active key of {folder}/{last.version}.dsse.json; it cannot sign the next one"
+            )
+        entries = {k.keyid: k for k in last.keys}
+    else:
+        entries[signer.keyid] = KeyEntry(
+            signer.keyid, signer.algorithm, signer.public_pem().decode(), "active", None, label
+        )
+    for key in added:
+        entries[key.keyid] = KeyEntry(key.keyid, key.algorithm, key.public_pem().decode(), "active", None, label)
+    for keyid, reason in revoked.items():
+        if keyid not in entries:
+            raise ConfigError(f"--revoke {keyid}: no such key in the chain")
+        old = entries[keyid]
+        entries[keyid] = KeyEntry(old.keyid, old.algorithm, old.public_key, "revoked", reason, old.label)
+    version = len(chain) + 1
+    document = KeysDocument(publisher, version, tuple(sorted(entries.values(), key=lambda k: k.keyid)))
+    signers = {s.keyid: s for s in (signer, *added)}
+    data = canonical(envelope(document.to_bytes(), KEYS_PAYLOAD_TYPE, list(signers.values())))
+    verify_chain([*chain, data])
+    path = folder / f"{version}.dsse.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return version, path
+
+
+# --------------------------------------------------------------------------- verify
+
+
+MAX_FETCH_BYTES = 1 << 30
+"""No published file is read beyond this size."""
+
+
+def reader(location: str) -> Fetch:
+    """A function that reads a publication's files by relative path.
+
+    Args:
+        location: a folder, ``file://`` URL, or ``http(s)://`` URL.
+
+    Returns:
+        The reader; it raises FetchError for a missing file.
+
+    Raises:
+        ConfigError: another URL scheme.
+    """
+    parsed = urllib.parse.urlsplit(location)
+    if parsed.scheme in ("http", "https"):
+        base = location if location.endswith("/") else location + "/"
+        return lambda path: _http_get(base + urllib.parse.quote(path))
+    if parsed.scheme not in ("", "file"):
+        raise ConfigError(f"--publication {location}: expected a folder, file://, http:// or https:// URL")
+    root = Path(urllib.parse.unquote(parsed.path) if parsed.scheme == "file" else location).resolve()
+
+    def read(path: str) -> bytes:
+        """Read one file of the folder, never one outside it."""
+        target = (root / path).resolve()
+        if root not in target.parents:
+            raise FetchError(f"{path}: outside the publication")
+        if not target.is_file():
+            raise FetchError(f"{path}: not found in {root}")
+        return read_bytes(target, "published file", MAX_FETCH_BYTES)
+
+    return read
+
+
+def _http_get(url: str) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310  # nosec B310 - http(s) only, checked above
+            data: bytes = response.read(MAX_FETCH_BYTES + 1)
+    except urllib.error.HTTPError as error:
+        raise FetchError(f"{url}: HTTP {error.code}") from None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise FetchError(f"{url}: {getattr(error, 'reason', error)}") from None
+    if len(data) > MAX_FETCH_BYTES:
+        raise FetchError(f"{url}: larger than {MAX_FETCH_BYTES} bytes")
+    return data
+
+
+def _state_key(publisher: str, product: str, stream: str) -> str:
+    return f"{publisher}/{product}/{stream}"
+
+
+def read_state(path: Path | None) -> dict[str, int]:
+    """Read the verifier's state: the highest serial seen per publisher/product/stream.
+
+    Args:
+        path: the state file (missing: nothing seen yet).
+
+    Returns:
+        The serials.
+
+    Raises:
+        ConfigError: a state file that is not sevref's.
+    """
+    if path is None or not path.exists():
+        return {}
+    try:
+        data = json.loads(read_bytes(path, "state file", 1 << 20))
+        if not isinstance(data, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in data.get("serials", {}).values()
+        ):
+            raise ValueError('expected {"serials": {name: integer}}')
+        return dict(data["serials"])
+    except (ValueError, KeyError) as error:
+        raise ConfigError(f"state file {path}: {error}") from error
+
+
+def write_state(path: Path, serials: Mapping[str, int]) -> None:
+    """Replace the verifier's state atomically (write a new file, then rename it over the old).
+
+    Args:
+        path: the state file.
+        serials: the serials to keep.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps({"serials": dict(sorted(serials.items()))}, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def trust(
+    location: str,
+    keys: Sequence[Path],
+    identity: tuple[str, str, str],
+    at: datetime,
+    state: Path | None,
+    check_all_files: bool = True,
+) -> TrustedPublication:
+    """Check a publication and record its serial in the state file.
+
+    Args:
+        location: folder or URL.
+        keys: pinned public key files.
+        identity: (publisher, product, stream) expected.
+        at: when to check validity.
+        state: the verifier's state file, if any.
+        check_all_files: check every listed file now.
+
+    Returns:
+        The trusted publication.
+
+    Raises:
+        TrustError: a check failed.
+        SevrefError: the keys or the state cannot be read.
+    """
+    publisher, product, stream = identity
+    serials = read_state(state)
+    name = _state_key(publisher, product, stream)
+    expected = Expected(
+        [load_public(k) for k in keys], publisher, product, stream, at, serials.get(name), check_all_files
+    )
+    publication = establish(reader(location), expected)
+    if state is not None and publication.index.release.serial > serials.get(name, 0):
+        write_state(state, {**serials, name: publication.index.release.serial})
+    return publication

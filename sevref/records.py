@@ -153,6 +153,8 @@ class Index:
     """Hex digits of the group and digest shard names."""
     files: tuple[FileRef, ...]
     """Every other published file, sorted by path."""
+    signing: Mapping[str, object] | None = None
+    """The key that signs the release (keyid, algorithm, keys_version), or None: unsigned."""
     sevref: str = __version__
     """The sevref version that built the release."""
 
@@ -174,6 +176,7 @@ class Index:
             "counts": dict(self.counts),
             "layout": dict(self.layout),
             "files": [f.to_dict() for f in self.files],
+            "signing": None if self.signing is None else dict(self.signing),
         }
 
     @classmethod
@@ -201,6 +204,7 @@ class Index:
             counts=dict(data["counts"]),
             layout=dict(data["layout"]),
             files=tuple(FileRef(f["path"], f["sha256"], f["size"]) for f in data["files"]),
+            signing=data["signing"],
             sevref=data["sevref"],
         )
 

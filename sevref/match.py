@@ -1,0 +1,207 @@
+"""The verifier's second stage: match a guest's evidence against a trusted publication.
+
+* SEV-SNP: the attestation report's MEASUREMENT is a published digest; it is
+  looked up directly in ``digests/<first hex digits>.json``.
+* SEV and SEV-ES: the launch measurement is an HMAC keyed by the guest owner's
+  TIK, so it cannot be looked up; each candidate GCTX.LD of the firmware
+  builds (``firmware/<id>.json``) is tried with the owner's TIK, nonce, policy
+  and platform version.
+
+A digest that matches is not yet an acceptable guest: the entry may be revoked,
+the guest's policy may differ from the one the publisher expects, or its
+platform may be older than the minimum API. Each such finding is a note; a
+match is acceptable when none of its notes is blocking.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hmac
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sevref.binfmt.report import AttestationReport
+from sevref.digest import LaunchMeasureInputs, sev_launch_measurement
+from sevref.trust import TrustedPublication, TrustError
+
+__all__ = ["Match", "entry", "lookup_digest", "scan_launch_measurement", "snp_notes"]
+
+_GROUP_ID = 20
+
+
+@dataclass(frozen=True)
+class Match:
+    """A published entry whose digest the evidence matches."""
+
+    entry_id: str
+    """The entry's id."""
+    vcpus: int | None
+    """Its vCPU count (None for SEV)."""
+    digest: str
+    """The published digest."""
+    group: Mapping[str, Any]
+    """The entry's configuration (its group record)."""
+    notes: tuple[tuple[str, bool], ...] = ()
+    """(finding, blocking) pairs."""
+
+    @property
+    def acceptable(self) -> bool:
+        """True when no note blocks the match."""
+        return not any(blocking for _, blocking in self.notes)
+
+    def with_notes(self, notes: Iterable[tuple[str, bool]]) -> Match:
+        """Add notes.
+
+        Args:
+            notes: (finding, blocking) pairs.
+
+        Returns:
+            A new match.
+        """
+        return Match(self.entry_id, self.vcpus, self.digest, self.group, (*self.notes, *notes))
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form the verifier prints.
+
+        Returns:
+            The mapping.
+        """
+        g = self.group
+        return {
+            "entry": self.entry_id,
+            "vcpus": self.vcpus,
+            "digest": self.digest,
+            "acceptable": self.acceptable,
+            "notes": [{"note": text, "blocking": blocking} for text, blocking in self.notes],
+            "configuration": {k: v for k, v in g.items() if k != "entries"},
+        }
+
+
+def _status_notes(group: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    status = group["status"]
+    if status == "active":
+        return []
+    text = f"{status}: {group.get('status_reason') or 'no reason given'}"
+    if group.get("successor"):
+        text += f"; use {group['successor']}"
+    return [(text, status == "revoked")]
+
+
+def _group(publication: TrustedPublication, group_id: str) -> Mapping[str, Any]:
+    width = publication.index.layout["groups_shard_hex"]
+    path = f"groups/{group_id[:width]}.json"
+    if not publication.has(path):
+        raise TrustError("integrity", f"entry group {group_id} is in no listed file ({path} is not listed)")
+    groups: Sequence[Mapping[str, Any]] = publication.read(path)["groups"]
+    ids = [g["id"] for g in groups]
+    position = bisect.bisect_left(ids, group_id)
+    if position == len(ids) or ids[position] != group_id:
+        raise TrustError("integrity", f"entry group {group_id} is not in {path}")
+    return groups[position]
+
+
+def entry(publication: TrustedPublication, entry_id: str) -> Match:
+    """Load a published entry by id.
+
+    Args:
+        publication: the trusted publication.
+        entry_id: the id.
+
+    Returns:
+        The entry as a match without notes.
+
+    Raises:
+        TrustError: the id points at nothing the index lists.
+    """
+    group = _group(publication, entry_id[:_GROUP_ID])
+    vcpus = int(entry_id[_GROUP_ID + 1 :]) if len(entry_id) > _GROUP_ID else None
+    for count, digest in group["entries"]:
+        if count == vcpus:
+            return Match(entry_id, vcpus, digest, group, tuple(_status_notes(group)))
+    raise TrustError("integrity", f"entry {entry_id}: group {group['id']} has no entry for {vcpus} vCPUs")
+
+
+def lookup_digest(publication: TrustedPublication, digest: str) -> list[Match]:
+    """Find the entries with a given digest (SEV-SNP measurements, or a known GCTX.LD).
+
+    Args:
+        publication: the trusted publication.
+        digest: lowercase hex.
+
+    Returns:
+        The entries, by id.
+    """
+    width = publication.index.layout["digests_shard_hex"]
+    path = f"digests/{digest[:width]}.json"
+    if not publication.has(path):
+        return []
+    return [entry(publication, ident) for ident in publication.read(path)["digests"].get(digest, [])]
+
+
+def _candidates(publication: TrustedPublication, firmware: Sequence[str] | None) -> Iterator[tuple[str, str, str]]:
+    wanted = None if firmware is None else set(firmware)
+    for path in sorted(publication.files):
+        if path.startswith("firmware/") and (wanted is None or path[len("firmware/") : -len(".json")] in wanted):
+            yield from publication.read(path)["candidates"]
+
+
+def scan_launch_measurement(
+    publication: TrustedPublication,
+    measurement: bytes,
+    nonce: bytes,
+    inputs: LaunchMeasureInputs,
+    tik: bytes,
+    *,
+    firmware: Sequence[str] | None = None,
+    vcpus: int | None = None,
+) -> tuple[list[Match], int]:
+    """Find the SEV/SEV-ES entries whose GCTX.LD gives this launch measurement.
+
+    Args:
+        publication: the trusted publication.
+        measurement: the 32-byte HMAC from LAUNCH_MEASURE.
+        nonce: its 16-byte MNONCE.
+        inputs: API version, build and the guest's policy.
+        tik: the guest owner's 16-byte TIK.
+        firmware: only these firmware ids.
+        vcpus: only this vCPU count.
+
+    Returns:
+        (matches with their policy and API notes, number of candidates tried).
+    """
+    found = []
+    tried = 0
+    for entry_id, _, digest in _candidates(publication, firmware):
+        if vcpus is not None and entry_id[_GROUP_ID + 1 :] != f"{vcpus:04d}":
+            continue
+        tried += 1
+        if hmac.compare_digest(sev_launch_measurement(bytes.fromhex(digest), inputs, nonce, tik), measurement):
+            found.append(entry(publication, entry_id))
+    api = (inputs.api_major, inputs.api_minor)
+    return [m.with_notes(_expected_notes(m.group, inputs.policy, api)) for m in found], tried
+
+
+def _expected_notes(group: Mapping[str, Any], policy: int, api: tuple[int, int]) -> list[tuple[str, bool]]:
+    notes = []
+    if group.get("policy") is not None and int(group["policy"], 16) != policy:
+        notes.append((f"policy {policy:#x} differs from the expected {group['policy']}", True))
+    if group.get("min_api") is not None:
+        minimum = tuple(int(part) for part in group["min_api"].split("."))
+        if api < minimum:
+            notes.append((f"platform API {api[0]}.{api[1]} is below the minimum {group['min_api']}", True))
+    return notes
+
+
+def snp_notes(matches: Sequence[Match], report: AttestationReport) -> list[Match]:
+    """Add what an SEV-SNP report says about policy and platform to its matches.
+
+    Args:
+        matches: entries whose digest is the report's MEASUREMENT.
+        report: the report.
+
+    Returns:
+        The matches with notes.
+    """
+    api = (report.current_major, report.current_minor)
+    return [m.with_notes(_expected_notes(m.group, report.policy, api)) for m in matches]

@@ -1,0 +1,483 @@
+"""``sevref verify`` and ``sevref export``: trust checks, refusals, and evidence matching.
+
+Publications are served over HTTP from 127.0.0.1 where it matters, as verifiers
+fetch them in practice.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import http.server
+import io
+import json
+import random
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sevref._cli import main
+from sevref.binfmt.report import AttestationReport
+from sevref.digest import LaunchMeasureInputs, sev_launch_measurement
+from sevref.pipeline import generate_key_files, load_public
+from sevref.sign import Algorithm, key_id
+from tests.conftest import REPO
+
+GOLDEN = REPO / "tests" / "golden"
+PASS = "correct horse battery staple"
+IDENTITY = ["--publisher", "golden", "--product", "tiny", "--stream", "test", "--at", "2026-02-01T00:00:00Z"]
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    out = io.StringIO()
+    status = main(args, out=out)
+    return status, out.getvalue(), capsys.readouterr().err
+
+
+def load(path: Path) -> Any:
+    return json.loads(path.read_bytes())
+
+
+@pytest.fixture()
+def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SEVREF_KEY_PASSPHRASE", PASS)
+    monkeypatch.setenv("SEVREF_NEW_KEY_PASSPHRASE", PASS)
+    folder = tmp_path / "keys"
+    for name, algorithm in (("k1", Algorithm.ECDSA_P256), ("k2", Algorithm.ECDSA_P384), ("k3", Algorithm.ED25519)):
+        generate_key_files(folder / name, algorithm, PASS.encode())
+    return folder
+
+
+def manifest(tmp_path: Path, changes: dict[str, str] | None = None) -> Path:
+    text = (GOLDEN / "manifest.yaml").read_text().replace("path: inputs/", f"path: {GOLDEN / 'inputs'}/")
+    for old, new in (changes or {}).items():
+        text = text.replace(old, new)
+    path = tmp_path / f"m{random.Random(str(changes)).randrange(10**9)}.yaml"
+    path.write_text(text)
+    return path
+
+
+def build(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    keys: Path,
+    name: str,
+    key: str = "k1",
+    chain: Path | None = None,
+    changes: dict[str, str] | None = None,
+) -> Path:
+    out = tmp_path / name
+    args = [
+        "build",
+        str(manifest(tmp_path, changes or {})),
+        "--out",
+        str(out),
+        "--signing-key",
+        str(keys / f"{key}.pem"),
+    ]
+    if chain is not None:
+        args += ["--keys", str(chain)]
+    status, _, err = run(args, capsys)
+    assert status == 0, err
+    return out
+
+
+def verify(
+    site: Path | str, capsys: pytest.CaptureFixture[str], keys: Path, *extra: str, key: str = "k1"
+) -> tuple[int, str, str]:
+    return run(
+        ["verify", "--publication", str(site), "--trusted-key", str(keys / f"{key}.pub"), *IDENTITY, *extra], capsys
+    )
+
+
+@pytest.fixture()
+def site(tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: Path) -> Path:
+    return build(tmp_path, capsys, keys, "site")
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture()
+def server(site: Path) -> Iterator[str]:
+    handler = functools.partial(_Quiet, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_trusted_over_http_and_from_a_folder(
+    site: Path, server: str, keys: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for location in (server, str(site), site.as_uri()):
+        status, out, err = verify(location, capsys, keys)
+        assert (status, err) == (0, "")
+        assert out.startswith("trusted: golden tiny test release 1.0 serial 3, signed by key ")
+    status, out, _ = verify(server, capsys, keys, "--json")
+    result = json.loads(out)
+    assert (
+        result["verdict"] == "trusted"
+        and result["publication"]["serial"] == 3
+        and result["publication"]["keys_version"] == 1
+    )
+
+
+def published_files(site: Path) -> list[str]:
+    return sorted(str(p.relative_to(site)) for p in site.rglob("*") if p.is_file())
+
+
+def expected_check(name: str) -> set[str]:
+    if name.startswith("keys/"):
+        return {"keys"}
+    if name == "index.dsse.json":
+        return {"signature", "integrity"}
+    return {"integrity"}
+
+
+def test_one_flipped_byte_in_any_published_file_is_refused(
+    site: Path, tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = published_files(site)
+    assert len(names) > 60 and {
+        "index.json",
+        "index.dsse.json",
+        "keys/1.dsse.json",
+        "attestation.intoto.dsse.json",
+        "index.json.sig",
+    } <= set(names)
+    for name in names:
+        copy = tmp_path / "tampered"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(site, copy)
+        data = bytearray((copy / name).read_bytes())
+        data[len(data) // 2] ^= 0x01
+        (copy / name).write_bytes(bytes(data))
+        status, out, err = verify(copy, capsys, keys)
+        assert status == 3, (name, out, err)
+        assert err.count("\n") == 1 and err.startswith("sevref: not trusted: "), (name, err)
+        check = err.removeprefix("sevref: not trusted: ").split(":", 1)[0]
+        assert check in expected_check(name), (name, err)
+
+
+def test_refusals(site: Path, tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A key the publisher never used.
+    status, _, err = verify(site, capsys, keys, key="k2")
+    assert status == 3 and "not trusted: keys: no keys document is signed by a pinned key" in err
+    # Expired, and not yet valid.
+    status, _, err = run(
+        [
+            "verify",
+            "--publication",
+            str(site),
+            "--trusted-key",
+            str(keys / "k1.pub"),
+            *IDENTITY[:-2],
+            "--at",
+            "2026-07-01T00:00:00Z",
+        ],
+        capsys,
+    )
+    assert (
+        status == 3 and "not trusted: expiry: expired at 2026-07-01T00:00:00Z (checked at 2026-07-01T00:00:00Z)" in err
+    )
+    status, _, err = run(
+        [
+            "verify",
+            "--publication",
+            str(site),
+            "--trusted-key",
+            str(keys / "k1.pub"),
+            *IDENTITY[:-2],
+            "--at",
+            "2025-12-31T23:59:59Z",
+        ],
+        capsys,
+    )
+    assert status == 3 and "not trusted: expiry: issued 2026-01-01T00:00:00Z, after the checking time" in err
+    # Another identity than the one asked for.
+    status, _, err = run(
+        [
+            "verify",
+            "--publication",
+            str(site),
+            "--trusted-key",
+            str(keys / "k1.pub"),
+            "--publisher",
+            "golden",
+            "--product",
+            "tiny",
+            "--stream",
+            "other",
+            "--at",
+            "2026-02-01T00:00:00Z",
+        ],
+        capsys,
+    )
+    assert status == 3 and "not trusted: identity: stream is 'test'; expected 'other'" in err
+
+
+def test_another_streams_files_are_refused(tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = build(tmp_path, capsys, keys, "other", changes={"stream: test": "stream: nightly"})
+    status, _, err = verify(other, capsys, keys)
+    assert status == 3 and "not trusted: identity: stream is 'nightly'; expected 'test'" in err
+
+
+def test_a_file_from_another_release_mixed_in_is_refused(
+    site: Path, tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    newer = build(
+        tmp_path, capsys, keys, "newer", changes={"serial: 3": "serial: 4", 'release: "1.0"': 'release: "1.1"'}
+    )
+    name = next(p for p in published_files(site) if p.startswith("groups/"))
+    shutil.copy(newer / name, site / name)
+    shutil.copy(newer / f"{name}.sig", site / f"{name}.sig")
+    status, _, err = verify(site, capsys, keys)
+    assert status == 3 and f"not trusted: integrity: {name} has sha256" in err
+
+
+def test_rollback_is_refused_and_the_state_file_is_kept(
+    site: Path, tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state" / "sevref.json"
+    newer = build(tmp_path, capsys, keys, "newer", changes={"serial: 3": "serial: 9"})
+    assert verify(newer, capsys, keys, "--state", str(state))[0] == 0
+    assert load(state) == {"serials": {"golden/tiny/test": 9}}
+    status, _, err = verify(site, capsys, keys, "--state", str(state))
+    assert status == 3 and "not trusted: rollback: serial 3 is lower than 9, the last one seen" in err
+    assert load(state) == {"serials": {"golden/tiny/test": 9}}
+    assert [p.name for p in state.parent.iterdir()] == ["sevref.json"]
+
+
+def test_unsigned_publications_are_refused(tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "unsigned"
+    status, text, _ = run(["build", str(manifest(tmp_path)), "--out", str(out)], capsys)
+    assert status == 0 and "UNSIGNED: verifiers will refuse it" in text
+    assert load(out / "index.json")["signing"] is None
+    status, _, err = verify(out, capsys, keys)
+    assert status == 3 and "not trusted: signature: the publication is unsigned: no index.dsse.json" in err
+
+
+def test_key_rotation_and_revocation(tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    chain = tmp_path / "chain"
+    k1, k2 = keys / "k1.pem", keys / "k2.pem"
+    assert (
+        run(["key", "chain", "--keys", str(chain), "--publisher", "golden", "--signing-key", str(k1)], capsys)[0] == 0
+    )
+    old = build(tmp_path, capsys, keys, "old", chain=chain)
+    # Rotate: k2 joins (countersigning), k1 is revoked, signed by k1.
+    status, out, _ = run(
+        [
+            "key",
+            "chain",
+            "--keys",
+            str(chain),
+            "--publisher",
+            "golden",
+            "--signing-key",
+            str(k1),
+            "--add",
+            str(k2),
+            "--revoke",
+            load_keyid(keys, "k1"),
+            "--reason",
+            "laptop stolen",
+        ],
+        capsys,
+    )
+    assert status == 0 and out.startswith(f"wrote {chain / '2.dsse.json'}: keys version 2")
+    # The build refuses the revoked key, and accepts the new one.
+    status, _, err = run(
+        [
+            "build",
+            str(manifest(tmp_path)),
+            "--out",
+            str(tmp_path / "x"),
+            "--signing-key",
+            str(k1),
+            "--keys",
+            str(chain),
+        ],
+        capsys,
+    )
+    assert status == 1 and "revoked (laptop stolen) in keys/2; sign with an active key of the chain" in err
+    new = build(tmp_path, capsys, keys, "new", key="k2", chain=chain)
+    # A verifier pinned to k1 follows the chain to k2; one pinned to k2 starts at keys/2.
+    for pinned in ("k1", "k2"):
+        status, out, _ = verify(new, capsys, keys, key=pinned)
+        assert status == 0 and "(keys/2)" in out
+    # An old release signed by k1, served with the new chain, is refused.
+    shutil.copy(chain / "2.dsse.json", old / "keys" / "2.dsse.json")
+    status, _, err = verify(old, capsys, keys)
+    assert status == 3 and "revoked in keys/2 (laptop stolen)" in err
+    # A forged keys/2 that k1 did not sign breaks the chain for a k1-pinned verifier.
+    forged = tmp_path / "forged"
+    assert (
+        run(
+            ["key", "chain", "--keys", str(forged), "--publisher", "golden", "--signing-key", str(keys / "k3.pem")],
+            capsys,
+        )[0]
+        == 0
+    )
+    shutil.copy(forged / "1.dsse.json", new / "keys" / "2.dsse.json")
+    status, _, err = verify(new, capsys, keys)
+    assert status == 3 and "not trusted: keys: keys/2.dsse.json is not signed by an active key of keys/1" in err
+
+
+def load_keyid(keys: Path, name: str) -> str:
+    return key_id(load_public(keys / f"{name}.pub"))
+
+
+def groups(site: Path) -> list[dict[str, Any]]:
+    return [
+        g
+        for f in load(site / "index.json")["files"]
+        if f["path"].startswith("groups/")
+        for g in load(site / f["path"])["groups"]
+    ]
+
+
+def test_snp_reports_are_matched_by_lookup(
+    site: Path, server: str, tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    group = next(g for g in groups(site) if g["mode"] == "sev-snp" and g["vmm"] == "qemu")
+    vcpus, digest = group["entries"][1]
+    report = tmp_path / "report.bin"
+    report.write_bytes(
+        AttestationReport.build(
+            version=3, policy=0x30000, measurement=bytes.fromhex(digest), current_major=1, current_minor=55
+        ).to_bytes()
+    )
+    status, out, err = verify(server, capsys, keys, "--snp-report", str(report))
+    assert (status, err) == (0, "")
+    assert f"match: {group['id']}-{vcpus:04d} sev-snp firmware tiny host qemu9.1-init2" in out
+    # Debug allowed (policy bit 19) is not what the publisher expects.
+    report.write_bytes(
+        AttestationReport.build(
+            version=3, policy=0xB0000, measurement=bytes.fromhex(digest), current_major=1, current_minor=55
+        ).to_bytes()
+    )
+    status, out, err = verify(server, capsys, keys, "--snp-report", str(report))
+    assert status == 1 and "refused: policy 0xb0000 differs from the expected 0x30000" in out
+    assert err == f"sevref: no match: the SEV-SNP report's measurement {digest} matches 1 entries, each refused\n"
+    status, out, err = verify(server, capsys, keys, "--snp-measurement", "ab" * 48, "--json")
+    assert status == 1 and json.loads(out)["verdict"] == "no match" and "matches no published entry" in err
+
+
+def test_sev_launch_measurements_are_matched_with_the_owners_tik(
+    site: Path, server: str, tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    group = next(
+        g for g in groups(site) if g["mode"] == "sev-es" and g["status"] == "active" and g["vmsa_profile"] == "init2"
+    )
+    vcpus, digest = group["entries"][-1]
+    tik, nonce = bytes(range(100, 116)), bytes(range(16))
+    inputs = LaunchMeasureInputs(1, 55, 21, 0x5)
+    blob = base64.b64encode(sev_launch_measurement(bytes.fromhex(digest), inputs, nonce, tik) + nonce).decode()
+    (tmp_path / "tik").write_bytes(tik)
+    (tmp_path / "other-tik").write_bytes(bytes(16))
+    evidence = [
+        "--launch-measurement",
+        blob,
+        "--api-major",
+        "1",
+        "--api-minor",
+        "55",
+        "--build",
+        "21",
+        "--policy",
+        "0x5",
+    ]
+    status, out, err = verify(server, capsys, keys, *evidence, "--tik", str(tmp_path / "tik"))
+    assert (status, err) == (0, "")
+    assert f"match: {group['id']}-{vcpus:04d} sev-es" in out
+    status, out, err = verify(server, capsys, keys, *evidence, "--tik", str(tmp_path / "other-tik"))
+    assert status == 1 and "sevref: no match: the launch measurement (tried against" in err and "match:" not in out
+    status, _, _ = verify(
+        server, capsys, keys, *evidence, "--tik", str(tmp_path / "tik"), "--vcpus", str(vcpus + 1 if vcpus < 8 else 1)
+    )
+    assert status == 1
+    status, _, err = verify(server, capsys, keys, "--launch-measurement", blob, "--tik", str(tmp_path / "tik"))
+    assert status == 2 and "--launch-measurement needs --api-major, --api-minor, --build, --policy" in err
+
+
+def test_lifecycle_is_reported(tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    revoked = build(tmp_path, capsys, keys, "revoked", changes={"status: deprecated": "status: revoked"})
+    group = next(g for g in groups(revoked) if g["status"] == "revoked")
+    _, digest = group["entries"][0]
+    tik, nonce = bytes(16), bytes(16)
+    blob = base64.b64encode(
+        sev_launch_measurement(bytes.fromhex(digest), LaunchMeasureInputs(1, 55, 0, 0x5), nonce, tik) + nonce
+    ).decode()
+    (tmp_path / "tik").write_bytes(tik)
+    status, out, _ = verify(
+        revoked,
+        capsys,
+        keys,
+        "--launch-measurement",
+        blob,
+        "--tik",
+        str(tmp_path / "tik"),
+        "--api-major",
+        "1",
+        "--api-minor",
+        "55",
+        "--build",
+        "0",
+        "--policy",
+        "0x5",
+    )
+    assert status == 1 and "refused: revoked: superseded by the KVM_SEV_INIT2 host stack; use qemu9.1-init2" in out
+
+
+def test_exports(site: Path, keys: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trust = ["--publication", str(site), "--trusted-key", str(keys / "k1.pub"), *IDENTITY]
+    status, out, _ = run(["export", "--format", "trustee", *trust], capsys)
+    message = json.loads(out)
+    assert (
+        status == 0
+        and set(message) == {"version", "type", "payload"}
+        and (message["version"], message["type"]) == ("0.1.0", "sample")
+    )
+    payload = json.loads(base64.b64decode(message["payload"]))
+    snp = {
+        base64.b64encode(bytes.fromhex(d)).decode()
+        for g in groups(site)
+        if g["mode"] == "sev-snp"
+        for _, d in g["entries"]
+    }
+    assert list(payload) == ["snp_launch_measurement"] and set(payload["snp_launch_measurement"]) == snp
+    legacy = next(
+        g
+        for g in groups(site)
+        if g["mode"] == "sev-es" and g["vmsa_profile"] == "legacy" and g["boot"] is None and g["cpu"] == "EPYC-Milan"
+    )
+    vcpus, digest = legacy["entries"][1]
+    status, out, _ = run(
+        ["export", "--format", "virt-qemu-sev-validate", "--entry", f"{legacy['id']}-{vcpus:04d}", *trust], capsys
+    )
+    assert status == 0
+    comment, line = out.strip().split("\n")
+    assert digest in comment and hashlib.sha256((GOLDEN / "inputs" / "tiny.fd").read_bytes()).hexdigest() in comment
+    assert (
+        line
+        == f"virt-qemu-sev-validate --firmware tiny.fd --num-cpus {vcpus} --cpu-family 25 --cpu-model 1 --cpu-stepping 1 --measurement $MEASUREMENT --api-major $API_MAJOR --api-minor $API_MINOR --build-id $BUILD --policy 0x5 --tik $TIK_FILE"
+    )
+    init2 = next(g for g in groups(site) if g["mode"] == "sev-es" and g["vmsa_profile"] == "init2")
+    status, _, err = run(
+        ["export", "--format", "virt-qemu-sev-validate", "--entry", f"{init2['id']}-0001", *trust], capsys
+    )
+    assert (
+        status == 1
+        and "has VMSA profile init2 with sev_features 0x20; the tool builds legacy VMSAs with sev_features 0x0 only"
+        in err
+    )
