@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PEERS := .peers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: dev peers apt-lists demo test lint bench golden clean
+.PHONY: dev peers apt-lists browser demo serve test lint bench golden check-site screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ peers: $(PEERS)/0.0.9/.installed $(PEERS)/0.0.13/.installed
 apt-lists:
 	@ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || $(SUDO) apt-get update
 
+# The site's tests drive Debian's Chromium with Playwright; Playwright never
+# downloads a browser of its own.
+CHROMIUM := /usr/bin/chromium
+
+## browser: install Debian's chromium for the site's browser tests
+browser: apt-lists
+	@test -x $(CHROMIUM) || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium fonts-dejavu-core
+
 # The demo's signing key: made on first use, clearly labelled, and its
 # passphrase is no secret. Real publishers keep their key and passphrase safe.
 DEMO_KEY := .cache/demo-key/sevref-DEMO
@@ -43,18 +51,37 @@ demo: dev apt-lists
 		$(BIN)/sevref build manifests/*.yaml --out site --cache .cache --signing-key $(DEMO_KEY).pem --keys .cache/demo-key/chain
 	$(BIN)/sevref verify --publication site --trusted-key $(DEMO_KEY).pub --publisher example-cvm --product debian-ovmf --stream bookworm
 
+## serve: serve site/ on http://127.0.0.1:8000/ to browse it
+serve:
+	@test -f site/index.html || { echo "no site/: run make demo first" >&2; exit 1; }
+	$(PYTHON) -m http.server --bind 127.0.0.1 --directory site 8000
+
 ## bench: the standard matrix against sev-snp-measure and the hashing bound, and a 1,000,000-entry build
 bench: dev peers apt-lists
 	$(BIN)/python -m tests.bench.bench
+
+# The golden publication is signed with a committed test key, so that its
+# envelopes and signatures are checked byte for byte too.
+GOLDEN_ENV := SEVREF_KEY_PASSPHRASE=golden-test-key-not-a-secret
 
 ## golden: regenerate tests/golden/ after an intended change to the output format
 golden: dev
 	$(BIN)/python -m tests.golden.make_inputs
 	rm -rf tests/golden/publication
-	$(BIN)/sevref build tests/golden/manifest.yaml --out tests/golden/publication --cache .cache
+	$(GOLDEN_ENV) $(BIN)/sevref build tests/golden/manifest.yaml --out tests/golden/publication --cache .cache \
+		--signing-key tests/golden/key/golden.pem --keys tests/golden/key/chain
+
+## check-site: regenerate the golden publication and fail if it differs from the committed one
+check-site: golden
+	git diff --exit-code -- tests/golden
+	@test -z "$$(git status --porcelain -- tests/golden)" || { git status --short -- tests/golden; exit 1; }
+
+## screenshots: regenerate docs/*.png (the README's pictures) from the demo site
+screenshots: demo browser
+	$(BIN)/python -m tests.browser site docs
 
 ## test: run every test; missing prerequisites that this Makefile installs are failures, not skips
-test: dev peers apt-lists
+test: dev peers apt-lists browser
 	SEVREF_STRICT=1 $(BIN)/python -m pytest
 
 ## lint: formatting, lint, strict typing, docstring coverage, security lint

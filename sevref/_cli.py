@@ -498,7 +498,12 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
     for report in summary.reports:
         print(f"  {report.describe()}", file=out)
     path, size = summary.largest
-    print(f"  {summary.files} files, {_size(summary.size)}; largest {path} ({_size(size)})", file=out)
+    page, page_size = summary.largest_page
+    print(
+        f"  {summary.files} files, {_size(summary.size)}; largest {path} ({_size(size)}); "
+        f"{summary.pages} pages, largest {page} ({_size(page_size)})",
+        file=out,
+    )
     print(
         f"  signed by key {signer.keyid}" if signer else "  UNSIGNED: verifiers will refuse it (give --signing-key)",
         file=out,

@@ -142,7 +142,9 @@ def lookup_digest(publication: TrustedPublication, digest: str) -> list[Match]:
 def _candidates(publication: TrustedPublication, firmware: Sequence[str] | None) -> Iterator[tuple[str, str, str]]:
     wanted = None if firmware is None else set(firmware)
     for path in sorted(publication.files):
-        if path.startswith("firmware/") and (wanted is None or path[len("firmware/") : -len(".json")] in wanted):
+        if not (path.startswith("firmware/") and path.endswith(".json")):
+            continue  # the firmware pages of the site sit beside the JSON
+        if wanted is None or path[len("firmware/") : -len(".json")] in wanted:
             yield from publication.read(path)["candidates"]
 
 

@@ -28,11 +28,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
+from sevref._resources import resource
 from sevref.binfmt.deb import DebPackage
 from sevref.digest import Firmware, KernelBoot, LaunchConfig, Mode, launch_digests
-from sevref.errors import ConfigError, DigestMismatchError, FetchError, FirmwareFormatError, SevrefError, SignatureError
+from sevref.errors import (
+    ConfigError,
+    DigestMismatchError,
+    FetchError,
+    FirmwareFormatError,
+    RenderError,
+    SevrefError,
+    SignatureError,
+)
 from sevref.expand import DEFAULT_MAX_ENTRIES, AxisReport, Expansion, Group, expand
 from sevref.manifest import (
     MAX_MANIFEST_BYTES,
@@ -51,11 +60,15 @@ from sevref.records import (
     FileRef,
     Index,
     Release,
+    catalog_order,
+    catalog_record,
+    catalog_row,
     firmware_record,
     group_record,
     publication_record,
     shard_width,
 )
+from sevref.render import Renderer, Site
 from sevref.serialize import canonical, canonical_frame, canonical_row
 from sevref.sign import (
     INDEX_PAYLOAD_TYPE,
@@ -603,12 +616,17 @@ class _Tree:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.files: list[FileRef] = []
+        self.unlisted: list[tuple[str, int]] = []
 
     def write(self, path: str, data: bytes) -> None:
-        self.write_unlisted(path, data)
+        self._put(path, data)
         self.files.append(FileRef(path, hashlib.sha256(data).hexdigest(), len(data)))
 
     def write_unlisted(self, path: str, data: bytes) -> None:
+        self._put(path, data)
+        self.unlisted.append((path, len(data)))
+
+    def _put(self, path: str, data: bytes) -> None:
         target = self.root / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
@@ -688,8 +706,8 @@ class _DigestIndex:
 _WORK: dict[str, Any] = {}
 
 
-def _compute(index: int) -> tuple[bytes, list[bytes]]:
-    """Compute one group's digests and its checked, canonical record."""
+def _compute(index: int) -> tuple[bytes, list[bytes], bytes, dict[str, object]]:
+    """Compute one group: its checked canonical record, digests, page and catalog row."""
     group: Group = _WORK["groups"][index]
     firmware: Firmware = _WORK["firmware"][group.firmware]
     counts = group.vcpus or (1,)
@@ -697,7 +715,9 @@ def _compute(index: int) -> tuple[bytes, list[bytes]]:
     digests = [by_count[count] for count in counts]
     record = group_record(group, digests, _WORK["sources"][group.firmware])
     check_group(record)
-    return canonical(record), digests
+    renderer: Renderer = _WORK["renderer"]
+    _, page = renderer.entry(record)
+    return canonical(record), digests, page, catalog_row(record)
 
 
 @dataclass(frozen=True)
@@ -713,7 +733,7 @@ class BuildSummary:
     firmware: int
     """Firmware builds covered."""
     files: int
-    """Files written (index.json included)."""
+    """Files written: the index, what it lists, and the signatures."""
     size: int
     """Bytes written."""
     seconds: float
@@ -722,6 +742,10 @@ class BuildSummary:
     """Per-matrix axis sizes."""
     largest: tuple[str, int]
     """The largest file and its size."""
+    pages: int
+    """HTML pages of the site."""
+    largest_page: tuple[str, int]
+    """The largest page and its size."""
 
 
 class _Progress:
@@ -791,11 +815,27 @@ def build(
     manifest, expansion = prepared.manifest, prepared.expansion
     issued_at, expires = manifest.publication.validity(issue_time(manifest, issued))
     chain = _release_keys(signer, keys, manifest.publication.publisher_id)
+    pub = manifest.publication
+    release = Release.of(pub)
+    signing: dict[str, object] | None = None
+    shown: dict[str, object] | None = None  # what the pages say about the key
+    if signer is not None:
+        signing = {"keyid": signer.keyid, "algorithm": str(signer.algorithm), "keys_version": len(chain)}
+        shown = {**signing, **_key_facts(signer, chain)}
+    site = Site(
+        release=release.to_dict(),
+        publisher_name=pub.publisher_name,
+        contact=pub.contact,
+        url=pub.url,
+        description=pub.description,
+        issued=issued_at,
+        expires=expires,
+        signing=shown,
+        calculator=CALCULATOR,
+    )
     with _locked(out) as scratch:
         tree = _Tree(scratch)
-        _write(tree, prepared, jobs, progress)
-        release = Release.of(manifest.publication)
-        pub = manifest.publication
+        _write(tree, prepared, jobs, progress, site)
         groups = expansion.groups
         index = Index(
             release=release,
@@ -807,9 +847,7 @@ def build(
             counts={"entries": expansion.entries, "groups": len(groups), "firmware": len(prepared.firmware)},
             layout=_layout(expansion),
             files=tuple(sorted(tree.files, key=lambda f: f.path)),
-            signing=None
-            if signer is None
-            else {"keyid": signer.keyid, "algorithm": str(signer.algorithm), "keys_version": len(chain)},
+            signing=signing,
         )
         data = index.to_dict()
         check_document("index", data, "index.json")
@@ -820,17 +858,28 @@ def build(
             _sign(tree, signer, chain, index, listed)
         _install(scratch, out)
     largest = max(tree.files, key=lambda f: f.size)
+    pages = [f for f in tree.files if f.path.endswith(".html")]
+    page = max(pages, key=lambda f: f.size)
     return BuildSummary(
         out=out,
         entries=expansion.entries,
         groups=len(groups),
         firmware=len(prepared.firmware),
-        files=len(tree.files),
-        size=sum(f.size for f in tree.files),
+        files=len(tree.files) + len(tree.unlisted),
+        size=sum(f.size for f in tree.files) + sum(size for _, size in tree.unlisted),
         seconds=time.monotonic() - started,
         reports=expansion.reports,
         largest=(largest.path, largest.size),
+        pages=len(pages),
+        largest_page=(page.path, page.size),
     )
+
+
+def _key_facts(signer: Signer, chain: Sequence[bytes]) -> dict[str, object]:
+    """The release key's label in the published chain and its PEM, for the home page."""
+    document = verify_chain(chain)
+    entry = document.entry(signer.keyid)
+    return {"label": None if entry is None else entry.label, "public_pem": signer.public_pem().decode("ascii")}
 
 
 def _release_keys(signer: Signer | None, keys: Sequence[bytes], publisher: str) -> list[bytes]:
@@ -859,7 +908,11 @@ def _release_keys(signer: Signer | None, keys: Sequence[bytes], publisher: str) 
 
 
 def _sign(tree: _Tree, signer: Signer, chain: Sequence[bytes], index: Index, listed: Sequence[FileRef]) -> None:
-    """Write index.dsse.json, the key chain, the in-toto statement and a .sig beside every JSON file."""
+    """Write index.dsse.json, the key chain, the in-toto statement and a .sig beside every JSON file.
+
+    Pages and assets get no .sig of their own: the signed index pins them, as
+    the in-toto statement does.
+    """
     index_bytes = (tree.root / "index.json").read_bytes()
     tree.write_unlisted("index.dsse.json", canonical(envelope(index_bytes, INDEX_PAYLOAD_TYPE, [signer])))
     for version, document in enumerate(chain, start=1):
@@ -878,7 +931,8 @@ def _sign(tree: _Tree, signer: Signer, chain: Sequence[bytes], index: Index, lis
         "attestation.intoto.dsse.json", canonical(envelope(statement_bytes, INTOTO_PAYLOAD_TYPE, [signer]))
     )
     for ref in [*listed, FileRef("index.json", "", 0)]:
-        tree.write_unlisted(f"{ref.path}.sig", sign_file(signer, (tree.root / ref.path).read_bytes()))
+        if ref.path.endswith(".json"):
+            tree.write_unlisted(f"{ref.path}.sig", sign_file(signer, (tree.root / ref.path).read_bytes()))
 
 
 def _layout(expansion: Expansion) -> dict[str, int]:
@@ -888,10 +942,22 @@ def _layout(expansion: Expansion) -> dict[str, int]:
     }
 
 
-def _write(tree: _Tree, prepared: Prepared, jobs: int | None, progress: TextIO | None) -> None:
-    """Compute every group and write groups/, digests/, firmware/ and publication.json."""
+def _site_sources() -> tuple[dict[str, str], list[tuple[str, bytes]]]:
+    """The templates (name -> text) and the static assets (path, bytes)."""
+    folder = resource("templates")
+    try:
+        templates = {path.name: path.read_text(encoding="utf-8") for path in sorted(folder.glob("*.html.j2"))}
+        assets = [(f"assets/{path.name}", path.read_bytes()) for path in sorted((folder / "assets").iterdir())]
+    except (OSError, UnicodeDecodeError) as error:
+        raise RenderError(f"{folder}: cannot read the site's templates ({error})") from error
+    return templates, assets
+
+
+def _write(tree: _Tree, prepared: Prepared, jobs: int | None, progress: TextIO | None, site: Site) -> None:
+    """Compute every group and write groups/, digests/, firmware/, catalog/, publication.json and the pages."""
     manifest, expansion = prepared.manifest, prepared.expansion
-    release = Release.of(manifest.publication).to_dict()
+    release_identity = Release.of(manifest.publication)
+    release = release_identity.to_dict()
     layout = _layout(expansion)
     gwidth, dwidth = layout["groups_shard_hex"], layout["digests_shard_hex"]
     groups = expansion.groups
@@ -899,22 +965,27 @@ def _write(tree: _Tree, prepared: Prepared, jobs: int | None, progress: TextIO |
     sources = {ident: manifest.firmware[ident].source for ident in firmware}
 
     candidates: dict[str, _Stream] = {}
+    records: list[dict[str, object]] = []
     for ident, fw in firmware.items():
         record = firmware_record(manifest.firmware[ident], fw, hashlib.sha384(fw.data).digest())
+        records.append(record)
         head, tail = canonical_frame(
             {"schema": SCHEMAS["firmware"], "release": release, "firmware": record}, "candidates"
         )
         candidates[ident] = tree.open(f"firmware/{ident}.json", head, tail)
+    templates, assets = _site_sources()
+    renderer = Renderer(templates, site, records)
     digests = _DigestIndex(tree.root / ".digests", dwidth)
+    catalog: dict[str, list[dict[str, object]]] = {ident: [] for ident in firmware}
     meter = _Progress(progress, expansion.entries)
 
-    _WORK.update(groups=groups, firmware=firmware, sources=sources)
+    _WORK.update(groups=groups, firmware=firmware, sources=sources, renderer=renderer)
     workers = jobs if jobs is not None else (min(os.cpu_count() or 1, 8) if expansion.entries >= 20_000 else 1)
     pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
     try:
         results = pool.imap(_compute, range(len(groups)), chunksize=8) if pool else map(_compute, range(len(groups)))
         shard: _Stream | None = None
-        for group, (encoded, values) in zip(groups, results, strict=True):
+        for group, (encoded, values, page, row) in zip(groups, results, strict=True):
             name = group.id[:gwidth]
             if shard is None or shard.path != f"groups/{name}.json":
                 if shard is not None:
@@ -922,6 +993,8 @@ def _write(tree: _Tree, prepared: Prepared, jobs: int | None, progress: TextIO |
                 head, tail = canonical_frame({"schema": SCHEMAS["groups"], "release": release, "shard": name}, "groups")
                 shard = tree.open(f"groups/{name}.json", head, tail)
             shard.add(encoded)
+            tree.write(f"entry/{group.id}.html", page)
+            catalog[group.firmware].append(row)
             for ident, value in zip(group.entry_ids(), values, strict=True):
                 text = value.hex()
                 digests.add(text, ident)
@@ -947,10 +1020,26 @@ def _write(tree: _Tree, prepared: Prepared, jobs: int | None, progress: TextIO |
     check_document("publication", publication, "publication.json")
     tree.write("publication.json", canonical(publication))
 
+    rows: dict[str, list[dict[str, object]]] = {}
+    for record in records:
+        ident = str(record["id"])
+        rows[ident] = sorted(catalog[ident], key=catalog_order)
+        tree.write(f"catalog/{ident}.json", canonical(catalog_record(release_identity, ident, rows[ident])))
+        for path, page in renderer.firmware_pages(record, rows[ident]):
+            tree.write(path, page)
+    counts = {"entries": expansion.entries, "groups": len(groups), "firmware": len(firmware)}
+    hosts = cast("list[dict[str, Any]]", publication["host_stacks"])
+    for path, page in (renderer.home(counts, rows, hosts), renderer.search([h["id"] for h in hosts])):
+        tree.write(path, page)
+    for path, data in assets:
+        tree.write(path, data)
+
 
 def _check_tree(tree: _Tree) -> None:
     """Validate every written file against its schema, reading it back from disk."""
     for ref in tree.files:
+        if not ref.path.endswith(".json"):
+            continue  # pages and assets: rendered from the checked records
         kind = ref.path.split("/", 1)[0].removesuffix(".json")
         if kind == "groups":
             continue  # every record was checked as it was produced; see _compute

@@ -8,6 +8,8 @@ A publication (``sevref build --out DIR``) is::
     digests/<hh>.json        digest -> entry ids (sharded by the digest's first hex digits)
     firmware/<id>.json       one firmware build: provenance, supported modes, and the
                              SEV/SEV-ES candidate list a verifier scans with its TIK
+    catalog/<id>.json        one firmware build's configurations without digests, for the
+                             site's search by mode, host stack, CPU and vCPU count
 
 Every file carries the release identity, so a file of another release or
 product is recognisable on its own; the index pins them all by hash.
@@ -33,16 +35,22 @@ __all__ = [
     "FileRef",
     "Index",
     "Release",
+    "catalog_order",
+    "catalog_record",
+    "catalog_row",
     "firmware_record",
     "group_record",
     "package_label",
     "publication_record",
     "shard_width",
+    "vcpu_runs",
 ]
 
 CALCULATOR = f"sevref {__version__}"
 """Who computed the digests, recorded in every group."""
-SCHEMAS = {kind: f"urn:sevref:schema:{kind}:1" for kind in ("index", "publication", "groups", "digests", "firmware")}
+SCHEMAS = {
+    kind: f"urn:sevref:schema:{kind}:1" for kind in ("index", "publication", "groups", "digests", "firmware", "catalog")
+}
 """The ``schema`` value of each kind of file (and the ``$id`` of its JSON Schema)."""
 _QUANTITY = {
     Mode.SEV: ("sha256", "GCTX.LD"),
@@ -423,3 +431,84 @@ def publication_record(
         "manifests": [{"name": name.rsplit("/", 1)[-1], "sha256": sha.hex()} for name, sha in manifest.documents],
         "calculator": CALCULATOR,
     }
+
+
+def vcpu_runs(counts: Sequence[int]) -> list[list[int]]:
+    """Sorted vCPU counts as inclusive ``[first, last]`` runs of consecutive counts.
+
+    Args:
+        counts: sorted, distinct counts.
+
+    Returns:
+        E.g. ``[[1, 4], [8, 8]]`` for 1, 2, 3, 4, 8.
+    """
+    runs: list[list[int]] = []
+    for count in counts:
+        if runs and runs[-1][1] == count - 1:
+            runs[-1][1] = count
+        else:
+            runs.append([count, count])
+    return runs
+
+
+_MODE_ORDER = {str(mode): n for n, mode in enumerate((Mode.SEV, Mode.SEV_ES, Mode.SEV_SNP))}
+
+
+def catalog_row(record: Mapping[str, Any]) -> dict[str, object]:
+    """A group's line in its firmware's catalog: the configuration, without digests.
+
+    Args:
+        record: the group's record (:func:`group_record`).
+
+    Returns:
+        A JSON-ready mapping.
+    """
+    counts = [count for count, _ in record["entries"] if count is not None]
+    return {
+        "id": record["id"],
+        "mode": record["mode"],
+        "host_stack": record["host_stack"],
+        "vmsa_profile": record["vmsa_profile"],
+        "cpu": record["cpu"],
+        "cpu_signature": record["cpu_signature"],
+        "features": record["sev_features"] or record["guest_features"],
+        "boot": record["boot"],
+        "cmdline": record["cmdline"],
+        "vcpus": vcpu_runs(counts) if counts else None,
+        "status": record["status"],
+    }
+
+
+def catalog_order(row: Mapping[str, Any]) -> tuple[object, ...]:
+    """The sort key of catalog rows: people read by mode, host stack, CPU, features, boot and command line.
+
+    Args:
+        row: a :func:`catalog_row` value.
+
+    Returns:
+        The key.
+    """
+    return (
+        _MODE_ORDER[row["mode"]],
+        row["host_stack"],
+        row["cpu"] or "",
+        int(row["cpu_signature"] or "0x0", 16),
+        int(row["features"] or "0x0", 16),
+        row["boot"] or "",
+        row["cmdline"] or "",
+        row["id"],
+    )
+
+
+def catalog_record(release: Release, firmware: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, object]:
+    """The catalog of one firmware build.
+
+    Args:
+        release: the release identity.
+        firmware: the firmware id.
+        rows: its groups' :func:`catalog_row` values, sorted by :func:`catalog_order`.
+
+    Returns:
+        A JSON-ready mapping.
+    """
+    return {"schema": SCHEMAS["catalog"], "release": release.to_dict(), "firmware": firmware, "configurations": rows}

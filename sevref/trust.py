@@ -12,8 +12,9 @@ Nothing here is believed before it is checked, in this order:
 3. **identity**: the publisher, product and stream the verifier asked for.
 4. **expiry**: issued ≤ the checking time < expires.
 5. **rollback**: the serial must not be lower than the last one the verifier saw.
-6. **integrity**: every file the index lists has its sha256 and size, carries
-   the index's release identity, and its detached ``.sig`` verifies; the
+6. **integrity**: every file the index lists has its sha256 and size; each
+   JSON file carries the index's release identity and its detached ``.sig``
+   verifies (the site's pages and assets are pinned by the index alone); the
    in-toto statement names the same files.
 
 Each failure is a :class:`TrustError` naming its check. This module does no
@@ -119,6 +120,8 @@ class TrustedPublication:
         Raises:
             TrustError: not listed, or not what the index says.
         """
+        if not path.endswith(".json"):
+            raise TrustError("integrity", f"{path}: expected a JSON file of the publication")
         if path not in self._cache:
             self._cache[path] = _checked(self.fetch, path, self.files, self.index.release)[1]
         return self._cache[path]
@@ -155,6 +158,8 @@ def _checked(fetch: Fetch, path: str, files: Mapping[str, tuple[str, int]], rele
         raise TrustError(
             "integrity", f"{path} has sha256 {found} ({len(data)} bytes); the signed index says {sha256} ({size} bytes)"
         )
+    if not path.endswith(".json"):
+        return data, None  # a page or an asset: its hash is all there is to check
     value = _json(data, path)
     identity = value.get("release") if isinstance(value, dict) else None
     if identity != release.to_dict():
@@ -308,6 +313,8 @@ def _check_everything(publication: TrustedPublication, key: PublicKey) -> None:
             data = fetch(path)
         else:
             data, _ = _checked(fetch, path, publication.files, publication.index.release)
+        if not path.endswith(".json"):
+            continue  # pages and assets have no .sig: the signed index pins them
         try:
             signature = fetch(f"{path}.sig")
         except FetchError as error:

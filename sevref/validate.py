@@ -28,7 +28,7 @@ from sevref.errors import LayoutError
 
 __all__ = ["KINDS", "LONG_LISTS", "check_document", "check_group", "validator"]
 
-KINDS = ("index", "publication", "groups", "digests", "firmware")
+KINDS = ("index", "publication", "groups", "digests", "firmware", "catalog")
 """The kinds of published JSON file, each with ``schema/<kind>.schema.json``."""
 
 _DIGEST = re.compile(r"[0-9a-f]{64}|[0-9a-f]{96}")

@@ -7,9 +7,11 @@ Three kinds of inputs:
   (``apt-get download``, pinned by sha256) into ``.cache/``.
 - The peers ``sev-snp-measure`` 0.0.9 and 0.0.13, installed by ``make peers``
   into ``.peers/``.
+- Debian's ``chromium`` at /usr/bin/chromium (``make browser``) and Playwright
+  (a development dependency) for the site's tests in a real browser.
 
 ``make test`` sets ``SEVREF_STRICT=1``: then a prerequisite the Makefile is
-responsible for (Debian firmware, peers) that is missing fails the test
+responsible for (Debian firmware, peers, the browser) that is missing fails the test
 instead of skipping it, so CI cannot pass by skipping.
 """
 
@@ -17,13 +19,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from sevref.errors import SevrefError
-from sevref.pipeline import obtain_deb, read_deb_file
+from sevref.pipeline import generate_key_files, obtain_deb, read_deb_file
+from sevref.sign import Algorithm
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SEVREF_SHARED", REPO.parent / "shared"))
@@ -120,6 +125,39 @@ def vector_root(tmp_path_factory: pytest.TempPathFactory, generated: Path, debia
     (root / "debian").mkdir()
     (root / "debian" / debian_ovmf.name).symlink_to(debian_ovmf)
     return root
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory, debian_ovmf: Path) -> Path:
+    """The bundled example publication, built from manifests/ with the Debian firmware (unsigned)."""
+    out = tmp_path_factory.mktemp("demo") / "site"
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1764115200"}
+    manifests = sorted(str(p) for p in (REPO / "manifests").glob("*.yaml"))
+    subprocess.run(
+        [sys.executable, "-m", "sevref", "build", *manifests, "--out", str(out), "--cache", str(CACHE)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def signed_demo(tmp_path_factory: pytest.TempPathFactory, debian_ovmf: Path) -> tuple[Path, str]:
+    """The example publication signed with a fresh key and issued now, as ``make demo`` makes it.
+
+    Returns:
+        (the site, the signing key's id).
+    """
+    folder = tmp_path_factory.mktemp("signed-demo")
+    passphrase = b"site-test-passphrase"
+    keyid = generate_key_files(folder / "key", Algorithm.ECDSA_P256, passphrase)
+    env = {**os.environ, "SEVREF_KEY_PASSPHRASE": passphrase.decode()}
+    manifests = sorted(str(p) for p in (REPO / "manifests").glob("*.yaml"))
+    command = [sys.executable, "-m", "sevref", "build", *manifests, "--out", str(folder / "site")]
+    command += ["--cache", str(CACHE), "--issued", "now", "--signing-key", str(folder / "key.pem")]
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return folder / "site", keyid
 
 
 @pytest.fixture()

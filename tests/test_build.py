@@ -22,6 +22,10 @@ from tests.conftest import REPO, VECTORS, need_shared
 from tests.images import ovmf_image
 
 GOLDEN = REPO / "tests" / "golden"
+# The golden publication is signed with a committed test key (see the Makefile's golden target).
+GOLDEN_PASSPHRASE = "golden-test-key-not-a-secret"
+GOLDEN_SIGNING = ["--signing-key", str(GOLDEN / "key" / "golden.pem"), "--keys", str(GOLDEN / "key" / "chain")]
+UNLISTED = {"index.json", "index.dsse.json", "attestation.intoto.dsse.json", "keys/1.dsse.json"}
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -34,9 +38,21 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     return status, out.getvalue(), capsys.readouterr().err
 
 
-def test_golden_build_is_byte_identical(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_golden_build_is_byte_identical(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEVREF_KEY_PASSPHRASE", GOLDEN_PASSPHRASE)
     status, out, err = run(
-        ["build", str(GOLDEN / "manifest.yaml"), "--out", str(tmp_path / "site"), "--cache", str(tmp_path)], capsys
+        [
+            "build",
+            str(GOLDEN / "manifest.yaml"),
+            "--out",
+            str(tmp_path / "site"),
+            "--cache",
+            str(tmp_path),
+            *GOLDEN_SIGNING,
+        ],
+        capsys,
     )
     assert (status, err) == (0, "")
     assert out.startswith("built 111 entries (35 configurations, 1 firmware build) into ")
@@ -52,7 +68,14 @@ def test_reproducible_across_environments(tmp_path: Path) -> None:
     for index, (tz, lang, seed, jobs) in enumerate([("UTC", "C.UTF-8", "0", "1"), ("Asia/Kolkata", "C", "12345", "2")]):
         cwd = tmp_path / f"run{index}"
         cwd.mkdir()
-        env = {**os.environ, "TZ": tz, "LANG": lang, "LC_ALL": lang, "PYTHONHASHSEED": seed}
+        env = {
+            **os.environ,
+            "TZ": tz,
+            "LANG": lang,
+            "LC_ALL": lang,
+            "PYTHONHASHSEED": seed,
+            "SEVREF_KEY_PASSPHRASE": GOLDEN_PASSPHRASE,
+        }
         command = [
             sys.executable,
             "-m",
@@ -65,6 +88,7 @@ def test_reproducible_across_environments(tmp_path: Path) -> None:
             jobs,
             "--cache",
             str(tmp_path),
+            *GOLDEN_SIGNING,
         ]
         subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
         outs.append(tree(cwd / "site"))
@@ -80,13 +104,20 @@ def test_index_pins_every_file_and_every_file_is_valid() -> None:
     index = load(root, "index.json")
     check_document("index", index, "index.json")
     listed = {f["path"]: f for f in index["files"]}
-    on_disk = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} - {"index.json"}
-    assert set(listed) == on_disk
+    on_disk = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+    signatures = {path for path in on_disk if path.endswith(".sig")}
+    assert set(listed) == on_disk - UNLISTED - signatures
+    assert signatures == {f"{path}.sig" for path in [*listed, "index.json"] if path.endswith(".json")}
     assert [f["path"] for f in index["files"]] == sorted(listed)
+    kinds = set()
     for path, ref in listed.items():
         data = (root / path).read_bytes()
         assert (hashlib.sha256(data).hexdigest(), len(data)) == (ref["sha256"], ref["size"])
-        check_document(path.split("/")[0].removesuffix(".json"), json.loads(data), path)
+        if path.endswith(".json"):
+            kind = path.split("/")[0].removesuffix(".json")
+            kinds.add(kind)
+            check_document(kind, json.loads(data), path)
+    assert kinds == {"publication", "groups", "digests", "firmware", "catalog"}
     assert index["counts"] == {"entries": 111, "groups": 35, "firmware": 1}
     assert (index["issued"], index["expires"], index["serial"]) == ("2026-01-01T00:00:00Z", "2026-07-01T00:00:00Z", 3)
 
@@ -164,21 +195,6 @@ def test_golden_digests_equal_sevref_digest(tmp_path: Path, capsys: pytest.Captu
         "direct-initrd": str(GOLDEN / "inputs" / "initrd.img"),
     }
     assert check_against_digest(GOLDEN / "publication", inputs, None, tmp_path, capsys) == 111
-
-
-@pytest.fixture(scope="session")
-def demo(tmp_path_factory: pytest.TempPathFactory, debian_ovmf: Path) -> Path:
-    """The bundled example publication, built from manifests/ with the Debian firmware."""
-    out = tmp_path_factory.mktemp("demo") / "site"
-    env = {**os.environ, "SOURCE_DATE_EPOCH": "1764115200"}
-    manifests = sorted(str(p) for p in (REPO / "manifests").glob("*.yaml"))
-    subprocess.run(
-        [sys.executable, "-m", "sevref", "build", *manifests, "--out", str(out), "--cache", str(REPO / ".cache")],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    return out
 
 
 DEMO_FIRMWARE = {

@@ -170,6 +170,18 @@ def bound(prepared) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - start
 
 
+def site_stats(folder: Path) -> str:
+    """Files, bytes, pages and the largest page of a built publication."""
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    pages = [p for p in files if p.suffix == ".html"]
+    largest = max(pages, key=lambda p: p.stat().st_size)
+    return (
+        f"{len(files):,} files, {sum(p.stat().st_size for p in files) / 2**20:,.1f} MiB; "
+        f"{len(pages):,} pages, largest {largest.relative_to(folder)} ({largest.stat().st_size / 1024:,.1f} KiB), "
+        f"home {(folder / 'index.html').stat().st_size / 1024:,.1f} KiB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=1)
@@ -179,18 +191,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sevref-bench-") as scratch:
         manifests = write(Path(scratch) / "standard", args.scale)
         build_seconds, build_peak, summary = run_build(manifests, Path(scratch) / "site", None)
+        standard_site = site_stats(Path(scratch) / "site")
         entries, engine_seconds, prepared = engine(manifests)
         sampled, peer_seconds = peer(prepared, args.sample)
         bound_seconds = bound(prepared)
-        large = None
+        large, large_site = None, ""
         if args.large:
             big = write(Path(scratch) / "large", args.large)
             large = run_build(big, Path(scratch) / "large-site", None)
+            large_site = site_stats(Path(scratch) / "large-site")
             del big
     engine_rate = entries / engine_seconds
     build_rate = entries / build_seconds
     peer_rate = sampled / peer_seconds
     print(f"standard matrix: {summary}")
+    print(f"  site: {standard_site}")
     print(
         f"  sevref build                 {build_seconds:7.2f} s  {build_rate:>12,.0f} entries/s  peak {build_peak / 2**20:,.0f} MiB (process tree)"
     )
@@ -206,6 +221,7 @@ def main() -> None:
     if large is not None:
         seconds, peak, line = large
         print(f"large matrix: {line}")
+        print(f"  site: {large_site}")
         print(f"  sevref build                 {seconds:7.2f} s  peak {peak / 2**20:,.0f} MiB (process tree)")
 
 

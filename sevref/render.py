@@ -1,0 +1,311 @@
+"""The site: HTML pages for people, rendered from the publication's records.
+
+``sevref build`` renders these pages into the same folder as the JSON::
+
+    index.html                 the release: publisher, validity, signing key, firmware, host stacks,
+                               downloads and how to verify
+    search.html                find a digest (hex or base64) or filter configurations
+    firmware/<id>.html         one firmware build and its configurations, 250 a page
+    firmware/<id>/<n>.html     the following pages
+    entry/<group id>.html      one configuration: every digest by vCPU count (each row's id is
+                               the entry id, so ``entry/<group>.html#<entry>`` is its permalink),
+                               and the ``sevref digest`` command that reproduces it
+    assets/sevref.css, .js     style, search and in-browser verification
+
+A 1,000,000-entry publication has a few thousand configurations, so it makes a
+few thousand pages, not a million. The pages are listed in the signed index
+like every other file: the in-browser check covers the page being read.
+
+Pages are rendered from the records as the build produces them (each group
+record checked against its schema first), before the index is written: that is
+what lets the signed index pin the pages, so that the in-browser check covers
+the page in front of the reader and not only the JSON it loads.
+
+Jinja2 runs with autoescape on, ``StrictUndefined`` and no clock. Templates come
+in as text, so this module does no I/O.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+import markupsafe
+from markupsafe import escape
+
+from sevref.errors import RenderError
+
+__all__ = ["ROWS_PER_PAGE", "Renderer", "Site", "reproduce_argv", "vcpus_label"]
+
+ROWS_PER_PAGE = 250
+"""Configurations on one firmware page."""
+_MODES = ("sev", "sev-es", "sev-snp")
+
+
+@dataclass(frozen=True)
+class Site:
+    """What every page shows about the release."""
+
+    release: Mapping[str, object]
+    """The release identity (publisher, product, stream, release, serial)."""
+    publisher_name: str
+    """The publisher's name."""
+    contact: str
+    """Where to report problems."""
+    url: str | None
+    """Where the publication is hosted."""
+    description: str | None
+    """What the release is."""
+    issued: str
+    """Issue time."""
+    expires: str
+    """Expiry."""
+    signing: Mapping[str, object] | None
+    """keyid, algorithm, keys_version, label and public_pem of the release key; None: unsigned."""
+    calculator: str
+    """The sevref version that computed the digests."""
+
+
+def vcpus_label(runs: Sequence[Sequence[int]] | None) -> str:
+    """Label vCPU runs for people: ``1–64, 128``.
+
+    Args:
+        runs: ``[first, last]`` runs, or None (SEV: not measured).
+
+    Returns:
+        The label.
+    """
+    if runs is None:
+        return "any"
+    return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in runs)
+
+
+def reproduce_argv(record: Mapping[str, Any], firmware_file: str, vcpus: int | None) -> list[str]:
+    """The ``sevref digest`` arguments that recompute one entry of a group.
+
+    Args:
+        record: the group's record.
+        firmware_file: the firmware's file name.
+        vcpus: the entry's vCPU count (None for SEV).
+
+    Returns:
+        The argument list, starting with ``sevref``.
+    """
+    argv = ["sevref", "digest", "--mode", record["mode"], "--firmware", firmware_file]
+    argv += ["--firmware-sha256", record["firmware_sha256"]]
+    if record["vmm"] != "qemu":
+        argv += ["--vmm", record["vmm"]]
+    if record["vmsa_profile"] is not None:
+        argv += ["--vmsa-profile", record["vmsa_profile"]]
+    if record["cpu"] is not None and record["cpu"] != "host":
+        argv += ["--cpu", record["cpu"]]
+    elif record["cpu_signature"] is not None:
+        argv += ["--cpu-signature", record["cpu_signature"]]
+    if record["sev_features"] is not None:
+        argv += ["--sev-features", record["sev_features"]]
+    if record["guest_features"] is not None:
+        argv += ["--guest-features", record["guest_features"]]
+    if record["boot"] is not None:
+        argv += ["--kernel", "vmlinuz"]
+        if record["initrd_sha256"] is not None:
+            argv += ["--initrd", "initrd.img"]
+        if record["cmdline"] is not None:
+            argv += ["--cmdline", record["cmdline"]]
+    if vcpus is not None:
+        argv += ["--vcpus", str(vcpus)]
+    return argv
+
+
+def _firmware_file(record: Mapping[str, Any]) -> str:
+    source = record["source"]
+    if source.get("debian"):
+        return str(source["debian"]["path"]).rsplit("/", 1)[-1]
+    return str(source.get("file") or f"{record['id']}.fd")
+
+
+class Renderer:
+    """Renders the pages of one release."""
+
+    def __init__(self, templates: Mapping[str, str], site: Site, firmware: Sequence[Mapping[str, Any]]) -> None:
+        """Compile the templates.
+
+        Args:
+            templates: template name -> text (``base.html.j2``, ``index.html.j2``, ...).
+            site: the release facts every page shows.
+            firmware: the firmware records (``firmware/<id>.json``'s ``firmware``), in publication order.
+
+        Raises:
+            RenderError: a template does not compile.
+        """
+        self.env = jinja2.Environment(
+            loader=jinja2.DictLoader(dict(templates)),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        self.site = site
+        self.firmware = {str(record["id"]): record for record in firmware}
+        try:
+            self.templates = {
+                name: self.env.get_template(f"{name}.html.j2") for name in ("index", "search", "firmware", "entry")
+            }
+        except jinja2.TemplateSyntaxError as error:
+            raise RenderError(f"templates: {error.name}:{error.lineno}: {error.message}") from error
+        except jinja2.TemplateNotFound as error:
+            raise RenderError(f"templates: {error.name}: not found") from error
+
+    def _page(self, name: str, path: str, **context: object) -> tuple[str, bytes]:
+        depth = path.count("/")
+        site = self.site
+        try:
+            text = self.templates[name].render(
+                root="../" * depth,
+                path=path,
+                release=site.release,
+                publisher_name=site.publisher_name,
+                contact=site.contact,
+                site_url=site.url,
+                description=site.description,
+                issued=site.issued,
+                expires=site.expires,
+                signing=site.signing,
+                calculator=site.calculator,
+                **context,
+            )
+        except jinja2.TemplateError as error:
+            raise RenderError(f"{path}: {name}.html.j2: {error}") from error
+        return path, text.encode("utf-8")
+
+    def entry(self, record: Mapping[str, Any]) -> tuple[str, bytes]:
+        """The page of one configuration.
+
+        Args:
+            record: the group's record.
+
+        Returns:
+            (path, bytes).
+        """
+        firmware = self.firmware[record["firmware"]]
+        rows = [
+            {"id": record["id"] if count is None else f"{record['id']}-{count:04d}", "vcpus": count, "digest": digest}
+            for count, digest in record["entries"]
+        ]
+        # A page can hold thousands of rows: formatting them here costs a quarter of a
+        # template loop (or of Markup.format). Every value is escaped on the way in.
+        text = "".join(
+            f'<tr id="{e}"><td><a href="#{e}">{n}</a></td><td><code class="hash">{d}</code></td></tr>\n'
+            for e, n, d in (
+                (escape(r["id"]), "any" if r["vcpus"] is None else int(r["vcpus"]), escape(r["digest"])) for r in rows
+            )
+        )
+        rows_html = markupsafe.Markup(text)  # noqa: S704  # nosec B704: built from escaped values above
+        argv = reproduce_argv(record, _firmware_file(firmware), rows[0]["vcpus"])
+        debian = firmware["source"].get("debian")
+        steps = []
+        if debian:
+            steps.append(
+                f"apt-get download {debian['package']}={debian['version']}  "
+                f"# then: dpkg-deb -x {debian['package']}_*.deb pkg && cp pkg/{debian['path']} ."
+            )
+        steps.append(shlex.join(argv))
+        return self._page(
+            "entry",
+            f"entry/{record['id']}.html",
+            g={**record, "rows": rows},
+            rows_html=rows_html,
+            reproduce="\n".join(steps),
+        )
+
+    def firmware_pages(self, record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, bytes]]:
+        """The pages of one firmware build.
+
+        Args:
+            record: the firmware record.
+            rows: its catalog rows, in reading order.
+
+        Returns:
+            (path, bytes) of each page.
+        """
+        ident = record["id"]
+
+        def page_name(n: int) -> str:
+            """Page n's path: the first keeps the plain name, so links to a firmware never break."""
+            return f"firmware/{ident}.html" if n == 1 else f"firmware/{ident}/{n}.html"
+
+        choices = {
+            "mode": [m for m in _MODES if any(r["mode"] == m for r in rows)],
+            "host": sorted({r["host_stack"] for r in rows}),
+            "cpu": sorted({r["cpu"] or r["cpu_signature"] or "" for r in rows} - {""}),
+        }
+        pages = max(1, -(-len(rows) // ROWS_PER_PAGE))
+        out = []
+        for n in range(1, pages + 1):
+            chunk = rows[(n - 1) * ROWS_PER_PAGE : n * ROWS_PER_PAGE]
+            groups = [
+                {
+                    **row,
+                    "vcpus_label": vcpus_label(row["vcpus"]),
+                    "vcpus_list": " ".join(f"{a}-{b}" for a, b in row["vcpus"] or ()),
+                    "entry_count": sum(b - a + 1 for a, b in row["vcpus"] or ((1, 1),)),
+                }
+                for row in chunk
+            ]
+            out.append(
+                self._page(
+                    "firmware",
+                    page_name(n),
+                    fw=record,
+                    groups=groups,
+                    total=len(rows),
+                    page=n,
+                    pages=pages,
+                    page_name=page_name,
+                    choices=choices,
+                )
+            )
+        return out
+
+    def home(
+        self,
+        counts: Mapping[str, int],
+        firmware_rows: Mapping[str, Sequence[Mapping[str, Any]]],
+        host_stacks: Sequence[Mapping[str, Any]],
+    ) -> tuple[str, bytes]:
+        """The home page.
+
+        Args:
+            counts: entries, groups and firmware of the release.
+            firmware_rows: firmware id -> its catalog rows.
+            host_stacks: the publication record's host stacks.
+
+        Returns:
+            (path, bytes).
+        """
+        firmware = []
+        for ident, record in self.firmware.items():
+            per_mode: dict[str, int] = {}
+            for row in firmware_rows.get(ident, ()):
+                runs = row["vcpus"] or ((1, 1),)
+                per_mode[row["mode"]] = per_mode.get(row["mode"], 0) + sum(b - a + 1 for a, b in runs)
+            debian = record["source"].get("debian")
+            package = f"{debian['package']} {debian['version']}" if debian else None
+            firmware.append({**record, "counts": per_mode, "package": package})
+        return self._page(
+            "index", "index.html", counts=counts, firmware=firmware, modes=_MODES, host_stacks=host_stacks
+        )
+
+    def search(self, hosts: Sequence[str]) -> tuple[str, bytes]:
+        """The search page.
+
+        Args:
+            hosts: the host stack ids.
+
+        Returns:
+            (path, bytes).
+        """
+        return self._page("search", "search.html", firmware=list(self.firmware), modes=_MODES, hosts=hosts)

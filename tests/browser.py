@@ -1,0 +1,113 @@
+"""A real browser for the site: Debian's Chromium driven by Playwright, and a local HTTP server.
+
+Playwright never downloads a browser here: it drives ``/usr/bin/chromium``
+(Debian's ``chromium`` package, which ``.ci/run`` installs).
+
+``python -m tests.browser SITE DOCS`` takes the README's screenshots of a
+built site (``make screenshots``).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium."""
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+"""Headless, offline, and quiet."""
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep the test output clean."""
+
+
+@contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    """Serve a folder on 127.0.0.1 at a free port.
+
+    Args:
+        folder: the site.
+
+    Yields:
+        Its base URL, ending in ``/``.
+    """
+    handler = functools.partial(_Quiet, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def settled(page: Any) -> str:
+    """Wait until the page's verification has an outcome.
+
+    Args:
+        page: a Playwright page.
+
+    Returns:
+        ``verified`` or ``failed``.
+    """
+    page.wait_for_function(
+        "['verified', 'failed'].includes(document.getElementById('verification').dataset.status)", timeout=20_000
+    )
+    return str(page.get_attribute("#verification", "data-status"))
+
+
+def screenshots(site: Path, docs: Path) -> None:
+    """Take the README's screenshots of the home, a firmware and the search page.
+
+    Args:
+        site: a built, signed publication.
+        docs: where the PNG files go.
+    """
+    index = json.loads((site / "index.json").read_bytes())
+    catalogs = [json.loads((site / f["path"]).read_bytes()) for f in index["files"] if f["path"].startswith("catalog/")]
+    catalog = next(c for c in catalogs if any(row["mode"] == "sev-snp" for row in c["configurations"]))
+    firmware = catalog["firmware"]
+    snp = next(row for row in catalog["configurations"] if row["mode"] == "sev-snp")
+    shard = snp["id"][: index["layout"]["groups_shard_hex"]]
+    group = next(g for g in json.loads((site / f"groups/{shard}.json").read_bytes())["groups"] if g["id"] == snp["id"])
+    digest = group["entries"][3][1]
+    docs.mkdir(parents=True, exist_ok=True)
+    with serve(site) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900}, device_scale_factor=1)
+        for name, path in (
+            ("home", "index.html"),
+            ("firmware", f"firmware/{firmware}.html"),
+            ("search", f"search.html?digest={digest}"),
+        ):
+            page.goto(base + path)
+            if settled(page) != "verified":
+                raise SystemExit(f"{path}: {page.inner_text('#verification')}")
+            if name == "search":
+                page.wait_for_selector("#results:not([hidden])")
+            page.screenshot(path=str(docs / f"{name}.png"))
+        browser.close()
+
+
+if __name__ == "__main__":
+    screenshots(Path(sys.argv[1]), Path(sys.argv[2]))

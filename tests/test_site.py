@@ -1,0 +1,380 @@
+"""The site in a real browser: Debian's Chromium, driven by Playwright, served on 127.0.0.1.
+
+The publication is the bundled example (manifests/, real Debian firmware),
+signed with a fresh key and issued now. The known digests searched for are
+known-answer vectors of ../shared/vectors (computed by sev-snp-measure 0.0.13
+on the same Debian OVMF_CODE.fd), not values read back from the site.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.browser import ARGS, CHROMIUM, serve, settled
+from tests.conftest import missing, need_shared
+from tests.test_build import GOLDEN, load
+
+MODELS = {"EPYC", "EPYC-Rome", "EPYC-Milan", "EPYC-Genoa", "EPYC-Turin"}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium from Debian's package; never a downloaded one."""
+    if not CHROMIUM.is_file():
+        missing(f"{CHROMIUM} is missing (make browser installs Debian's chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Visit:
+    """A page with everything it logged and requested."""
+
+    def __init__(self, browser: Any, base: str, **options: Any) -> None:
+        self.context = browser.new_context(**options)
+        self.page = self.context.new_page()
+        self.base = base
+        self.console: list[tuple[str, str]] = []
+        self.requests: list[str] = []
+        self.page.on("console", lambda m: self.console.append((m.type, m.text)))
+        self.page.on("pageerror", lambda e: self.console.append(("pageerror", str(e))))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+
+    def go(self, path: str) -> str:
+        self.page.goto(self.base + path)
+        return settled(self.page)
+
+    def status(self) -> str:
+        return str(self.page.inner_text("#verification"))
+
+    def errors(self) -> list[tuple[str, str]]:
+        return [(kind, text) for kind, text in self.console if kind in ("error", "pageerror", "warning")]
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture(scope="module")
+def served(signed_demo: tuple[Path, str]) -> Iterator[str]:
+    with serve(signed_demo[0]) as base:
+        yield base
+
+
+@pytest.fixture()
+def visit(browser: Any, served: str) -> Iterator[Visit]:
+    v = Visit(browser, served)
+    yield v
+    v.close()
+
+
+def known_answers(mode: str, profile: str | None) -> list[dict[str, Any]]:
+    """Vectors on Debian's OVMF_CODE.fd whose configuration the example publication covers."""
+    found = []
+    for line in (need_shared() / "known-answers.jsonl").read_text().splitlines():
+        vector = json.loads(line)
+        given = vector["input"]
+        if (
+            given["mode"] == mode
+            and given["firmware"].endswith("/OVMF_CODE.fd")
+            and given.get("vmm") == "qemu"
+            and "kernel" not in given
+            and given.get("cpu") in MODELS
+            and 1 <= given.get("vcpus", 1) <= 64
+            and given.get("vmsa_profile") == profile
+            and given.get("guest_features", "0x1") == "0x1"
+            and given.get("sev_features", "0x0") == "0x0"
+        ):
+            found.append(vector)
+    assert found, f"no known answer for {mode} covers the example publication"
+    return found
+
+
+def result_rows(visit: Visit) -> list[list[str]]:
+    visit.page.wait_for_function("document.getElementById('results-summary').dataset.state === 'done'")
+    rows = visit.page.locator("#results tbody tr")
+    return [[c.strip() for c in rows.nth(i).locator("td").all_inner_texts()] for i in range(rows.count())]
+
+
+def test_home_page_verifies_with_no_console_errors_and_no_outside_requests(
+    visit: Visit, signed_demo: tuple[Path, str]
+) -> None:
+    assert visit.go("index.html") == "verified", visit.status()
+    assert visit.status().startswith("Verified: release 2022.11-6+deb12u2 (serial 1) is signed by key ")
+    assert signed_demo[1][:16] in visit.status()
+    assert visit.errors() == []
+    assert visit.requests and all(url.startswith(visit.base) for url in visit.requests), visit.requests
+    assert visit.page.locator("h1").inner_text() == "Expected launch digests: debian-ovmf 2022.11-6+deb12u2"
+    assert visit.page.locator(f"text={signed_demo[1]}").count() >= 1
+
+
+@pytest.mark.parametrize("kind", ["search", "firmware", "entry", "second visit"])
+def test_every_kind_of_page_verifies(visit: Visit, signed_demo: tuple[Path, str], kind: str) -> None:
+    site = signed_demo[0]
+    group = next(iter(sorted((site / "entry").iterdir()))).name
+    path = {
+        "search": "search.html",
+        "firmware": "firmware/ovmf-code.html",
+        "entry": f"entry/{group}",
+        "second visit": "index.html",
+    }[kind]
+    if kind == "second visit":  # from the browser's cache this time
+        assert visit.go(path) == "verified"
+    assert visit.go(path) == "verified", visit.status()
+    assert visit.errors() == []
+
+
+@pytest.mark.parametrize("encoding", ["hex", "base64", "uppercase hex"])
+def test_search_finds_a_known_snp_measurement(visit: Visit, encoding: str) -> None:
+    vector = known_answers("sev-snp", None)[0]
+    digest = vector["expected"]["digest"]
+    text = {
+        "hex": digest,
+        "base64": base64.b64encode(bytes.fromhex(digest)).decode(),
+        "uppercase hex": digest.upper(),
+    }[encoding]
+    assert visit.go("search.html") == "verified"
+    visit.page.fill("#digest", text)
+    visit.page.click("#digest-search button")
+    rows = result_rows(visit)
+    given = vector["input"]
+    assert len(rows) == 1, (vector["id"], rows)
+    entry, mode, firmware, host, cpu, vcpus, status, shown = rows[0]
+    assert (mode, firmware, host, cpu, vcpus, status, shown) == (
+        "sev-snp",
+        "ovmf-code",
+        "qemu9.1-init2",
+        given["cpu"],
+        str(given["vcpus"]),
+        "active",
+        digest,
+    ), vector["id"]
+    assert entry.endswith(f"-{given['vcpus']:04d}")
+    assert visit.errors() == []
+    # The result links to the entry's permalink, which shows the same digest.
+    visit.page.click(f"#results a:has-text('{entry}')")
+    assert settled(visit.page) == "verified"
+    assert visit.page.url.endswith(f"#{entry}")
+    assert visit.page.locator(f"tr[id='{entry}'] code.hash").inner_text() == digest
+
+
+@pytest.mark.parametrize("profile", ["legacy", "init2"])
+def test_search_finds_a_known_sev_es_launch_digest(visit: Visit, profile: str) -> None:
+    vector = known_answers("sev-es", profile)[-1]
+    digest = vector["expected"]["digest"]
+    given = vector["input"]
+    # Not URL-encoded, as people type it: the "+" of base64 arrives as a space.
+    assert visit.go(f"search.html?digest={base64.b64encode(bytes.fromhex(digest)).decode()}") == "verified"
+    rows = result_rows(visit)
+    host = {"legacy": "debian12-qemu7.2", "init2": "qemu9.1-init2"}[profile]
+    expected = ["sev-es", "ovmf-code", host, given["cpu"], str(given["vcpus"]), "active", digest]
+    assert [row[1:] for row in rows] == [expected], vector["id"]
+
+
+def test_search_explains_what_it_cannot_find(visit: Visit) -> None:
+    assert visit.go("search.html") == "verified"
+    visit.page.fill("#digest", "00" * 48)
+    visit.page.press("#digest", "Enter")
+    result_rows(visit)
+    assert visit.page.inner_text("#results-summary").startswith(f"No entry has the SEV-SNP measurement {'00' * 48}.")
+    assert visit.page.locator("#results").is_hidden()
+    visit.page.fill("#digest", "not a digest")
+    visit.page.press("#digest", "Enter")
+    result_rows(visit)
+    assert visit.page.inner_text("#results-summary") == (
+        "Search failed: expected 64 hex digits (an SEV or SEV-ES launch digest), 96 (an SEV-SNP measurement) "
+        "or base64 of 32 or 48 bytes; found 12 characters"
+    )
+    assert visit.errors() == []
+
+
+def test_filter_search_shows_the_entry_and_its_digest(visit: Visit, signed_demo: tuple[Path, str]) -> None:
+    vector = known_answers("sev-snp", None)[-1]
+    given = vector["input"]
+    assert visit.go("search.html") == "verified"
+    visit.page.select_option("#filter-search select[name=firmware]", "ovmf-code")
+    visit.page.select_option("#filter-search select[name=mode]", "sev-snp")
+    visit.page.fill("#filter-search input[name=cpu]", given["cpu"].lower())
+    visit.page.fill("#filter-search input[name=vcpus]", str(given["vcpus"]))
+    visit.page.click("#filter-search button")
+    rows = result_rows(visit)
+    # "EPYC" as a substring also matches the other models: the filter is by substring.
+    matching = [row for row in rows if row[4] == given["cpu"]]
+    assert len(matching) == 1 and matching[0][7] == vector["expected"]["digest"], (vector["id"], rows)
+    assert all(row[1] == "sev-snp" and row[5] == str(given["vcpus"]) for row in rows)
+    assert visit.page.inner_text("#results-summary").endswith("configurations of ovmf-code match.")
+    # The query is in the address, so the result can be shared.
+    assert "firmware=ovmf-code" in visit.page.url and "mode=sev-snp" in visit.page.url
+    assert visit.errors() == []
+
+
+def test_firmware_page_filters_its_table(visit: Visit, signed_demo: tuple[Path, str]) -> None:
+    catalog = load(signed_demo[0], "catalog/ovmf-code.json")["configurations"]
+    assert visit.go("firmware/ovmf-code.html") == "verified"
+    table = visit.page.locator("#configurations-table tbody tr")
+    assert table.count() == len(catalog)
+    visit.page.select_option("form[data-filter-table] select[name=mode]", "sev-es")
+    visit.page.select_option("form[data-filter-table] select[name=cpu]", "EPYC-Milan")
+    expected = [row for row in catalog if row["mode"] == "sev-es" and row["cpu"] == "EPYC-Milan"]
+    visible = visit.page.locator("#configurations-table tbody tr:visible")
+    assert visible.count() == len(expected) == 2
+    assert visit.page.inner_text("form[data-filter-table] output") == f"2 of {len(catalog)} shown"
+    visit.page.fill("form[data-filter-table] input[name=vcpus]", "65")
+    assert visible.count() == 0
+    visit.page.fill("form[data-filter-table] input[name=vcpus]", "64")
+    assert visible.count() == 2
+    hrefs = [visible.nth(i).locator("a").get_attribute("href") for i in range(2)]
+    assert sorted(hrefs) == sorted(f"../entry/{row['id']}.html" for row in expected)
+
+
+def test_keyboard_reaches_the_search(visit: Visit) -> None:
+    vector = known_answers("sev-snp", None)[0]
+    assert visit.go("search.html") == "verified"
+    for _ in range(12):
+        visit.page.keyboard.press("Tab")
+        if visit.page.evaluate("document.activeElement.id") == "digest":
+            break
+    assert visit.page.evaluate("document.activeElement.id") == "digest"
+    visit.page.keyboard.type(vector["expected"]["digest"])
+    visit.page.keyboard.press("Enter")
+    assert len(result_rows(visit)) == 1
+
+
+@pytest.mark.parametrize("path", ["index.html", "firmware/ovmf-code.html", "search.html", "entry"])
+def test_pages_fit_a_phone(browser: Any, served: str, signed_demo: tuple[Path, str], path: str) -> None:
+    if path == "entry":
+        path = f"entry/{next(iter(sorted((signed_demo[0] / 'entry').iterdir()))).name}"
+    phone = Visit(browser, served, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        assert phone.go(path) == "verified"
+        # Wide tables scroll inside their own box; the page itself does not scroll sideways.
+        assert phone.page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        phone.close()
+
+
+def test_browsing_works_without_javascript(browser: Any, served: str, signed_demo: tuple[Path, str]) -> None:
+    plain = Visit(browser, served, java_script_enabled=False)
+    try:
+        plain.page.goto(served + "index.html")
+        assert plain.page.get_attribute("#verification", "data-status") == "pending"
+        assert "your browser checks it when JavaScript is on" in plain.status()
+        plain.page.click("a:has-text('ovmf-code-4m')")
+        assert plain.page.url.endswith("firmware/ovmf-code-4m.html")
+        catalog = load(signed_demo[0], "catalog/ovmf-code-4m.json")["configurations"]
+        assert plain.page.locator("#configurations-table tbody tr").count() == len(catalog) == 12
+        assert plain.page.locator("form[data-filter-table]").is_hidden()
+        plain.page.locator("#configurations-table a").first.click()
+        assert "/entry/" in plain.page.url
+        assert plain.page.locator("table.digests tbody tr").count() >= 1
+    finally:
+        plain.close()
+
+
+def flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset % len(data)] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def after(path: Path, needle: bytes) -> int:
+    """The offset just after the first occurrence of ``needle``: the flip lands in the value that follows."""
+    return path.read_bytes().index(needle) + len(needle) + 1
+
+
+TAMPERING = {
+    # what is flipped: (file, where, page to open, what the failure says)
+    "the index": ("index.json", b'"release":"2022.11', "index.html", "index.json differs from the payload"),
+    "the index signature": ("index.dsse.json", b'"sig":"', "index.html", "index.dsse.json"),
+    "the key chain": ("keys/1.dsse.json", b'"payload":"', "index.html", "keys/1.dsse.json"),
+    "the page itself": ("index.html", b"Expected launch digests", "index.html", "index.html has sha256"),
+    "a firmware page": (
+        "firmware/ovmf-code.html",
+        b"Configurations",
+        "firmware/ovmf-code.html",
+        "firmware/ovmf-code.html has sha256",
+    ),
+    "the style sheet": ("assets/sevref.css", b"font", "index.html", "assets/sevref.css has sha256"),
+    "a digest shard": ("DIGEST_SHARD", b'"digests":{"', "SEARCH", "has sha256"),
+    "a group shard": ("GROUP_SHARD", b'"entries":[[', "SEARCH", "has sha256"),
+}
+
+
+@pytest.mark.parametrize("what", list(TAMPERING))
+def test_one_flipped_byte_fails_verification(
+    browser: Any, signed_demo: tuple[Path, str], tmp_path: Path, what: str
+) -> None:
+    site = tmp_path / "site"
+    shutil.copytree(signed_demo[0], site)
+    target, needle, path, message = TAMPERING[what]
+    vector = known_answers("sev-snp", None)[0]
+    digest = vector["expected"]["digest"]
+    index = load(site, "index.json")
+    layout = index["layout"]
+    if target == "DIGEST_SHARD":
+        target = f"digests/{digest[: layout['digests_shard_hex']]}.json"
+    if target == "GROUP_SHARD":
+        entry = load(site, f"digests/{digest[: layout['digests_shard_hex']]}.json")["digests"][digest][0]
+        target = f"groups/{entry[: layout['groups_shard_hex']]}.json"
+        needle = f'"id":"{entry[:20]}"'.encode()
+    if path == "SEARCH":
+        path = f"search.html?digest={digest}"
+    flip(site / target, after(site / target, needle))
+    with serve(site) as base:
+        visit = Visit(browser, base)
+        try:
+            outcome = visit.go(path)
+            if path.startswith("search"):
+                # The page itself is intact; the search then loads the bad shard.
+                visit.page.wait_for_function("document.getElementById('verification').dataset.status === 'failed'")
+            else:
+                assert outcome == "failed"
+            assert visit.status().startswith("Verification failed: "), visit.status()
+            assert message in visit.status(), visit.status()
+            if path.startswith("search"):
+                assert visit.page.locator("#results tbody tr").count() == 0  # nothing shown from a bad file
+        finally:
+            visit.close()
+
+
+def test_an_expired_publication_fails(browser: Any) -> None:
+    """The golden publication is signed, and expired on 2026-07-01."""
+    with serve(GOLDEN / "publication") as base:
+        visit = Visit(browser, base)
+        try:
+            assert visit.go("index.html") == "failed"
+            assert visit.status() == "Verification failed: expired at 2026-07-01T00:00:00Z"
+            assert visit.errors() == []
+        finally:
+            visit.close()
+
+
+def test_an_unsigned_publication_fails_but_can_be_searched(browser: Any, demo: Path) -> None:
+    with serve(demo) as base:
+        visit = Visit(browser, base)
+        try:
+            assert visit.go("index.html") == "failed"
+            assert visit.status() == "Verification failed: this publication is unsigned: nothing vouches for its values"
+            assert visit.errors() == []
+            vector = known_answers("sev-snp", None)[0]
+            visit.go(f"search.html?digest={vector['expected']['digest']}")
+            assert len(result_rows(visit)) == 1
+        finally:
+            visit.close()
+
+
+def test_a_page_opened_from_disk_says_why_it_cannot_verify(browser: Any, signed_demo: tuple[Path, str]) -> None:
+    visit = Visit(browser, "")
+    try:
+        assert visit.go((signed_demo[0] / "index.html").as_uri()) == "failed"
+        assert "serve the folder over HTTP" in visit.status()
+    finally:
+        visit.close()
