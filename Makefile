@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PEERS := .peers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: dev peers apt-lists browser demo serve test lint bench golden check-site screenshots clean
+.PHONY: dev peers apt-lists browser demo serve test lint bench golden conformance check-site screenshots fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,12 +64,20 @@ bench: dev peers apt-lists
 # envelopes and signatures are checked byte for byte too.
 GOLDEN_ENV := SEVREF_KEY_PASSPHRASE=golden-test-key-not-a-secret
 
+## fuzz: coverage-guided fuzzing (atheris) of every parser of untrusted input, 2 minutes a target
+fuzz: dev
+	$(BIN)/python -m tests.fuzz --seconds 120 --min-execs 100000
+
 ## golden: regenerate tests/golden/ after an intended change to the output format
 golden: dev
 	$(BIN)/python -m tests.golden.make_inputs
 	rm -rf tests/golden/publication
 	$(GOLDEN_ENV) $(BIN)/sevref build tests/golden/manifest.yaml --out tests/golden/publication --cache .cache \
 		--signing-key tests/golden/key/golden.pem --keys tests/golden/key/chain
+
+## conformance: regenerate tests/conformance/ (frozen verifier cases; only after a format change)
+conformance: dev
+	$(BIN)/python -m tests.conformance.make_cases
 
 ## check-site: regenerate the golden publication and fail if it differs from the committed one
 check-site: golden

@@ -93,6 +93,9 @@ def _flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
+_ALLOW_HELP = "a folder outside the manifests' own from which they may name files (repeatable)"
+
+
 def _build_parser() -> _Parser:
     parser = _Parser(
         prog="sevref",
@@ -172,6 +175,7 @@ def _build_parser() -> _Parser:
     build.add_argument("manifests", nargs="+", metavar="MANIFEST", help="YAML manifest files forming one publication")
     build.add_argument("--out", required=True, metavar="DIR", help="the publication's folder (replaced as a whole)")
     build.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: all cores for large matrices)")
+    build.add_argument("--allow-path", action="append", default=[], metavar="DIR", help=_ALLOW_HELP)
     build.add_argument(
         "--max-entries",
         type=int,
@@ -219,6 +223,7 @@ def _build_parser() -> _Parser:
         help="refuse larger matrices (default 5000000)",
     )
     validate.add_argument("--cache", metavar="DIR", help="where downloaded packages are kept")
+    validate.add_argument("--allow-path", action="append", default=[], metavar="DIR", help=_ALLOW_HELP)
     validate.set_defaults(handler=_validate)
 
     key = commands.add_parser("key", help="make signing keys and the publisher's key chain")
@@ -488,6 +493,7 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
         progress=sys.stderr,
         signer=signer,
         keys=keys,
+        allow=[Path(folder) for folder in args.allow_path],
     )
     print(
         f"built {summary.entries} entries ({summary.groups} configurations, {summary.firmware} firmware "
@@ -671,7 +677,9 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _validate(args: argparse.Namespace, out: TextIO) -> int:
-    prepared = prepare([Path(p) for p in args.manifests], _cache(args), args.max_entries)
+    prepared = prepare(
+        [Path(p) for p in args.manifests], _cache(args), args.max_entries, [Path(f) for f in args.allow_path]
+    )
     expansion = prepared.expansion
     print(f"ok: {expansion.entries} entries in {len(expansion.groups)} configurations", file=out)
     for report in expansion.reports:

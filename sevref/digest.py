@@ -68,6 +68,7 @@ _SNP_ACTIVE = 0x1
 _PAGE = 4096
 _SNP_VMSA_GPA = 0xFFFF_FFFF_F000  # (u64)-1 page-aligned, bits above 51 cleared (SNP ABI 8.17)
 _ZERO48 = bytes(48)
+_ZERO_PAGE_SHA384 = hashlib.sha384(bytes(_PAGE)).digest()
 # SNP ABI 8.17.2 Table 67, PAGE_INFO: DIGEST_CUR[48] CONTENTS[48] LENGTH u16 PAGE_TYPE u8
 # IMI_PAGE u8 VMPL3_PERMS u8 VMPL2_PERMS u8 VMPL1_PERMS u8 reserved u8 GPA u64.
 _PAGE_INFO = struct.Struct("<48s48sHBBBBBBQ")
@@ -369,6 +370,13 @@ def _snp_normal(digest: bytes, gpa: int, data: bytes) -> bytes:
     return digest
 
 
+def _snp_zeros(digest: bytes, gpa: int, size: int) -> bytes:
+    """Extend the chain by ``size`` bytes of zeros as NORMAL pages, without making them."""
+    for offset in range(0, size, _PAGE):
+        digest = _snp_update(digest, PageType.NORMAL, gpa + offset, _ZERO_PAGE_SHA384)
+    return digest
+
+
 def _snp_blank(digest: bytes, page_type: PageType, gpa: int, size: int) -> bytes:
     """Extend the chain by ``size`` bytes of pages whose contents are not measured."""
     for offset in range(0, size, _PAGE):
@@ -395,8 +403,11 @@ def _snp_metadata(digest: bytes, firmware: Firmware, config: LaunchConfig) -> by
             if table is None:
                 digest = _snp_blank(digest, PageType.ZERO, section.gpa, section.size)
             else:
+                # Only the pages that hold the table are built: a section can be up to 4 GiB of zeros.
                 offset = (firmware.info.hash_table.base if firmware.info.hash_table else 0) & (_PAGE - 1)
-                digest = _snp_normal(digest, section.gpa, hash_table_page(table, offset, section.size))
+                held = -(-(offset + len(table)) // _PAGE) * _PAGE
+                digest = _snp_normal(digest, section.gpa, hash_table_page(table, offset, held))
+                digest = _snp_zeros(digest, section.gpa + held, section.size - held)
         elif kind is SectionType.CPUID and config.vmm is Vmm.EC2:
             deferred.append(section)  # EC2 measures the CPUID page last (sev-snp-measure 0.0.6)
         else:

@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import stat
 
 # apt-get runs with a fixed program and checked arguments (obtain_deb).
 import subprocess  # nosec B404
@@ -132,13 +133,24 @@ def read_bytes(path: Path, what: str, limit: int) -> bytes:
         FetchError: the file cannot be read or is too large.
     """
     try:
-        with path.open("rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > limit:
-                raise FetchError(f"{what} {path}: {size} bytes; expected at most {limit}")
-            return handle.read(limit + 1)
+        # O_NONBLOCK: a FIFO or device named as a file must not hang the build.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(descriptor, "rb") as handle:
+            status = os.fstat(handle.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                raise FetchError(f"{what} {path}: not a regular file; expected a file")
+            if status.st_size > limit:
+                raise FetchError(f"{what} {path}: {status.st_size} bytes; expected at most {limit}")
+            # Ask for what fstat says (plus one, to notice growth): read(limit) would
+            # reserve the whole limit up front.
+            data = handle.read(status.st_size + 1)
     except OSError as error:
         raise FetchError(f"{what} {path}: {error.strerror or error}") from error
+    if len(data) != status.st_size:
+        raise FetchError(
+            f"{what} {path}: changed size while read ({status.st_size} to {len(data)}+ bytes); expected a still file"
+        )
+    return data
 
 
 def file_sha256(path: Path, what: str) -> bytes:
@@ -469,14 +481,37 @@ def load_manifest(paths: Sequence[Path]) -> Manifest:
 class Sources:
     """Reads the files a manifest pins, each once, checking every pin."""
 
-    def __init__(self, cache: Path) -> None:
+    def __init__(self, cache: Path, allow: Sequence[Path] = ()) -> None:
         """Start with nothing read.
 
         Args:
             cache: where downloaded packages go.
+            allow: folders outside a manifest's own from which it may name files
+                (``--allow-path``).
         """
         self.cache = cache
+        self.allow = [folder.resolve() for folder in allow]
         self._debs: dict[Path, DebPackage] = {}
+
+    def _inside(self, source: Source, what: str) -> Path:
+        """The local file, resolved, if it lies in its manifest's folder or an allowed one.
+
+        A manifest comes from a vendor's repository and is reviewed as data; a
+        path that leaves its folder (``..``, an absolute path, a symlink) could
+        make a build read and publish facts about any file of the build machine.
+        """
+        if source.path is None:  # pragma: no cover - callers check
+            raise ConfigError(f"{source.origin}: {what}: not a local file")
+        resolved = source.path.resolve()
+        folders = [*([source.root.resolve()] if source.root is not None else []), *self.allow]
+        if any(folder == resolved or folder in resolved.parents for folder in folders):
+            return resolved
+        shown = f"{source.path} (which resolves to {resolved})" if resolved != source.path else str(source.path)
+        inside = source.root if source.root is not None else "the manifest's folder"
+        raise ConfigError(
+            f"{source.origin}: {what} {shown}: outside {inside}; expected a file inside the manifest's folder, "
+            "or allow its folder with --allow-path DIR"
+        )
 
     def read(self, source: Source, what: str, limit: int) -> bytes:
         """Return a pinned file's bytes.
@@ -493,7 +528,10 @@ class Sources:
             SevrefError: unreadable, not in its package, or not matching its pin.
         """
         if source.path is not None:
-            data = read_bytes(source.path, what, limit)
+            try:
+                data = read_bytes(self._inside(source, what), what, limit)
+            except FetchError as error:
+                raise FetchError(f"{source.origin}: {error.diagnostic()}") from error
         else:
             debian = source.debian
             if debian is None:  # pragma: no cover - the schema requires one of them
@@ -535,7 +573,9 @@ class Prepared:
     """The groups."""
 
 
-def prepare(paths: Sequence[Path], cache: Path, max_entries: int = DEFAULT_MAX_ENTRIES) -> Prepared:
+def prepare(
+    paths: Sequence[Path], cache: Path, max_entries: int = DEFAULT_MAX_ENTRIES, allow: Sequence[Path] = ()
+) -> Prepared:
     """Load manifests, read and check every pinned input, and expand the matrix.
 
     This is all of ``sevref build`` except computing and writing, and what
@@ -545,6 +585,7 @@ def prepare(paths: Sequence[Path], cache: Path, max_entries: int = DEFAULT_MAX_E
         paths: the manifest files.
         cache: where downloaded packages go.
         max_entries: refuse larger matrices.
+        allow: folders outside the manifests' own that may hold their files.
 
     Returns:
         The prepared publication.
@@ -553,7 +594,7 @@ def prepare(paths: Sequence[Path], cache: Path, max_entries: int = DEFAULT_MAX_E
         SevrefError: the first problem found.
     """
     manifest = load_manifest(paths)
-    sources = Sources(cache)
+    sources = Sources(cache, allow)
     used = {fw for matrix in manifest.matrices for fw in matrix.firmware}
     firmware: dict[str, Firmware] = {}
     for ident, spec in manifest.firmware.items():
@@ -784,6 +825,7 @@ def build(
     progress: TextIO | None = None,
     signer: Signer | None = None,
     keys: Sequence[bytes] = (),
+    allow: Sequence[Path] = (),
 ) -> BuildSummary:
     """Build a publication from manifests into ``out``, atomically.
 
@@ -803,6 +845,7 @@ def build(
         signer: the release key; without one the publication is unsigned.
         keys: the publisher's key chain (DSSE keys documents, oldest first);
             without one a chain of one document naming ``signer`` is made.
+        allow: folders outside the manifests' own that may hold their files.
 
     Returns:
         The summary.
@@ -811,7 +854,7 @@ def build(
         SevrefError: any problem; ``out`` is then untouched.
     """
     started = time.monotonic()
-    prepared = prepare(paths, cache, max_entries)
+    prepared = prepare(paths, cache, max_entries, allow)
     manifest, expansion = prepared.manifest, prepared.expansion
     issued_at, expires = manifest.publication.validity(issue_time(manifest, issued))
     chain = _release_keys(signer, keys, manifest.publication.publisher_id)
@@ -1347,41 +1390,56 @@ def _state_key(publisher: str, product: str, stream: str) -> str:
     return f"{publisher}/{product}/{stream}"
 
 
-def read_state(path: Path | None) -> dict[str, int]:
-    """Read the verifier's state: the highest serial seen per publisher/product/stream.
+@dataclass(frozen=True)
+class VerifierState:
+    """What a verifier remembers between runs, so that nothing can be rolled back."""
+
+    serials: Mapping[str, int]
+    """The highest serial seen, by ``publisher/product/stream``."""
+    keys: Mapping[str, int]
+    """The newest keys document seen, by publisher: a shorter chain withholds a rotation or revocation."""
+
+
+def read_state(path: Path | None) -> VerifierState:
+    """Read the verifier's state file.
 
     Args:
         path: the state file (missing: nothing seen yet).
 
     Returns:
-        The serials.
+        The state.
 
     Raises:
         ConfigError: a state file that is not sevref's.
     """
     if path is None or not path.exists():
-        return {}
+        return VerifierState({}, {})
     try:
         data = json.loads(read_bytes(path, "state file", 1 << 20))
-        if not isinstance(data, dict) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in data.get("serials", {}).values()
-        ):
-            raise ValueError('expected {"serials": {name: integer}}')
-        return dict(data["serials"])
+        if not isinstance(data, dict) or set(data) - {"serials", "keys"}:
+            raise ValueError('expected {"serials": {name: integer}, "keys": {publisher: integer}}')
+        tables = [data.get("serials", {}), data.get("keys", {})]
+        for table in tables:
+            if not isinstance(table, dict) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in table.values()
+            ):
+                raise ValueError('expected {"serials": {name: integer}, "keys": {publisher: integer}}')
+        return VerifierState(dict(tables[0]), dict(tables[1]))
     except (ValueError, KeyError) as error:
         raise ConfigError(f"state file {path}: {error}") from error
 
 
-def write_state(path: Path, serials: Mapping[str, int]) -> None:
+def write_state(path: Path, state: VerifierState) -> None:
     """Replace the verifier's state atomically (write a new file, then rename it over the old).
 
     Args:
         path: the state file.
-        serials: the serials to keep.
+        state: what to keep.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps({"serials": dict(sorted(serials.items()))}, indent=2) + "\n")
+    document = {"keys": dict(sorted(state.keys.items())), "serials": dict(sorted(state.serials.items()))}
+    temporary.write_text(json.dumps(document, indent=2) + "\n")
     os.replace(temporary, path)
 
 
@@ -1393,7 +1451,7 @@ def trust(
     state: Path | None,
     check_all_files: bool = True,
 ) -> TrustedPublication:
-    """Check a publication and record its serial in the state file.
+    """Check a publication and record its serial and key chain version in the state file.
 
     Args:
         location: folder or URL.
@@ -1411,12 +1469,22 @@ def trust(
         SevrefError: the keys or the state cannot be read.
     """
     publisher, product, stream = identity
-    serials = read_state(state)
+    seen = read_state(state)
     name = _state_key(publisher, product, stream)
     expected = Expected(
-        [load_public(k) for k in keys], publisher, product, stream, at, serials.get(name), check_all_files
+        [load_public(k) for k in keys],
+        publisher,
+        product,
+        stream,
+        at,
+        seen.serials.get(name),
+        check_all_files,
+        seen.keys.get(publisher),
     )
     publication = establish(reader(location), expected)
-    if state is not None and publication.index.release.serial > serials.get(name, 0):
-        write_state(state, {**serials, name: publication.index.release.serial})
+    serial, version = publication.index.release.serial, publication.keys_version
+    if state is not None and (serial > seen.serials.get(name, 0) or version > seen.keys.get(publisher, 0)):
+        serials = {**seen.serials, name: max(serial, seen.serials.get(name, 0))}
+        versions = {**seen.keys, publisher: max(version, seen.keys.get(publisher, 0))}
+        write_state(state, VerifierState(serials, versions))
     return publication

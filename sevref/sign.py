@@ -86,6 +86,7 @@ class Algorithm(enum.StrEnum):
     """Ed25519."""
 
 
+_KEYS_SCHEMA = "urn:sevref:schema:keys:1"
 _CURVES = {Algorithm.ECDSA_P256: ec.SECP256R1, Algorithm.ECDSA_P384: ec.SECP384R1}
 
 
@@ -414,6 +415,9 @@ def open_envelope(data: Any, payload_type: str, keys: Mapping[str, PublicKey], w
         signatures = [(s["keyid"], base64.b64decode(s["sig"], validate=True)) for s in data["signatures"]]
     except (binascii.Error, TypeError, KeyError, ValueError) as error:
         raise SignatureError(f"{what}: malformed envelope ({error})") from error
+    for keyid, _ in signatures:
+        if type(keyid) is not str:
+            raise SignatureError(f"{what}: malformed envelope (keyid {keyid!r}; expected text)")
     message = pae(payload_type, payload)
     verified = sorted(
         {
@@ -505,7 +509,7 @@ class KeysDocument:
         """
         return canonical(
             {
-                "schema": "urn:sevref:schema:keys:1",
+                "schema": _KEYS_SCHEMA,
                 "publisher": self.publisher,
                 "version": self.version,
                 "keys": [k.to_dict() for k in sorted(self.keys, key=lambda k: k.keyid)],
@@ -528,17 +532,20 @@ class KeysDocument:
         """
         try:
             value = json.loads(data)
-            if value.get("schema") != "urn:sevref:schema:keys:1":
-                raise ValueError(f"schema is {value.get('schema')!r}")
-            keys = tuple(
-                KeyEntry(
-                    k["keyid"], Algorithm(k["algorithm"]), k["public_key"], k["status"], k.get("reason"), k.get("label")
-                )
-                for k in value["keys"]
+        except (ValueError, RecursionError) as error:
+            raise SignatureError(f"{what}: not a sevref keys document (not JSON: {error})") from error
+        schema = value.get("schema") if isinstance(value, dict) else type(value).__name__
+        if schema != _KEYS_SCHEMA:
+            raise SignatureError(
+                f"{what}: not a sevref keys document (schema is {schema!r}; expected {_KEYS_SCHEMA!r})"
             )
-            document = cls(value["publisher"], int(value["version"]), keys)
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise SignatureError(f"{what}: not a sevref keys document ({error})") from error
+        publisher, version, keys = value.get("publisher"), value.get("version"), value.get("keys")
+        if not _text(publisher) or type(version) is not int or version < 1 or type(keys) is not list:
+            raise SignatureError(
+                f"{what}: publisher {publisher!r}, version {version!r}, keys of type {type(keys).__name__}; "
+                f"expected text, an integer from 1 and a list"
+            )
+        document = cls(publisher, version, tuple(_key_entry(item, f"{what} /keys/{n}") for n, item in enumerate(keys)))
         for key in document.keys:
             if key.status not in ("active", "revoked"):
                 raise SignatureError(f"{what}: key {key.keyid} has status {key.status!r}; expected active or revoked")
@@ -546,6 +553,37 @@ class KeysDocument:
             if key_id(public) != key.keyid:
                 raise SignatureError(f"{what}: key id {key.keyid} does not match its public key ({key_id(public)})")
         return document
+
+
+def _text(value: Any) -> bool:
+    """Tell whether a JSON value is text that can be written out again (no lone surrogate)."""
+    if type(value) is not str:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _key_entry(item: Any, what: str) -> KeyEntry:
+    """Read one key of a keys document, checking the type of every member."""
+    if type(item) is not dict:
+        raise SignatureError(f"{what}: {type(item).__name__}; expected a key object")
+    for name in ("keyid", "algorithm", "public_key", "status"):
+        if not _text(item.get(name)):
+            raise SignatureError(f"{what}: {name} is {item.get(name)!r}; expected text")
+    for name in ("reason", "label"):
+        if item.get(name) is not None and not _text(item[name]):
+            raise SignatureError(f"{what}: {name} is {item[name]!r}; expected text or null")
+    if not item["public_key"].isascii():
+        raise SignatureError(f"{what}: public_key is not ASCII; expected a PEM public key")
+    try:
+        algorithm = Algorithm(item["algorithm"])
+    except ValueError:
+        known = ", ".join(a.value for a in Algorithm)
+        raise SignatureError(f"{what}: algorithm is {item['algorithm']!r}; expected one of {known}") from None
+    return KeyEntry(item["keyid"], algorithm, item["public_key"], item["status"], item.get("reason"), item.get("label"))
 
 
 def statement(subjects: Iterable[tuple[str, str]], predicate: Mapping[str, object]) -> bytes:

@@ -11,7 +11,8 @@ Nothing here is believed before it is checked, in this order:
    must be exactly its payload.
 3. **identity**: the publisher, product and stream the verifier asked for.
 4. **expiry**: issued ≤ the checking time < expires.
-5. **rollback**: the serial must not be lower than the last one the verifier saw.
+5. **rollback**: the serial must not be lower than the last one the verifier
+   saw, nor the key chain shorter (a withheld rotation or revocation).
 6. **integrity**: every file the index lists has its sha256 and size; each
    JSON file carries the index's release identity and its detached ``.sig``
    verifies (the site's pages and assets are pinned by the index alone); the
@@ -47,7 +48,7 @@ from sevref.sign import (
     open_envelope,
     verify_file,
 )
-from sevref.validate import check_document
+from sevref.validate import KINDS, check_document
 
 __all__ = ["Expected", "Fetch", "TrustError", "TrustedPublication", "establish", "verify_chain"]
 
@@ -88,6 +89,8 @@ class Expected:
     """The highest serial seen before, from the verifier's state."""
     check_all_files: bool = True
     """Check every listed file (False: only those read later, as they are read)."""
+    last_keys_version: int | None = None
+    """The newest keys document seen before, from the verifier's state."""
 
 
 @dataclass
@@ -111,6 +114,10 @@ class TrustedPublication:
     def read(self, path: str) -> Any:
         """Read, check and parse one listed JSON file.
 
+        A file of a kind that has a schema (``digests/``, ``groups/``,
+        ``firmware/``, ``catalog/``, ``publication.json``) must match it: the
+        signature says who wrote a file, not that the file is well formed.
+
         Args:
             path: its path in the index.
 
@@ -118,12 +125,19 @@ class TrustedPublication:
             The parsed JSON.
 
         Raises:
-            TrustError: not listed, or not what the index says.
+            TrustError: not listed, not what the index says, or not valid against its schema.
         """
         if not path.endswith(".json"):
             raise TrustError("integrity", f"{path}: expected a JSON file of the publication")
         if path not in self._cache:
-            self._cache[path] = _checked(self.fetch, path, self.files, self.index.release)[1]
+            value = _checked(self.fetch, path, self.files, self.index.release)[1]
+            kind = path.split("/", 1)[0].removesuffix(".json")
+            if kind in KINDS:
+                try:
+                    check_document(kind, value, path)
+                except LayoutError as error:
+                    raise TrustError("integrity", error.diagnostic()) from error
+            self._cache[path] = value
         return self._cache[path]
 
     def has(self, path: str) -> bool:
@@ -141,7 +155,7 @@ class TrustedPublication:
 def _json(data: bytes, what: str) -> Any:
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than Python's stack
         raise TrustError("integrity", f"{what} is not JSON ({error})") from error
 
 
@@ -197,9 +211,12 @@ def verify_chain(documents: Sequence[bytes]) -> KeysDocument:
         if current is None:
             try:
                 unverified = base64.b64decode(_json(data, "keys/1.dsse.json")["payload"])
-                signers = KeysDocument.from_bytes(unverified, "keys/1.dsse.json").active()
             except (KeyError, TypeError, ValueError, binascii.Error) as error:
                 raise TrustError("keys", f"keys/1.dsse.json: not a DSSE envelope ({error})") from error
+            try:
+                signers = KeysDocument.from_bytes(unverified, "keys/1.dsse.json").active()
+            except SignatureError as error:
+                raise TrustError("keys", error.diagnostic()) from error
         else:
             signers = current.active()
         try:
@@ -249,19 +266,20 @@ def establish(fetch: Fetch, expected: Expected) -> TrustedPublication:
     """
     pinned = {key_id(k): k for k in expected.keys}
     try:
-        envelope = _json(fetch("index.dsse.json"), "index.dsse.json")
+        data = fetch("index.dsse.json")
     except FetchError as error:
         raise TrustError("signature", "the publication is unsigned: no index.dsse.json") from error
+    try:
+        envelope = json.loads(data)
+    except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than Python's stack
+        raise TrustError("signature", f"index.dsse.json is not JSON ({error})") from error
     keys, version = _keys_chain(fetch, pinned)
     active = keys.active()
     try:
         payload, signed_by = open_envelope(envelope, INDEX_PAYLOAD_TYPE, active, "index.dsse.json")
     except SignatureError as error:
-        signers = (
-            [s.get("keyid") for s in envelope.get("signatures", []) if isinstance(s, dict)]
-            if isinstance(envelope, dict)
-            else []
-        )
+        signatures = envelope.get("signatures") if isinstance(envelope, dict) else None
+        signers = [s.get("keyid") for s in signatures if isinstance(s, dict)] if isinstance(signatures, list) else []
         for keyid in signers:
             entry = keys.entry(str(keyid))
             if entry is not None and entry.status == "revoked":
@@ -297,6 +315,12 @@ def establish(fetch: Fetch, expected: Expected) -> TrustedPublication:
         raise TrustError("expiry", f"expired at {index.expires} (checked at {expected.at:%Y-%m-%dT%H:%M:%SZ})")
     if expected.last_serial is not None and release.serial < expected.last_serial:
         raise TrustError("rollback", f"serial {release.serial} is lower than {expected.last_serial}, the last one seen")
+    if expected.last_keys_version is not None and version < expected.last_keys_version:
+        raise TrustError(
+            "rollback",
+            f"the newest keys document is keys/{version}.dsse.json; keys/{expected.last_keys_version}.dsse.json "
+            "was seen before (a newer document, perhaps a revocation, is withheld)",
+        )
     signer = signed_by[0]
     files = {f.path: (f.sha256, f.size) for f in index.files}
     entry = keys.entry(signer)
@@ -329,12 +353,28 @@ def _check_everything(publication: TrustedPublication, key: PublicKey) -> None:
     except (FetchError, SignatureError) as error:
         raise TrustError("integrity", error.diagnostic()) from error
     statement = _json(payload, "the in-toto statement")
-    subjects = {s["name"]: s["digest"]["sha256"] for s in statement.get("subject", [])}
     listed = {path: sha for path, (sha, _) in publication.files.items()}
     listed["index.json"] = hashlib.sha256(fetch("index.json")).hexdigest()
     if (
-        statement.get("_type") != STATEMENT_TYPE
+        not isinstance(statement, dict)
+        or statement.get("_type") != STATEMENT_TYPE
         or statement.get("predicateType") != PREDICATE_TYPE
-        or subjects != listed
+        or _subjects(statement.get("subject")) != listed
     ):
         raise TrustError("integrity", "attestation.intoto.dsse.json does not state the files the index lists")
+
+
+def _subjects(subject: Any) -> dict[str, Any] | None:
+    """An in-toto statement's subjects as name to sha256, or None when they are not a list of subjects."""
+    if not isinstance(subject, list):
+        return None
+    subjects = {}
+    for item in subject:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("name"), str)
+            or not isinstance(item.get("digest"), dict)
+        ):
+            return None
+        subjects[item["name"]] = item["digest"].get("sha256")
+    return subjects

@@ -6,7 +6,7 @@ it is produced and every file once written; a verifier checks what it loads.
 
 A publication can hold millions of digests, and a general JSON Schema
 validator spends about 10 µs on each. The few long lists (a group's entries, a
-digest shard's table, a firmware's candidates) are therefore checked by a
+digest shard's table, a firmware's candidates, the index's files) are therefore checked by a
 dedicated function that implements exactly their item schema, while the
 validator checks the rest of the document and the first item of each list.
 The tests hold each dedicated function to its schema on valid and broken items.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from typing import Any
 
@@ -34,6 +34,7 @@ KINDS = ("index", "publication", "groups", "digests", "firmware", "catalog")
 _DIGEST = re.compile(r"[0-9a-f]{64}|[0-9a-f]{96}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _ENTRY = re.compile(r"[0-9a-f]{20}(-[0-9]{4})?")
+_PATH = re.compile(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*")
 
 
 def _entry_pair(item: Any) -> str | None:
@@ -74,12 +75,28 @@ def _digest_row(key: Any, value: Any) -> str | None:
     return None
 
 
+def _file_ref(item: Any) -> str | None:
+    """index.schema.json #/properties/files/items."""
+    if type(item) is not dict or item.keys() != {"path", "sha256", "size"}:
+        return "expected {path, sha256, size}"
+    path, sha256, size = item["path"], item["sha256"], item["size"]
+    if type(path) is not str or not _PATH.fullmatch(path):
+        return f"path {path!r}: expected a relative path of lowercase names"
+    if type(sha256) is not str or not _SHA256.fullmatch(sha256):
+        return f"sha256 {sha256!r}: expected 64 lowercase hex digits"
+    if type(size) is not int or size < 0:
+        return f"size {size!r}: expected an integer >= 0"
+    return None
+
+
 LONG_LISTS: Mapping[str, tuple[str, Callable[..., str | None]]] = {
     "group": ("entries", _entry_pair),
     "firmware": ("candidates", _candidate),
     "digests": ("digests", _digest_row),
+    "index": ("files", _file_ref),
 }
 """Kind -> (member, checker) of the long list the validator samples and the checker covers."""
+_KEYED = frozenset({"digests"})  # kinds whose long list is an object: their checker takes (key, value)
 
 
 @cache
@@ -133,13 +150,14 @@ def validator(kind: str) -> jsonschema.Draft202012Validator:
 def _check(kind: str, data: Mapping[str, Any], what: str) -> None:
     sampled: Mapping[str, Any] = data
     long = LONG_LISTS.get(kind)
-    if long is not None and isinstance(data, dict) and isinstance(data.get(long[0]), (list, dict)):
+    if long is not None and isinstance(data, dict):
         member, checker = long
-        items = data[member]
-        if isinstance(items, list):
+        items = data.get(member)
+        problems: Iterator[tuple[str, str | None]] = iter(())  # another type: the validator refuses it
+        if isinstance(items, list) and kind not in _KEYED:
             sampled = {**data, member: items[:1]}
             problems = ((f"/{member}/{i}", checker(item)) for i, item in enumerate(items))
-        else:
+        elif isinstance(items, dict) and kind in _KEYED:
             sampled = {**data, member: dict(list(items.items())[:1])}
             problems = ((f"/{member}/{key}", checker(key, value)) for key, value in items.items())
         for path, problem in problems:

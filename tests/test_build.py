@@ -359,7 +359,7 @@ BAD = {
     "alias": (
         BASE.replace("cpus: [EPYC]", "cpus: &c [EPYC]\n    include: [{cpu: *c}]"),
         None,
-        "a YAML alias (*name); expected every value written out",
+        "m.yaml:23:21: a YAML alias (*c); expected every value written out",
     ),
     "not UTF-8": (BASE.replace("test", "t\udcffst"), None, "m.yaml:3: byte "),
 }

@@ -125,6 +125,26 @@ def test_digest_row_checker_agrees_with_the_schema(key: str, value: Any) -> None
     assert (checker(key, value) is None) == _item_schema("digests").is_valid({key: value})
 
 
+paths = st.text(alphabet="abz09._-/A ", max_size=12)
+sha256s = st.text(alphabet=HEX, min_size=64, max_size=64) | hexes
+
+
+@settings(max_examples=400)
+@given(
+    st.one_of(
+        st.fixed_dictionaries(
+            {"path": st.one_of(paths, anything), "sha256": st.one_of(sha256s, anything), "size": st.integers(-2, 5)},
+            optional={"extra": anything},
+        ),
+        st.dictionaries(st.sampled_from(["path", "sha256", "size"]), anything, max_size=3),
+        anything,
+    )
+)
+def test_file_checker_agrees_with_the_schema(item: Any) -> None:
+    checker = LONG_LISTS["index"][1]
+    assert (checker(item) is None) == _item_schema("index").is_valid(item)
+
+
 GOLDEN = REPO / "tests" / "golden"
 
 

@@ -10,6 +10,7 @@ import io
 import json
 import re
 import shlex
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from sevref._cli import main
 from sevref.errors import RenderError
 from sevref.records import vcpu_runs
 from sevref.render import ROWS_PER_PAGE, Renderer, Site, vcpus_label
-from tests.test_build import GOLDEN, groups_of, load, manifest, run
+from tests.test_build import BASE, GOLDEN, groups_of, load, manifest, run
 
 PUBLICATION = GOLDEN / "publication"
 ROW = re.compile(
@@ -101,7 +102,7 @@ HOSTILE = "<script>alert('x')</script> & \"q\""
 
 def test_text_from_manifests_is_escaped_and_shell_quoted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = (GOLDEN / "manifest.yaml").read_text(encoding="utf-8")
-    text = text.replace("path: inputs/", f"path: {GOLDEN / 'inputs'}/")
+    shutil.copytree(GOLDEN / "inputs", tmp_path / "inputs")
     text = text.replace(
         "description: Every kind of entry on a synthetic 16 KiB firmware.", f"description: {json.dumps(HOSTILE)}"
     )
@@ -125,34 +126,12 @@ def test_text_from_manifests_is_escaped_and_shell_quoted(tmp_path: Path, capsys:
     assert shown == 11  # the golden matrix's groups with that command line
 
 
-PAGINATED = """\
-sevref: 1
-publication:
-  publisher: {id: t, name: test, contact: t@example.org}
-  product: p
-  stream: s
-  release: "1"
-  serial: 1
-  issued: "2026-01-01T00:00:00Z"
-  valid_for_days: 30
-firmware:
-  - {id: fw, source: {path: FIRMWARE, sha256: FWSHA}}
-host_stacks:
-  - {id: new, vmm: qemu, qemu: {version: "9.1.0", machine: pc-q35-9.1, legacy_vm_type: "off"}}
-matrices:
-  - id: m
-    modes: [sev-es]
-    firmware: [fw]
-    host_stacks: [new]
-    cpus: [CPUS]
-    vcpus: [1, 4-6]
-"""
-
-
 def test_firmware_pages_are_paginated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     count = ROWS_PER_PAGE + 20
     cpus = ", ".join(f'"{0xA00F00 + n:#x}"' for n in range(count))
-    path = manifest(tmp_path, PAGINATED.replace("CPUS", cpus))
+    path = manifest(
+        tmp_path, BASE.replace("cpus: [EPYC]", f"cpus: [{cpus}]").replace("vcpus: [1-4]", "vcpus: [1, 4-6]")
+    )
     assert run(["build", str(path), "--out", str(tmp_path / "site")], capsys)[0] == 0
     site = tmp_path / "site"
     first, second = page(site, "firmware/fw.html"), page(site, "firmware/fw/2.html")

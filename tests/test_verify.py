@@ -54,7 +54,8 @@ def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def manifest(tmp_path: Path, changes: dict[str, str] | None = None) -> Path:
-    text = (GOLDEN / "manifest.yaml").read_text().replace("path: inputs/", f"path: {GOLDEN / 'inputs'}/")
+    shutil.copytree(GOLDEN / "inputs", tmp_path / "inputs", dirs_exist_ok=True)  # files sit beside their manifest
+    text = (GOLDEN / "manifest.yaml").read_text()
     for old, new in (changes or {}).items():
         text = text.replace(old, new)
     path = tmp_path / f"m{random.Random(str(changes)).randrange(10**9)}.yaml"
@@ -251,10 +252,10 @@ def test_rollback_is_refused_and_the_state_file_is_kept(
     state = tmp_path / "state" / "sevref.json"
     newer = build(tmp_path, capsys, keys, "newer", changes={"serial: 3": "serial: 9"})
     assert verify(newer, capsys, keys, "--state", str(state))[0] == 0
-    assert load(state) == {"serials": {"golden/tiny/test": 9}}
+    assert load(state) == {"keys": {"golden": 1}, "serials": {"golden/tiny/test": 9}}
     status, _, err = verify(site, capsys, keys, "--state", str(state))
     assert status == 3 and "not trusted: rollback: serial 3 is lower than 9, the last one seen" in err
-    assert load(state) == {"serials": {"golden/tiny/test": 9}}
+    assert load(state) == {"keys": {"golden": 1}, "serials": {"golden/tiny/test": 9}}
     assert [p.name for p in state.parent.iterdir()] == ["sevref.json"]
 
 
@@ -319,6 +320,19 @@ def test_key_rotation_and_revocation(tmp_path: Path, keys: Path, capsys: pytest.
     shutil.copy(chain / "2.dsse.json", old / "keys" / "2.dsse.json")
     status, _, err = verify(old, capsys, keys)
     assert status == 3 and "revoked in keys/2 (laptop stolen)" in err
+    # A verifier that has seen keys/2 refuses a host that withholds it (and with it the revocation).
+    state = tmp_path / "state.json"
+    assert verify(new, capsys, keys, "--state", str(state))[0] == 0
+    (old / "keys" / "2.dsse.json").unlink()
+    status, _, err = verify(old, capsys, keys, "--state", str(state))
+    assert (
+        status == 3
+        and (
+            "not trusted: rollback: the newest keys document is keys/1.dsse.json; keys/2.dsse.json was seen before "
+            "(a newer document, perhaps a revocation, is withheld)"
+        )
+        in err
+    )
     # A forged keys/2 that k1 did not sign breaks the chain for a k1-pinned verifier.
     forged = tmp_path / "forged"
     assert (

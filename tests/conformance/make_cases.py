@@ -1,0 +1,307 @@
+"""Generate the conformance suite: base publications and cases.json (``make conformance``).
+
+The suite is committed and frozen: a verifier (sevref or another) runs the
+cases against the committed bytes. Regenerate it only when the publication
+format changes; the keys under keys/ are reused, so signatures stay stable.
+See README.md for the format.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sevref.digest import LaunchMeasureInputs, sev_launch_measurement
+from sevref.pipeline import build, extend_chain, generate_key_files, load_signer, read_chain
+from sevref.sign import Algorithm, KeySigner
+
+HERE = Path(__file__).resolve().parent
+INPUTS = HERE.parent / "golden" / "inputs"
+PASSPHRASE = b"conformance-test-key-not-a-secret"
+KEY_ALGORITHMS = {"A": Algorithm.ECDSA_P256, "B": Algorithm.ECDSA_P384, "C": Algorithm.ED25519}
+IDENTITY = {"publisher": "conformance", "product": "tiny", "stream": "test"}
+AT = "2026-06-01T00:00:00Z"
+ISSUED, EXPIRES = "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"
+TIK = bytes(range(16))
+MNONCE = bytes(range(16, 32))
+
+
+def keys() -> dict[str, KeySigner]:
+    """The suite's keys: made once, then committed and reused."""
+    folder = HERE / "keys"
+    for name, algorithm in KEY_ALGORITHMS.items():
+        if not (folder / f"{name}.pem").is_file():
+            generate_key_files(folder / name, algorithm, PASSPHRASE)
+    return {name: load_signer(folder / f"{name}.pem", PASSPHRASE) for name in KEY_ALGORITHMS}
+
+
+def bases(scratch: Path) -> None:
+    """Build base/: the publications the cases start from."""
+    signer = keys()
+    a, b = signer["A"], signer["B"]
+    chains: dict[str, list[tuple[KeySigner, list[KeySigner], dict[str, str]]]] = {
+        "a": [(a, [], {})],  # keys/1: A
+        "rotated": [(a, [], {}), (a, [b], {})],  # keys/2: A and B
+    }
+    for name, steps in chains.items():
+        for step_signer, added, revoked in steps:
+            extend_chain(scratch / name, IDENTITY["publisher"], step_signer, added, revoked, None)
+    plan = {
+        # base: (manifest, signing key, key chain)
+        "release-1": ("manifest.yaml", a, "a"),
+        "release-2": ("manifest-1.1.yaml", a, "a"),
+        "rotated": ("manifest.yaml", b, "rotated"),
+        "revoked": ("manifest.yaml", a, "rotated"),
+        "unsigned": ("manifest.yaml", None, None),
+    }
+    shutil.rmtree(HERE / "base", ignore_errors=True)
+    for name, (manifest, key, chain) in plan.items():
+        build(
+            [HERE / manifest],
+            HERE / "base" / name,
+            cache=scratch / "cache",
+            signer=key,
+            keys=read_chain(scratch / chain) if chain else (),
+            allow=[INPUTS],
+        )
+    # Later B revokes A. Someone holding A's key still serves the release above,
+    # but beside the publisher's current chain, which says so.
+    extend_chain(scratch / "rotated", IDENTITY["publisher"], b, [], {a.keyid: "retired after a suspected leak"}, None)
+    shutil.copy(scratch / "rotated" / "3.dsse.json", HERE / "base" / "revoked" / "keys" / "3.dsse.json")
+
+
+def files(base: str) -> list[str]:
+    root = HERE / "base" / base
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def integrity_breaker(path: str, action: str) -> str:
+    """The check a verifier must name when ``path`` of release-1 is changed by ``action``."""
+    if path == "index.dsse.json":
+        # Replaced by the other release's envelope, the signature verifies but not over this index.json.
+        return "integrity" if action == "replace" else "signature"
+    if path.startswith("keys/"):
+        return "keys"
+    return "integrity"
+
+
+def verify_args(**changes: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {"trusted_keys": ["keys/A.pub"], **IDENTITY, "at": AT}
+    args.update(last_serial=None, last_keys_version=None)
+    args["evidence"] = None
+    args.update(changes)
+    return args
+
+
+def groups(base: str) -> Iterator[dict[str, Any]]:
+    root = HERE / "base" / base
+    for path in sorted((root / "groups").iterdir()):
+        if path.suffix == ".json":
+            yield from json.loads(path.read_bytes())["groups"]
+
+
+def cases() -> list[dict[str, Any]]:
+    """Every case, in a stable order."""
+    out: list[dict[str, Any]] = []
+
+    def case(ident: str, description: str, base: str, expect_exit: int, check: str | None, **more: Any) -> None:
+        changes = more.pop("changes", [])
+        entries = more.pop("entries", None)
+        expect: dict[str, Any] = {"exit": expect_exit, "check": check}
+        if entries is not None:
+            expect["entries"] = entries
+        out.append(
+            {
+                "id": ident,
+                "description": description,
+                "base": base,
+                "changes": changes,
+                "verify": verify_args(**more),
+                "expect": expect,
+            }
+        )
+
+    case("valid", "An intact publication signed by the pinned key.", "release-1", 0, None)
+    case("valid-newer", "Release 2 after release 1 was seen (serial 4 > 3).", "release-2", 0, None, last_serial=3)
+    case("valid-same-serial", "The same release seen again (serial 3 = 3).", "release-1", 0, None, last_serial=3)
+    case(
+        "valid-two-pins",
+        "Two pinned keys, one of them the publisher's.",
+        "release-1",
+        0,
+        None,
+        trusted_keys=["keys/C.pub", "keys/A.pub"],
+    )
+    case("valid-at-issue", "Checked at the issue time itself.", "release-1", 0, None, at=ISSUED)
+    case("rotated-old-pin", "Signed by B; B joined the chain in keys/2, signed by the pinned A.", "rotated", 0, None)
+    case(
+        "rotated-new-pin",
+        "Signed by B, with B pinned: the chain is entered at keys/2.",
+        "rotated",
+        0,
+        None,
+        trusted_keys=["keys/B.pub"],
+    )
+    case("rollback", "Release 1 (serial 3) after serial 4 was seen.", "release-1", 3, "rollback", last_serial=4)
+    case("expired", "Checked at the expiry time: the end is exclusive.", "release-1", 3, "expiry", at=EXPIRES)
+    case(
+        "not-yet-valid", "Checked a second before the issue time.", "release-1", 3, "expiry", at="2025-12-31T23:59:59Z"
+    )
+    for field in ("publisher", "product", "stream"):
+        case(
+            f"wrong-{field}", f"The verifier asks for another {field}.", "release-1", 3, "identity", **{field: "other"}
+        )
+    case("wrong-key", "The pinned key (C) never signed the chain.", "release-1", 3, "keys", trusted_keys=["keys/C.pub"])
+    case(
+        "rotated-unknown-pin",
+        "A rotated chain, and a pin that is in no document.",
+        "rotated",
+        3,
+        "keys",
+        trusted_keys=["keys/C.pub"],
+    )
+    case("revoked-key", "Signed by A, which keys/3 (signed by B) revokes.", "revoked", 3, "signature")
+    case(
+        "withheld-revocation",
+        "The revoked release served without keys/3, to a verifier that has seen keys/3.",
+        "revoked",
+        3,
+        "rollback",
+        changes=[{"path": "keys/3.dsse.json", "action": "delete"}],
+        last_keys_version=3,
+    )
+    case(
+        "revocation-unknown",
+        "The same, to a verifier that has not seen keys/3: it cannot know.",
+        "revoked",
+        0,
+        None,
+        changes=[{"path": "keys/3.dsse.json", "action": "delete"}],
+    )
+    case("unsigned", "No index.dsse.json at all.", "unsigned", 3, "signature")
+    release_2 = set(files("release-2"))
+    case(
+        "mixed-releases",
+        "Release 2's index, envelope, signatures and statement over release 1's files.",
+        "release-1",
+        3,
+        "integrity",
+        changes=[
+            {"path": p, "action": "replace", "from": "release-2"}
+            for p in ("index.json", "index.dsse.json", "index.json.sig", "attestation.intoto.dsse.json")
+        ],
+    )
+
+    # Evidence, on the intact release 1.
+    snp = next(g for g in groups("release-1") if g["mode"] == "sev-snp")
+    count, measurement = snp["entries"][-1]
+    case(
+        "snp-match",
+        "An SEV-SNP MEASUREMENT of the publication.",
+        "release-1",
+        0,
+        None,
+        evidence={"snp_measurement": measurement},
+        entries=[f"{snp['id']}-{count:04d}"],
+    )
+    case(
+        "snp-unknown",
+        "An SEV-SNP MEASUREMENT the publication does not have.",
+        "release-1",
+        1,
+        None,
+        evidence={"snp_measurement": "00" * 48},
+        entries=[],
+    )
+    es = next(g for g in groups("release-1") if g["mode"] == "sev-es")
+    count, digest = es["entries"][0]
+    inputs = LaunchMeasureInputs(api_major=1, api_minor=55, build=21, policy=0x5)
+    blob = sev_launch_measurement(bytes.fromhex(digest), inputs, MNONCE, TIK) + MNONCE
+    evidence = {
+        "launch_measurement": base64.b64encode(blob).decode(),
+        "tik": TIK.hex(),
+        "api_major": 1,
+        "api_minor": 55,
+        "build": 21,
+        "policy": "0x5",
+    }
+    case(
+        "sev-es-launch-measurement",
+        "An SEV-ES launch measurement, matched with the owner's TIK.",
+        "release-1",
+        0,
+        None,
+        evidence=evidence,
+        entries=[f"{es['id']}-{count:04d}"],
+    )
+    other = {**evidence, "tik": bytes(16).hex()}
+    case(
+        "sev-es-wrong-tik",
+        "The same measurement checked with another TIK.",
+        "release-1",
+        1,
+        None,
+        evidence=other,
+        entries=[],
+    )
+
+    # Every file of release 1, changed each way.
+    for path in files("release-1"):
+        size = (HERE / "base" / "release-1" / path).stat().st_size
+        slug = path.replace("/", "-")
+        case(
+            f"flip-{slug}",
+            f"One bit of {path} flipped (offset {size // 2}).",
+            "release-1",
+            3,
+            integrity_breaker(path, "flip"),
+            changes=[{"path": path, "action": "flip", "offset": size // 2}],
+        )
+        case(
+            f"truncate-{slug}",
+            f"{path} without its last byte.",
+            "release-1",
+            3,
+            integrity_breaker(path, "truncate"),
+            changes=[{"path": path, "action": "truncate", "size": size - 1}],
+        )
+        case(
+            f"delete-{slug}",
+            f"{path} missing.",
+            "release-1",
+            3,
+            integrity_breaker(path, "delete"),
+            changes=[{"path": path, "action": "delete"}],
+        )
+        other_file = HERE / "base" / "release-2" / path
+        if path in release_2 and other_file.read_bytes() != (HERE / "base" / "release-1" / path).read_bytes():
+            case(
+                f"replace-{slug}",
+                f"{path} taken from release 2.",
+                "release-1",
+                3,
+                integrity_breaker(path, "replace"),
+                changes=[{"path": path, "action": "replace", "from": "release-2"}],
+            )
+    return out
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        bases(Path(scratch))
+    document = {
+        "schema": "urn:sevref:conformance:1",
+        "description": "sevref verifier conformance cases; see README.md.",
+        "cases": cases(),
+    }
+    text = json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False)
+    (HERE / "cases.json").write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
