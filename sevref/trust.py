@@ -131,12 +131,7 @@ class TrustedPublication:
             raise TrustError("integrity", f"{path}: expected a JSON file of the publication")
         if path not in self._cache:
             value = _checked(self.fetch, path, self.files, self.index.release)[1]
-            kind = path.split("/", 1)[0].removesuffix(".json")
-            if kind in KINDS:
-                try:
-                    check_document(kind, value, path)
-                except LayoutError as error:
-                    raise TrustError("integrity", error.diagnostic()) from error
+            _check_schema(path, value)
             self._cache[path] = value
         return self._cache[path]
 
@@ -330,13 +325,27 @@ def establish(fetch: Fetch, expected: Expected) -> TrustedPublication:
     return trusted
 
 
+def _check_schema(path: str, value: Any) -> None:
+    """Hold a published JSON file of a kind that has a schema to it.
+
+    The signature says who wrote a file, not that it is well formed.
+    """
+    kind = path.split("/", 1)[0].removesuffix(".json")
+    if path.endswith(".json") and kind in KINDS:
+        try:
+            check_document(kind, value, path)
+        except LayoutError as error:
+            raise TrustError("integrity", error.diagnostic()) from error
+
+
 def _check_everything(publication: TrustedPublication, key: PublicKey) -> None:
     fetch = publication.fetch
     for path in [*publication.files, "index.json"]:
         if path == "index.json":
             data = fetch(path)
         else:
-            data, _ = _checked(fetch, path, publication.files, publication.index.release)
+            data, value = _checked(fetch, path, publication.files, publication.index.release)
+            _check_schema(path, value)  # parsed values are not kept: a publication can be large
         if not path.endswith(".json"):
             continue  # pages and assets have no .sig: the signed index pins them
         try:

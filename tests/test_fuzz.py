@@ -671,3 +671,17 @@ def test_manifest_defects_found_by_fuzzing(name: str) -> None:
     data, message = MANIFEST_REGRESSIONS[name]
     with pytest.raises(ManifestError, match="^" + re.escape(message)):
         fuzz_manifest.load(data)
+
+
+@pytest.mark.parametrize("check_all_files", [True, False])
+def test_a_signed_but_malformed_file_is_refused(check_all_files: bool) -> None:
+    """The publisher's signature says who wrote a file, not that it is well formed."""
+    files = dict(fuzz_verify.PUBLICATION)
+    path = next(p for p in sorted(files) if p.startswith("digests/") and p.endswith(".json"))
+    shard = json.loads(files[path])
+    shard["digests"]["not a digest"] = ["0123456789abcdef0123"]
+    fuzz_verify.sign(files, path, canonical(shard))
+    expected = dataclasses.replace(fuzz_verify.EXPECTED, check_all_files=check_all_files)
+    with pytest.raises(TrustError, match=f"^not trusted: integrity: {re.escape(path)}: /digests/not a digest: key"):
+        publication = establish(fuzz_verify.fetcher(files), expected)
+        publication.read(path)  # only reached when files are checked as they are read
