@@ -100,7 +100,7 @@ def reproduce_argv(record: Mapping[str, Any], firmware_file: str, vcpus: int | N
         argv += ["--vmm", record["vmm"]]
     if record["vmsa_profile"] is not None:
         argv += ["--vmsa-profile", record["vmsa_profile"]]
-    if record["cpu"] is not None and record["cpu"] != "host":
+    if record["cpu"] is not None:
         argv += ["--cpu", record["cpu"]]
     elif record["cpu_signature"] is not None:
         argv += ["--cpu-signature", record["cpu_signature"]]
