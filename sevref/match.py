@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import bisect
 import hmac
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +25,11 @@ from sevref.binfmt.report import AttestationReport
 from sevref.digest import LaunchMeasureInputs, sev_launch_measurement
 from sevref.errors import ConfigError
 from sevref.trust import TrustedPublication, TrustError
+from sevref.validate import ENTRY_ID
 
 __all__ = ["Match", "entry", "lookup_digest", "scan_launch_measurement", "snp_notes"]
 
 _GROUP_ID = 20
-_ENTRY_ID = re.compile(r"[0-9a-f]{20}(-[0-9]{4})?")  # common.schema.json #/$defs/entry_id
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ def entry(publication: TrustedPublication, entry_id: str) -> Match:
         ConfigError: the id is not an entry id.
         TrustError: the id points at nothing the index lists.
     """
-    if not _ENTRY_ID.fullmatch(entry_id):
+    if not ENTRY_ID.fullmatch(entry_id):
         raise ConfigError(
             f"entry {entry_id!r}: expected an entry id, 20 lowercase hex digits and for SEV-ES and SEV-SNP "
             f"-NNNN, the vCPU count"

@@ -83,6 +83,11 @@ def vcpus_label(runs: Sequence[Sequence[int]] | None) -> str:
     return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in runs)
 
 
+def _entry_count(runs: Sequence[Sequence[int]] | None) -> int:
+    """How many entries (digests) a configuration has: one per vCPU count, one for SEV."""
+    return sum(b - a + 1 for a, b in runs) if runs else 1
+
+
 def reproduce_argv(record: Mapping[str, Any], firmware_file: str, vcpus: int | None) -> list[str]:
     """The ``sevref digest`` arguments that recompute one entry of a group.
 
@@ -251,7 +256,7 @@ class Renderer:
                     **row,
                     "vcpus_label": vcpus_label(row["vcpus"]),
                     "vcpus_list": " ".join(f"{a}-{b}" for a, b in row["vcpus"] or ()),
-                    "entry_count": sum(b - a + 1 for a, b in row["vcpus"] or ((1, 1),)),
+                    "entry_count": _entry_count(row["vcpus"]),
                 }
                 for row in chunk
             ]
@@ -290,8 +295,7 @@ class Renderer:
         for ident, record in self.firmware.items():
             per_mode: dict[str, int] = {}
             for row in firmware_rows.get(ident, ()):
-                runs = row["vcpus"] or ((1, 1),)
-                per_mode[row["mode"]] = per_mode.get(row["mode"], 0) + sum(b - a + 1 for a, b in runs)
+                per_mode[row["mode"]] = per_mode.get(row["mode"], 0) + _entry_count(row["vcpus"])
             debian = record["source"].get("debian")
             package = f"{debian['package']} {debian['version']}" if debian else None
             firmware.append({**record, "counts": per_mode, "package": package})

@@ -26,14 +26,15 @@ from referencing import Registry, Resource
 from sevref._resources import resource
 from sevref.errors import LayoutError
 
-__all__ = ["KINDS", "LONG_LISTS", "check_document", "check_group", "validator"]
+__all__ = ["ENTRY_ID", "KINDS", "LONG_LISTS", "check_document", "check_group", "validator"]
 
 KINDS = ("index", "publication", "groups", "digests", "firmware", "catalog")
 """The kinds of published JSON file, each with ``schema/<kind>.schema.json``."""
 
 _DIGEST = re.compile(r"[0-9a-f]{64}|[0-9a-f]{96}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_ENTRY = re.compile(r"[0-9a-f]{20}(-[0-9]{4})?")
+ENTRY_ID = re.compile(r"[0-9a-f]{20}(-[0-9]{4})?")
+"""An entry id (common.schema.json #/$defs/entry_id): a group id, then the vCPU count in four digits."""
 _PATH = re.compile(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*")
 
 
@@ -54,7 +55,7 @@ def _candidate(item: Any) -> str | None:
     if type(item) is not list or len(item) != 3:
         return "expected [entry id, mode, digest]"
     entry, mode, digest = item
-    if type(entry) is not str or not _ENTRY.fullmatch(entry):
+    if type(entry) is not str or not ENTRY_ID.fullmatch(entry):
         return f"entry id {entry!r}: expected a group id with an optional -NNNN"
     if mode not in ("sev", "sev-es"):
         return f"mode {mode!r}: expected sev or sev-es"
@@ -70,7 +71,7 @@ def _digest_row(key: Any, value: Any) -> str | None:
     if type(value) is not list or not value:
         return "expected a non-empty list of entry ids"
     for entry in value:
-        if type(entry) is not str or not _ENTRY.fullmatch(entry):
+        if type(entry) is not str or not ENTRY_ID.fullmatch(entry):
             return f"entry id {entry!r}: expected a group id with an optional -NNNN"
     return None
 

@@ -9,17 +9,14 @@ built site (``make screenshots``).
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import sync_playwright
+
+from tests.conftest import serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 """Debian's Chromium."""
@@ -32,33 +29,6 @@ ARGS = [
     "--no-first-run",
 ]
 """Headless, offline, and quiet."""
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep the test output clean."""
-
-
-@contextmanager
-def serve(folder: Path) -> Iterator[str]:
-    """Serve a folder on 127.0.0.1 at a free port.
-
-    Args:
-        folder: the site.
-
-    Yields:
-        Its base URL, ending in ``/``.
-    """
-    handler = functools.partial(_Quiet, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def settled(page: Any) -> str:

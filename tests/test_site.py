@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.browser import ARGS, CHROMIUM, serve, settled
-from tests.conftest import missing, need_shared
+from tests.browser import ARGS, CHROMIUM, settled
+from tests.conftest import missing, need_shared, serve
 from tests.test_build import GOLDEN, load
 
 MODELS = {"EPYC", "EPYC-Rome", "EPYC-Milan", "EPYC-Genoa", "EPYC-Turin"}

@@ -7,14 +7,11 @@ fetch them in practice.
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
-import http.server
 import io
 import json
 import random
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ from sevref.binfmt.report import AttestationReport
 from sevref.digest import LaunchMeasureInputs, sev_launch_measurement
 from sevref.pipeline import generate_key_files, load_public
 from sevref.sign import Algorithm, key_id
-from tests.conftest import REPO
+from tests.conftest import REPO, serve
 
 GOLDEN = REPO / "tests" / "golden"
 PASS = "correct horse battery staple"
@@ -101,20 +98,10 @@ def site(tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: Path) -> Path
     return build(tmp_path, capsys, keys, "site")
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture()
 def server(site: Path) -> Iterator[str]:
-    handler = functools.partial(_Quiet, directory=str(site))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(site) as base:
+        yield base
 
 
 def test_trusted_over_http_and_from_a_folder(
