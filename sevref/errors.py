@@ -8,7 +8,10 @@ other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import enum
+
 __all__ = [
+    "Check",
     "ConfigError",
     "DigestMismatchError",
     "FetchError",
@@ -19,6 +22,7 @@ __all__ = [
     "ReportFormatError",
     "SevrefError",
     "SignatureError",
+    "TrustError",
 ]
 
 
@@ -68,3 +72,34 @@ class SignatureError(SevrefError):
 
 class RenderError(SevrefError):
     """The static site could not be rendered."""
+
+
+class Check(enum.StrEnum):
+    """The checks a verifier makes of a publication, in the order it makes them."""
+
+    KEYS = "keys"
+    """The key chain: each keys document signed by an active key of the one before."""
+    SIGNATURE = "signature"
+    """The index is signed by an active key of the chain."""
+    IDENTITY = "identity"
+    """Publisher, product and stream are the ones asked for."""
+    EXPIRY = "expiry"
+    """The checking time lies between issue and expiry."""
+    ROLLBACK = "rollback"
+    """Nothing older than what the verifier saw before."""
+    INTEGRITY = "integrity"
+    """Every file is what the signed index says."""
+
+
+class TrustError(SignatureError):
+    """A publication is not trusted; :attr:`check` says which check failed."""
+
+    def __init__(self, check: Check, message: str) -> None:
+        """Name the failed check.
+
+        Args:
+            check: which check failed.
+            message: what was found.
+        """
+        super().__init__(f"not trusted: {check}: {message}")
+        self.check = check

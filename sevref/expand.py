@@ -14,9 +14,7 @@ the rule that would leave the combination out.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,13 +24,12 @@ from sevref.binfmt.vmsa import Vmm
 from sevref.digest import KernelBoot, LaunchConfig, Mode, check_launch
 from sevref.errors import ConfigError, FirmwareFormatError, ManifestError
 from sevref.hosts import HostStack
-from sevref.manifest import BootSpec, CpuSpec, Expected, Lifecycle, Manifest, Matrix, Pattern
+from sevref.ids import entry_id, group_id
+from sevref.limits import DEFAULT_MAX_ENTRIES
+from sevref.manifest.model import BootSpec, CpuSpec, Expected, Lifecycle, Manifest, Matrix, Pattern
 
-__all__ = ["DEFAULT_MAX_ENTRIES", "AxisReport", "Expansion", "Group", "entry_id", "expand"]
+__all__ = ["AxisReport", "Expansion", "Group", "expand"]
 
-DEFAULT_MAX_ENTRIES = 5_000_000
-"""``sevref build --max-entries`` default."""
-_GROUP_ID_HEX = 20  # 80 bits: no collision expected below 2**40 groups
 _VMSA_MODES = (Mode.SEV_ES, Mode.SEV_SNP)
 
 
@@ -41,7 +38,7 @@ class Group:
     """A configuration without its vCPU count, and the counts it is published for."""
 
     id: str
-    """Stable id: the first 20 hex digits of SHA-256 over :meth:`identity` (RFC 8785)."""
+    """Stable id: :func:`sevref.ids.group_id` of :meth:`identity`."""
     mode: Mode
     """The launch mode."""
     firmware: str
@@ -86,19 +83,6 @@ class Group:
         return [entry_id(self.id, count) for count in self.vcpus]
 
 
-def entry_id(group: str, vcpus: int | None) -> str:
-    """An entry's id: its group's id, and the vCPU count zero-padded so ids sort numerically.
-
-    Args:
-        group: the group id.
-        vcpus: the count, or None for SEV.
-
-    Returns:
-        E.g. ``3f2a9c1b7e5d4a3b2c1d-0004``.
-    """
-    return group if vcpus is None else f"{group}-{vcpus:04d}"
-
-
 def group_identity(
     mode: Mode, firmware_sha256: bytes, host: HostStack, cpu: CpuSpec | None, config: LaunchConfig
 ) -> dict[str, object]:
@@ -132,12 +116,6 @@ def group_identity(
         "cmdline_sha256": None if boot is None else cmdline_sha256(boot.cmdline).hex(),
         "cmdline": None if boot is None else boot.cmdline,
     }
-
-
-def _group_id(identity: Mapping[str, object]) -> str:
-    # Keys are fixed ASCII and values strings or null: this is the RFC 8785 form.
-    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:_GROUP_ID_HEX]
 
 
 @dataclass(frozen=True)
@@ -317,7 +295,7 @@ def expand(manifest: Manifest, firmware: Mapping[str, OvmfInfo], max_entries: in
             except (ConfigError, FirmwareFormatError) as error:
                 raise _refuse(matrix, mode, fw_id, host_id, boot, cpu, error.diagnostic()) from error
             spec = manifest.firmware[fw_id]
-            ident = _group_id(group_identity(mode, spec.source.sha256, host, cpu, config))
+            ident = group_id(group_identity(mode, spec.source.sha256, host, cpu, config))
             expected = matrix.expected.get(mode, Expected())
             previous = groups.get(ident)
             if previous is not None:

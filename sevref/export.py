@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import base64
 import shlex
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
+from sevref.digest import Mode
 from sevref.errors import ConfigError
-from sevref.match import entry
+from sevref.match import all_groups, entry, firmware_record
+from sevref.records import EntryStatus, FirmwareRecord
 from sevref.serialize import canonical
 from sevref.trust import TrustedPublication
 
@@ -27,12 +28,6 @@ __all__ = ["TRUSTEE_NAME", "cpu_fms", "trustee_message", "virt_qemu_sev_validate
 
 TRUSTEE_NAME = "snp_launch_measurement"
 """The reference value Trustee's default policy compares the SNP measurement with."""
-
-
-def _groups(publication: TrustedPublication) -> list[Mapping[str, Any]]:
-    return [
-        g for path in sorted(publication.files) if path.startswith("groups/") for g in publication.read(path)["groups"]
-    ]
 
 
 def trustee_message(publication: TrustedPublication, firmware: Sequence[str] | None = None) -> dict[str, str]:
@@ -51,11 +46,11 @@ def trustee_message(publication: TrustedPublication, firmware: Sequence[str] | N
     values = sorted(
         {
             base64.b64encode(bytes.fromhex(digest)).decode("ascii")
-            for group in _groups(publication)
-            if group["mode"] == "sev-snp"
-            and group["status"] == "active"
-            and (firmware is None or group["firmware"] in firmware)
-            for _, digest in group["entries"]
+            for group in all_groups(publication)
+            if group.mode is Mode.SEV_SNP
+            and group.status is EntryStatus.ACTIVE
+            and (firmware is None or group.firmware in firmware)
+            for _, digest in group.entries
         }
     )
     if not values:
@@ -79,11 +74,10 @@ def cpu_fms(signature: int) -> tuple[int, int, int]:
     return family, model, signature & 0xF
 
 
-def _installed_path(firmware: Mapping[str, Any]) -> str:
-    source = firmware["source"]
-    if "debian" in source:
-        return "/" + str(source["debian"]["path"])
-    return str(source.get("file") or firmware["id"])
+def _installed_path(firmware: FirmwareRecord) -> str:
+    if firmware.debian is not None:
+        return "/" + firmware.debian.path
+    return firmware.file or firmware.id
 
 
 def virt_qemu_sev_validate(publication: TrustedPublication, entry_id: str) -> str:
@@ -104,23 +98,24 @@ def virt_qemu_sev_validate(publication: TrustedPublication, entry_id: str) -> st
     """
     match = entry(publication, entry_id)
     group = match.group
-    if group["mode"] not in ("sev", "sev-es"):
+    if group.mode not in (Mode.SEV, Mode.SEV_ES):
         raise ConfigError(
-            f"export virt-qemu-sev-validate: entry {entry_id} is {group['mode']}; the tool validates SEV and SEV-ES only"
+            f"export virt-qemu-sev-validate: entry {entry_id} is {group.mode}; the tool validates SEV and SEV-ES only"
         )
-    if group["mode"] == "sev-es" and (group["vmsa_profile"] != "legacy" or group["sev_features"] != "0x0"):
+    if group.mode is Mode.SEV_ES and (group.vmsa_profile != "legacy" or group.sev_features != 0):
+        features = None if group.sev_features is None else f"{group.sev_features:#x}"
         raise ConfigError(
-            f"export virt-qemu-sev-validate: entry {entry_id} has VMSA profile {group['vmsa_profile']} with "
-            f"sev_features {group['sev_features']}; the tool builds legacy VMSAs with sev_features 0x0 only"
+            f"export virt-qemu-sev-validate: entry {entry_id} has VMSA profile {group.vmsa_profile} with "
+            f"sev_features {features}; the tool builds legacy VMSAs with sev_features 0x0 only"
         )
-    if group["boot"] is not None:
+    if group.boot is not None:
         raise ConfigError(
             f"export virt-qemu-sev-validate: entry {entry_id} boots a kernel; give the tool --kernel, --initrd and --cmdline yourself"
         )
-    firmware = publication.read(f"firmware/{group['firmware']}.json")["firmware"]
+    firmware = firmware_record(publication, group.firmware)
     args = ["virt-qemu-sev-validate", "--firmware", _installed_path(firmware)]
-    if group["mode"] == "sev-es":
-        family, model, stepping = cpu_fms(int(group["cpu_signature"], 16))
+    if group.mode is Mode.SEV_ES:
+        family, model, stepping = cpu_fms(group.cpu_signature or 0)
         args += [
             "--num-cpus",
             str(match.vcpus),
@@ -141,8 +136,6 @@ def virt_qemu_sev_validate(publication: TrustedPublication, entry_id: str) -> st
         "--build-id",
         "$BUILD",
     ]
-    args += ["--policy", group["policy"] or "$POLICY", "--tik", "$TIK_FILE"]
+    args += ["--policy", "$POLICY" if group.policy is None else f"{group.policy:#x}", "--tik", "$TIK_FILE"]
     line = " ".join(a if a.startswith("$") else shlex.quote(a) for a in args)
-    return (
-        f"# entry {entry_id}: GCTX.LD {match.digest}; the firmware file must have sha256 {firmware['sha256']}\n{line}"
-    )
+    return f"# entry {entry_id}: GCTX.LD {match.digest}; the firmware file must have sha256 {firmware.sha256}\n{line}"

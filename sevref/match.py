@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import bisect
 import hmac
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sevref.binfmt.report import AttestationReport
 from sevref.digest import LaunchMeasureInputs, sev_launch_measurement
-from sevref.errors import ConfigError
-from sevref.trust import TrustedPublication, TrustError
-from sevref.validate import ENTRY_ID
+from sevref.errors import Check, TrustError
+from sevref.ids import parse_entry_id
+from sevref.records import EntryStatus, FirmwareRecord, GroupRecord
+from sevref.trust import TrustedPublication
 
-__all__ = ["Match", "entry", "lookup_digest", "scan_launch_measurement", "snp_notes"]
-
-_GROUP_ID = 20
+__all__ = ["Match", "all_groups", "entry", "firmware_record", "lookup_digest", "scan_launch_measurement", "snp_notes"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,7 @@ class Match:
     """Its vCPU count (None for SEV)."""
     digest: str
     """The published digest."""
-    group: Mapping[str, Any]
+    group: GroupRecord
     """The entry's configuration (its group record)."""
     notes: tuple[tuple[str, bool], ...] = ()
     """(finding, blocking) pairs."""
@@ -69,38 +67,68 @@ class Match:
         Returns:
             The mapping.
         """
-        g = self.group
+        configuration = self.group.to_dict()
+        del configuration["entries"]
         return {
             "entry": self.entry_id,
             "vcpus": self.vcpus,
             "digest": self.digest,
             "acceptable": self.acceptable,
             "notes": [{"note": text, "blocking": blocking} for text, blocking in self.notes],
-            "configuration": {k: v for k, v in g.items() if k != "entries"},
+            "configuration": configuration,
         }
 
 
-def _status_notes(group: Mapping[str, Any]) -> list[tuple[str, bool]]:
-    status = group["status"]
-    if status == "active":
+def _status_notes(group: GroupRecord) -> list[tuple[str, bool]]:
+    if group.status is EntryStatus.ACTIVE:
         return []
-    text = f"{status}: {group.get('status_reason') or 'no reason given'}"
-    if group.get("successor"):
-        text += f"; use {group['successor']}"
-    return [(text, status == "revoked")]
+    text = f"{group.status}: {group.status_reason or 'no reason given'}"
+    if group.successor:
+        text += f"; use {group.successor}"
+    return [(text, group.status is EntryStatus.REVOKED)]
 
 
-def _group(publication: TrustedPublication, group_id: str) -> Mapping[str, Any]:
-    width = publication.index.layout["groups_shard_hex"]
-    path = f"groups/{group_id[:width]}.json"
+def _group(publication: TrustedPublication, group_id: str) -> GroupRecord:
+    path = f"groups/{publication.index.layout.group_shard(group_id)}.json"
     if not publication.has(path):
-        raise TrustError("integrity", f"entry group {group_id} is in no listed file ({path} is not listed)")
-    groups: Sequence[Mapping[str, Any]] = publication.read(path)["groups"]
+        raise TrustError(Check.INTEGRITY, f"entry group {group_id} is in no listed file ({path} is not listed)")
+    groups = publication.read(path)["groups"]
     ids = [g["id"] for g in groups]
     position = bisect.bisect_left(ids, group_id)
     if position == len(ids) or ids[position] != group_id:
-        raise TrustError("integrity", f"entry group {group_id} is not in {path}")
-    return groups[position]
+        raise TrustError(Check.INTEGRITY, f"entry group {group_id} is not in {path}")
+    return GroupRecord.from_dict(groups[position])
+
+
+def all_groups(publication: TrustedPublication) -> Iterator[GroupRecord]:
+    """Every group record of a publication, by shard.
+
+    Args:
+        publication: the trusted publication.
+
+    Yields:
+        The records.
+    """
+    for path in sorted(publication.files):
+        if path.startswith("groups/"):
+            for group in publication.read(path)["groups"]:
+                yield GroupRecord.from_dict(group)
+
+
+def firmware_record(publication: TrustedPublication, firmware: str) -> FirmwareRecord:
+    """The record of one firmware build.
+
+    Args:
+        publication: the trusted publication.
+        firmware: the firmware id.
+
+    Returns:
+        The record.
+
+    Raises:
+        TrustError: the firmware's file is not listed or not valid.
+    """
+    return FirmwareRecord.from_dict(publication.read(f"firmware/{firmware}.json")["firmware"])
 
 
 def entry(publication: TrustedPublication, entry_id: str) -> Match:
@@ -117,17 +145,12 @@ def entry(publication: TrustedPublication, entry_id: str) -> Match:
         ConfigError: the id is not an entry id.
         TrustError: the id points at nothing the index lists.
     """
-    if not ENTRY_ID.fullmatch(entry_id):
-        raise ConfigError(
-            f"entry {entry_id!r}: expected an entry id, 20 lowercase hex digits and for SEV-ES and SEV-SNP "
-            f"-NNNN, the vCPU count"
-        )
-    group = _group(publication, entry_id[:_GROUP_ID])
-    vcpus = int(entry_id[_GROUP_ID + 1 :]) if len(entry_id) > _GROUP_ID else None
-    for count, digest in group["entries"]:
-        if count == vcpus:
-            return Match(entry_id, vcpus, digest, group, tuple(_status_notes(group)))
-    raise TrustError("integrity", f"entry {entry_id}: group {group['id']} has no entry for {vcpus} vCPUs")
+    group_id, vcpus = parse_entry_id(entry_id)
+    group = _group(publication, group_id)
+    digest = group.digest_for(vcpus)
+    if digest is None:
+        raise TrustError(Check.INTEGRITY, f"entry {entry_id}: group {group.id} has no entry for {vcpus} vCPUs")
+    return Match(entry_id, vcpus, digest, group, tuple(_status_notes(group)))
 
 
 def lookup_digest(publication: TrustedPublication, digest: str) -> list[Match]:
@@ -140,8 +163,7 @@ def lookup_digest(publication: TrustedPublication, digest: str) -> list[Match]:
     Returns:
         The entries, by id.
     """
-    width = publication.index.layout["digests_shard_hex"]
-    path = f"digests/{digest[:width]}.json"
+    path = f"digests/{publication.index.layout.digest_shard(digest)}.json"
     if not publication.has(path):
         return []
     return [entry(publication, ident) for ident in publication.read(path)["digests"].get(digest, [])]
@@ -182,24 +204,23 @@ def scan_launch_measurement(
     """
     found = []
     tried = 0
-    for entry_id, _, digest in _candidates(publication, firmware):
-        if vcpus is not None and entry_id[_GROUP_ID + 1 :] != f"{vcpus:04d}":
+    for ident, _, digest in _candidates(publication, firmware):
+        if vcpus is not None and parse_entry_id(ident)[1] != vcpus:
             continue
         tried += 1
         if hmac.compare_digest(sev_launch_measurement(bytes.fromhex(digest), inputs, nonce, tik), measurement):
-            found.append(entry(publication, entry_id))
+            found.append(entry(publication, ident))
     api = (inputs.api_major, inputs.api_minor)
     return [m.with_notes(_expected_notes(m.group, inputs.policy, api)) for m in found], tried
 
 
-def _expected_notes(group: Mapping[str, Any], policy: int, api: tuple[int, int]) -> list[tuple[str, bool]]:
+def _expected_notes(group: GroupRecord, policy: int, api: tuple[int, int]) -> list[tuple[str, bool]]:
     notes = []
-    if group.get("policy") is not None and int(group["policy"], 16) != policy:
-        notes.append((f"policy {policy:#x} differs from the expected {group['policy']}", True))
-    if group.get("min_api") is not None:
-        minimum = tuple(int(part) for part in group["min_api"].split("."))
-        if api < minimum:
-            notes.append((f"platform API {api[0]}.{api[1]} is below the minimum {group['min_api']}", True))
+    if group.policy is not None and group.policy != policy:
+        notes.append((f"policy {policy:#x} differs from the expected {group.policy:#x}", True))
+    if group.min_api is not None and api < group.min_api:
+        minimum = "{}.{}".format(*group.min_api)
+        notes.append((f"platform API {api[0]}.{api[1]} is below the minimum {minimum}", True))
     return notes
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import jinja2
@@ -37,6 +38,9 @@ import markupsafe
 from markupsafe import escape
 
 from sevref.errors import RenderError
+from sevref.ids import entry_id
+from sevref.records import CatalogRow, Counts, FirmwareRecord, GroupRecord, Release
+from sevref.values import format_time
 
 __all__ = ["ROWS_PER_PAGE", "Renderer", "Site", "reproduce_argv", "vcpus_label"]
 
@@ -49,8 +53,8 @@ _MODES = ("sev", "sev-es", "sev-snp")
 class Site:
     """What every page shows about the release."""
 
-    release: Mapping[str, object]
-    """The release identity (publisher, product, stream, release, serial)."""
+    release: Release
+    """The release identity."""
     publisher_name: str
     """The publisher's name."""
     contact: str
@@ -59,9 +63,9 @@ class Site:
     """Where the publication is hosted."""
     description: str | None
     """What the release is."""
-    issued: str
+    issued: datetime
     """Issue time."""
-    expires: str
+    expires: datetime
     """Expiry."""
     signing: Mapping[str, object] | None
     """keyid, algorithm, keys_version, label and public_pem of the release key; None: unsigned."""
@@ -83,12 +87,7 @@ def vcpus_label(runs: Sequence[Sequence[int]] | None) -> str:
     return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in runs)
 
 
-def _entry_count(runs: Sequence[Sequence[int]] | None) -> int:
-    """How many entries (digests) a configuration has: one per vCPU count, one for SEV."""
-    return sum(b - a + 1 for a, b in runs) if runs else 1
-
-
-def reproduce_argv(record: Mapping[str, Any], firmware_file: str, vcpus: int | None) -> list[str]:
+def reproduce_argv(record: GroupRecord, firmware_file: str, vcpus: int | None) -> list[str]:
     """The ``sevref digest`` arguments that recompute one entry of a group.
 
     Args:
@@ -99,48 +98,41 @@ def reproduce_argv(record: Mapping[str, Any], firmware_file: str, vcpus: int | N
     Returns:
         The argument list, starting with ``sevref``.
     """
-    argv = ["sevref", "digest", "--mode", record["mode"], "--firmware", firmware_file]
-    argv += ["--firmware-sha256", record["firmware_sha256"]]
-    if record["vmm"] != "qemu":
-        argv += ["--vmm", record["vmm"]]
-    if record["vmsa_profile"] is not None:
-        argv += ["--vmsa-profile", record["vmsa_profile"]]
-    if record["cpu"] is not None:
-        argv += ["--cpu", record["cpu"]]
-    elif record["cpu_signature"] is not None:
-        argv += ["--cpu-signature", record["cpu_signature"]]
-    if record["sev_features"] is not None:
-        argv += ["--sev-features", record["sev_features"]]
-    if record["guest_features"] is not None:
-        argv += ["--guest-features", record["guest_features"]]
-    if record["boot"] is not None:
+    argv = ["sevref", "digest", "--mode", str(record.mode), "--firmware", firmware_file]
+    argv += ["--firmware-sha256", record.firmware_sha256]
+    if record.vmm != "qemu":
+        argv += ["--vmm", record.vmm]
+    if record.vmsa_profile is not None:
+        argv += ["--vmsa-profile", record.vmsa_profile]
+    if record.cpu is not None:
+        argv += ["--cpu", record.cpu]
+    elif record.cpu_signature is not None:
+        argv += ["--cpu-signature", f"{record.cpu_signature:#x}"]
+    if record.sev_features is not None:
+        argv += ["--sev-features", f"{record.sev_features:#x}"]
+    if record.guest_features is not None:
+        argv += ["--guest-features", f"{record.guest_features:#x}"]
+    if record.boot is not None:
         argv += ["--kernel", "vmlinuz"]
-        if record["initrd_sha256"] is not None:
+        if record.initrd_sha256 is not None:
             argv += ["--initrd", "initrd.img"]
-        if record["cmdline"] is not None:
-            argv += ["--cmdline", record["cmdline"]]
+        if record.cmdline is not None:
+            argv += ["--cmdline", record.cmdline]
     if vcpus is not None:
         argv += ["--vcpus", str(vcpus)]
     return argv
 
 
-def _firmware_file(record: Mapping[str, Any]) -> str:
-    source = record["source"]
-    if source.get("debian"):
-        return str(source["debian"]["path"]).rsplit("/", 1)[-1]
-    return str(source.get("file") or f"{record['id']}.fd")
-
-
 class Renderer:
     """Renders the pages of one release."""
 
-    def __init__(self, templates: Mapping[str, str], site: Site, firmware: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, templates: Mapping[str, str], site: Site, firmware: Sequence[FirmwareRecord]) -> None:
         """Compile the templates.
 
         Args:
             templates: template name -> text (``base.html.j2``, ``index.html.j2``, ...).
             site: the release facts every page shows.
-            firmware: the firmware records (``firmware/<id>.json``'s ``firmware``), in publication order.
+            firmware: the firmware records, in publication order.
 
         Raises:
             RenderError: a template does not compile.
@@ -154,7 +146,7 @@ class Renderer:
             keep_trailing_newline=True,
         )
         self.site = site
-        self.firmware = {str(record["id"]): record for record in firmware}
+        self.firmware = {record.id: record for record in firmware}
         try:
             self.templates = {
                 name: self.env.get_template(f"{name}.html.j2") for name in ("index", "search", "firmware", "entry")
@@ -176,8 +168,8 @@ class Renderer:
                 contact=site.contact,
                 site_url=site.url,
                 description=site.description,
-                issued=site.issued,
-                expires=site.expires,
+                issued=format_time(site.issued),
+                expires=format_time(site.expires),
                 signing=site.signing,
                 calculator=site.calculator,
                 **context,
@@ -186,7 +178,7 @@ class Renderer:
             raise RenderError(f"{path}: {name}.html.j2: {error}") from error
         return path, text.encode("utf-8")
 
-    def entry(self, record: Mapping[str, Any]) -> tuple[str, bytes]:
+    def entry(self, record: GroupRecord) -> tuple[str, bytes]:
         """The page of one configuration.
 
         Args:
@@ -195,10 +187,9 @@ class Renderer:
         Returns:
             (path, bytes).
         """
-        firmware = self.firmware[record["firmware"]]
+        firmware = self.firmware[record.firmware]
         rows = [
-            {"id": record["id"] if count is None else f"{record['id']}-{count:04d}", "vcpus": count, "digest": digest}
-            for count, digest in record["entries"]
+            {"id": entry_id(record.id, count), "vcpus": count, "digest": digest} for count, digest in record.entries
         ]
         # A page can hold thousands of rows: formatting them here costs a quarter of a
         # template loop (or of Markup.format). Every value is escaped on the way in.
@@ -209,24 +200,24 @@ class Renderer:
             )
         )
         rows_html = markupsafe.Markup(text)  # noqa: S704  # nosec B704: built from escaped values above
-        argv = reproduce_argv(record, _firmware_file(firmware), rows[0]["vcpus"])
-        debian = firmware["source"].get("debian")
+        argv = reproduce_argv(record, firmware.file_name, record.entries[0][0])
+        debian = firmware.debian
         steps = []
         if debian:
             steps.append(
-                f"apt-get download {debian['package']}={debian['version']}  "
-                f"# then: dpkg-deb -x {debian['package']}_*.deb pkg && cp pkg/{debian['path']} ."
+                f"apt-get download {debian.package}={debian.version}  "
+                f"# then: dpkg-deb -x {debian.package}_*.deb pkg && cp pkg/{debian.path} ."
             )
         steps.append(shlex.join(argv))
         return self._page(
             "entry",
-            f"entry/{record['id']}.html",
-            g={**record, "rows": rows},
+            f"entry/{record.id}.html",
+            g={**record.to_dict(), "rows": rows},
             rows_html=rows_html,
             reproduce="\n".join(steps),
         )
 
-    def firmware_pages(self, record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, bytes]]:
+    def firmware_pages(self, record: FirmwareRecord, rows: Sequence[CatalogRow]) -> list[tuple[str, bytes]]:
         """The pages of one firmware build.
 
         Args:
@@ -236,35 +227,37 @@ class Renderer:
         Returns:
             (path, bytes) of each page.
         """
-        ident = record["id"]
+        ident = record.id
 
         def page_name(n: int) -> str:
             """Page n's path: the first keeps the plain name, so links to a firmware never break."""
             return f"firmware/{ident}.html" if n == 1 else f"firmware/{ident}/{n}.html"
 
+        shown = [row.to_dict() for row in rows]
+        cpus = {row.cpu or ("" if row.cpu_signature is None else f"{row.cpu_signature:#x}") for row in rows}
         choices = {
-            "mode": [m for m in _MODES if any(r["mode"] == m for r in rows)],
-            "host": sorted({r["host_stack"] for r in rows}),
-            "cpu": sorted({r["cpu"] or r["cpu_signature"] or "" for r in rows} - {""}),
+            "mode": [m for m in _MODES if any(row.mode == m for row in rows)],
+            "host": sorted({row.host_stack for row in rows}),
+            "cpu": sorted(cpus - {""}),
         }
         pages = max(1, -(-len(rows) // ROWS_PER_PAGE))
         out = []
         for n in range(1, pages + 1):
-            chunk = rows[(n - 1) * ROWS_PER_PAGE : n * ROWS_PER_PAGE]
+            first = (n - 1) * ROWS_PER_PAGE
             groups = [
                 {
-                    **row,
-                    "vcpus_label": vcpus_label(row["vcpus"]),
-                    "vcpus_list": " ".join(f"{a}-{b}" for a, b in row["vcpus"] or ()),
-                    "entry_count": _entry_count(row["vcpus"]),
+                    **shown[i],
+                    "vcpus_label": vcpus_label(row.vcpus),
+                    "vcpus_list": " ".join(f"{a}-{b}" for a, b in row.vcpus or ()),
+                    "entry_count": row.entry_count,
                 }
-                for row in chunk
+                for i, row in enumerate(rows[first : first + ROWS_PER_PAGE], start=first)
             ]
             out.append(
                 self._page(
                     "firmware",
                     page_name(n),
-                    fw=record,
+                    fw=record.to_dict(),
                     groups=groups,
                     total=len(rows),
                     page=n,
@@ -277,8 +270,8 @@ class Renderer:
 
     def home(
         self,
-        counts: Mapping[str, int],
-        firmware_rows: Mapping[str, Sequence[Mapping[str, Any]]],
+        counts: Counts,
+        firmware_rows: Mapping[str, Sequence[CatalogRow]],
         host_stacks: Sequence[Mapping[str, Any]],
     ) -> tuple[str, bytes]:
         """The home page.
@@ -295,10 +288,8 @@ class Renderer:
         for ident, record in self.firmware.items():
             per_mode: dict[str, int] = {}
             for row in firmware_rows.get(ident, ()):
-                per_mode[row["mode"]] = per_mode.get(row["mode"], 0) + _entry_count(row["vcpus"])
-            debian = record["source"].get("debian")
-            package = f"{debian['package']} {debian['version']}" if debian else None
-            firmware.append({**record, "counts": per_mode, "package": package})
+                per_mode[row.mode] = per_mode.get(row.mode, 0) + row.entry_count
+            firmware.append({**record.to_dict(), "counts": per_mode, "package": record.package})
         return self._page(
             "index", "index.html", counts=counts, firmware=firmware, modes=_MODES, host_stacks=host_stacks
         )

@@ -9,10 +9,8 @@
 * Detached ``.sig`` files: DER ECDSA over SHA-256 of the file, which
   ``openssl dgst -sha256 -verify KEY.pub -signature FILE.sig FILE`` accepts
   (Ed25519: raw 64 bytes, for ``openssl pkeyutl -verify -rawin``).
-* Keys documents (``keys/<n>.dsse.json``): the publisher's public keys, each
-  signed by an active key of the previous document and by the new keys, so a
-  verifier pinned to an old key can follow a rotation, and a revoked key is
-  refused.
+* The key chain that says which keys are the publisher's is
+  :mod:`sevref.keychain`.
 
 This module does no I/O.
 """
@@ -23,9 +21,7 @@ import base64
 import binascii
 import enum
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -41,9 +37,7 @@ __all__ = [
     "KEYS_PAYLOAD_TYPE",
     "PREDICATE_TYPE",
     "Algorithm",
-    "KeyEntry",
     "KeySigner",
-    "KeysDocument",
     "PublicKey",
     "Signer",
     "envelope",
@@ -86,7 +80,6 @@ class Algorithm(enum.StrEnum):
     """Ed25519."""
 
 
-_KEYS_SCHEMA = "urn:sevref:schema:keys:1"
 _CURVES = {Algorithm.ECDSA_P256: ec.SECP256R1, Algorithm.ECDSA_P384: ec.SECP384R1}
 
 
@@ -432,158 +425,6 @@ def open_envelope(data: Any, payload_type: str, keys: Mapping[str, PublicKey], w
             f"{what}: no valid signature by a trusted key (signed by {named}; trusted: {', '.join(sorted(keys)) or 'none'})"
         )
     return payload, verified
-
-
-@dataclass(frozen=True)
-class KeyEntry:
-    """One key of a keys document."""
-
-    keyid: str
-    """Its id."""
-    algorithm: Algorithm
-    """Its algorithm."""
-    public_key: str
-    """PEM SubjectPublicKeyInfo."""
-    status: str
-    """``active`` or ``revoked``."""
-    reason: str | None = None
-    """Why it was revoked."""
-    label: str | None = None
-    """A name for people (e.g. "DEMO KEY: do not trust")."""
-
-    def to_dict(self) -> dict[str, object]:
-        """Return the JSON form.
-
-        Returns:
-            The mapping.
-        """
-        return {
-            "keyid": self.keyid,
-            "algorithm": str(self.algorithm),
-            "public_key": self.public_key,
-            "status": self.status,
-            "reason": self.reason,
-            "label": self.label,
-        }
-
-
-@dataclass(frozen=True)
-class KeysDocument:
-    """The publisher's keys at one version of its key chain."""
-
-    publisher: str
-    """Publisher id."""
-    version: int
-    """1, 2, ...: each signed by an active key of the previous one."""
-    keys: tuple[KeyEntry, ...]
-    """The keys, sorted by id."""
-
-    def active(self) -> dict[str, PublicKey]:
-        """The active keys by id.
-
-        Returns:
-            The keys.
-        """
-        return {
-            k.keyid: load_public_key(k.public_key.encode(), f"keys/{self.version} key {k.keyid}")
-            for k in self.keys
-            if k.status == "active"
-        }
-
-    def entry(self, keyid: str) -> KeyEntry | None:
-        """Find a key by id.
-
-        Args:
-            keyid: the id.
-
-        Returns:
-            The entry, or None.
-        """
-        return next((k for k in self.keys if k.keyid == keyid), None)
-
-    def to_bytes(self) -> bytes:
-        """Canonical JSON.
-
-        Returns:
-            The bytes that are signed.
-        """
-        return canonical(
-            {
-                "schema": _KEYS_SCHEMA,
-                "publisher": self.publisher,
-                "version": self.version,
-                "keys": [k.to_dict() for k in sorted(self.keys, key=lambda k: k.keyid)],
-            }
-        )
-
-    @classmethod
-    def from_bytes(cls, data: bytes, what: str) -> KeysDocument:
-        """Read a keys document.
-
-        Args:
-            data: canonical JSON.
-            what: how to name it in errors.
-
-        Returns:
-            The document.
-
-        Raises:
-            SignatureError: not a keys document.
-        """
-        try:
-            value = json.loads(data)
-        except (ValueError, RecursionError) as error:
-            raise SignatureError(f"{what}: not a sevref keys document (not JSON: {error})") from error
-        schema = value.get("schema") if isinstance(value, dict) else type(value).__name__
-        if schema != _KEYS_SCHEMA:
-            raise SignatureError(
-                f"{what}: not a sevref keys document (schema is {schema!r}; expected {_KEYS_SCHEMA!r})"
-            )
-        publisher, version, keys = value.get("publisher"), value.get("version"), value.get("keys")
-        if not _text(publisher) or type(version) is not int or version < 1 or type(keys) is not list:
-            raise SignatureError(
-                f"{what}: publisher {publisher!r}, version {version!r}, keys of type {type(keys).__name__}; "
-                f"expected text, an integer from 1 and a list"
-            )
-        document = cls(publisher, version, tuple(_key_entry(item, f"{what} /keys/{n}") for n, item in enumerate(keys)))
-        for key in document.keys:
-            if key.status not in ("active", "revoked"):
-                raise SignatureError(f"{what}: key {key.keyid} has status {key.status!r}; expected active or revoked")
-            public = load_public_key(key.public_key.encode(), f"{what} key {key.keyid}")
-            if key_id(public) != key.keyid:
-                raise SignatureError(f"{what}: key id {key.keyid} does not match its public key ({key_id(public)})")
-        return document
-
-
-def _text(value: Any) -> bool:
-    """Tell whether a JSON value is text that can be written out again (no lone surrogate)."""
-    if type(value) is not str:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _key_entry(item: Any, what: str) -> KeyEntry:
-    """Read one key of a keys document, checking the type of every member."""
-    if type(item) is not dict:
-        raise SignatureError(f"{what}: {type(item).__name__}; expected a key object")
-    for name in ("keyid", "algorithm", "public_key", "status"):
-        if not _text(item.get(name)):
-            raise SignatureError(f"{what}: {name} is {item.get(name)!r}; expected text")
-    for name in ("reason", "label"):
-        if item.get(name) is not None and not _text(item[name]):
-            raise SignatureError(f"{what}: {name} is {item[name]!r}; expected text or null")
-    if not item["public_key"].isascii():
-        raise SignatureError(f"{what}: public_key is not ASCII; expected a PEM public key")
-    try:
-        algorithm = Algorithm(item["algorithm"])
-    except ValueError:
-        known = ", ".join(a.value for a in Algorithm)
-        raise SignatureError(f"{what}: algorithm is {item['algorithm']!r}; expected one of {known}") from None
-    return KeyEntry(item["keyid"], algorithm, item["public_key"], item["status"], item.get("reason"), item.get("label"))
 
 
 def statement(subjects: Iterable[tuple[str, str]], predicate: Mapping[str, object]) -> bytes:

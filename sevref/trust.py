@@ -18,14 +18,13 @@ Nothing here is believed before it is checked, in this order:
    verifies (the site's pages and assets are pinned by the index alone); the
    in-toto statement names the same files.
 
-Each failure is a :class:`TrustError` naming its check. This module does no
-I/O: it reads the publication through a ``fetch`` function.
+Each failure is a :class:`~sevref.errors.TrustError` naming its
+:class:`~sevref.errors.Check`. This module does no I/O: it reads the
+publication through a ``fetch`` function.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -33,47 +32,32 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sevref.errors import FetchError, LayoutError, SignatureError
-from sevref.manifest import parse_time
+from sevref.errors import Check, FetchError, LayoutError, SignatureError, TrustError
+from sevref.keychain import KeysDocument, KeyStatus, open_keys_document
+from sevref.limits import MAX_KEYS_DOCUMENTS
 from sevref.records import Index, Release
 from sevref.sign import (
     INDEX_PAYLOAD_TYPE,
     INTOTO_PAYLOAD_TYPE,
-    KEYS_PAYLOAD_TYPE,
     PREDICATE_TYPE,
     STATEMENT_TYPE,
-    KeysDocument,
     PublicKey,
     key_id,
     open_envelope,
     verify_file,
 )
 from sevref.validate import KINDS, check_document
+from sevref.values import format_time
 
-__all__ = ["Expected", "Fetch", "TrustError", "TrustedPublication", "establish", "verify_chain"]
+__all__ = ["Fetch", "TrustAnchor", "TrustedPublication", "establish"]
 
 Fetch = Callable[[str], bytes]
 """Reads a file of the publication by its relative path; raises FetchError when it is missing."""
-_MAX_KEY_DOCUMENTS = 1000
-
-
-class TrustError(SignatureError):
-    """The publication is not trusted; :attr:`check` says which check failed."""
-
-    def __init__(self, check: str, message: str) -> None:
-        """Name the failed check.
-
-        Args:
-            check: keys, signature, identity, expiry, rollback or integrity.
-            message: what was found.
-        """
-        super().__init__(f"not trusted: {check}: {message}")
-        self.check = check
 
 
 @dataclass(frozen=True)
-class Expected:
-    """What the verifier expects of a publication."""
+class TrustAnchor:
+    """What the verifier pins, asks for and remembers: everything a publication is checked against."""
 
     keys: Sequence[PublicKey]
     """Pinned public keys."""
@@ -128,7 +112,7 @@ class TrustedPublication:
             TrustError: not listed, not what the index says, or not valid against its schema.
         """
         if not path.endswith(".json"):
-            raise TrustError("integrity", f"{path}: expected a JSON file of the publication")
+            raise TrustError(Check.INTEGRITY, f"{path}: expected a JSON file of the publication")
         if path not in self._cache:
             value = _checked(self.fetch, path, self.files, self.index.release)[1]
             _check_schema(path, value)
@@ -151,82 +135,36 @@ def _json(data: bytes, what: str) -> Any:
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than Python's stack
-        raise TrustError("integrity", f"{what} is not JSON ({error})") from error
+        raise TrustError(Check.INTEGRITY, f"{what} is not JSON ({error})") from error
 
 
 def _checked(fetch: Fetch, path: str, files: Mapping[str, tuple[str, int]], release: Release) -> tuple[bytes, Any]:
     if path not in files:
-        raise TrustError("integrity", f"{path} is not listed in the signed index")
+        raise TrustError(Check.INTEGRITY, f"{path} is not listed in the signed index")
     try:
         data = fetch(path)
     except FetchError as error:
-        raise TrustError("integrity", f"{path}: {error.diagnostic()}") from error
+        raise TrustError(Check.INTEGRITY, f"{path}: {error.diagnostic()}") from error
     sha256, size = files[path]
     found = hashlib.sha256(data).hexdigest()
     if found != sha256 or len(data) != size:
         raise TrustError(
-            "integrity", f"{path} has sha256 {found} ({len(data)} bytes); the signed index says {sha256} ({size} bytes)"
+            Check.INTEGRITY,
+            f"{path} has sha256 {found} ({len(data)} bytes); the signed index says {sha256} ({size} bytes)",
         )
     if not path.endswith(".json"):
         return data, None  # a page or an asset: its hash is all there is to check
     value = _json(data, path)
     identity = value.get("release") if isinstance(value, dict) else None
     if identity != release.to_dict():
-        raise TrustError("integrity", f"{path} belongs to release {identity}; expected {release.to_dict()}")
+        raise TrustError(Check.INTEGRITY, f"{path} belongs to release {identity}; expected {release.to_dict()}")
     return data, value
-
-
-def _keys_step(data: bytes, version: int, signers: Mapping[str, PublicKey]) -> KeysDocument:
-    """Open keys/<version>.dsse.json with the keys allowed to sign it."""
-    path = f"keys/{version}.dsse.json"
-    payload, _ = open_envelope(_json(data, path), KEYS_PAYLOAD_TYPE, signers, path)
-    document = KeysDocument.from_bytes(payload, path)
-    if document.version != version:
-        raise TrustError("keys", f"{path} says it is version {document.version}; expected {version}")
-    return document
-
-
-def verify_chain(documents: Sequence[bytes]) -> KeysDocument:
-    """Check a whole key chain from its first document, as a publisher holds it.
-
-    The first document must be signed by one of its own active keys; each later
-    one by an active key of the one before.
-
-    Args:
-        documents: the DSSE envelopes of keys/1, keys/2, ... in order.
-
-    Returns:
-        The last document.
-
-    Raises:
-        TrustError: a broken link.
-    """
-    current: KeysDocument | None = None
-    for version, data in enumerate(documents, start=1):
-        if current is None:
-            try:
-                unverified = base64.b64decode(_json(data, "keys/1.dsse.json")["payload"])
-            except (KeyError, TypeError, ValueError, binascii.Error) as error:
-                raise TrustError("keys", f"keys/1.dsse.json: not a DSSE envelope ({error})") from error
-            try:
-                signers = KeysDocument.from_bytes(unverified, "keys/1.dsse.json").active()
-            except SignatureError as error:
-                raise TrustError("keys", error.diagnostic()) from error
-        else:
-            signers = current.active()
-        try:
-            current = _keys_step(data, version, signers)
-        except SignatureError as error:
-            raise TrustError("keys", error.diagnostic().removeprefix("not trusted: keys: ")) from error
-    if current is None:
-        raise TrustError("keys", "the key chain is empty")
-    return current
 
 
 def _keys_chain(fetch: Fetch, pinned: Mapping[str, PublicKey]) -> tuple[KeysDocument, int]:
     """Walk keys/1.dsse.json, keys/2.dsse.json, ... from the first one a pinned key signed."""
     current: KeysDocument | None = None
-    for version in range(1, _MAX_KEY_DOCUMENTS + 1):
+    for version in range(1, MAX_KEYS_DOCUMENTS + 1):
         path = f"keys/{version}.dsse.json"
         try:
             data = fetch(path)
@@ -234,19 +172,19 @@ def _keys_chain(fetch: Fetch, pinned: Mapping[str, PublicKey]) -> tuple[KeysDocu
             break
         signers = pinned if current is None else current.active()
         try:
-            current = _keys_step(data, version, signers)
+            current = open_keys_document(data, version, signers)
         except SignatureError as error:
             if current is None:
                 continue  # the pinned key enters the chain later
             raise TrustError(
-                "keys", f"{path} is not signed by an active key of keys/{version - 1}: {error.diagnostic()}"
+                Check.KEYS, f"{path} is not signed by an active key of keys/{version - 1}: {error.diagnostic()}"
             ) from error
     if current is None:
-        raise TrustError("keys", f"no keys document is signed by a pinned key ({', '.join(sorted(pinned))})")
+        raise TrustError(Check.KEYS, f"no keys document is signed by a pinned key ({', '.join(sorted(pinned))})")
     return current, current.version
 
 
-def establish(fetch: Fetch, expected: Expected) -> TrustedPublication:
+def establish(fetch: Fetch, expected: TrustAnchor) -> TrustedPublication:
     """Run every check on a publication.
 
     Args:
@@ -263,66 +201,87 @@ def establish(fetch: Fetch, expected: Expected) -> TrustedPublication:
     try:
         data = fetch("index.dsse.json")
     except FetchError as error:
-        raise TrustError("signature", "the publication is unsigned: no index.dsse.json") from error
+        raise TrustError(Check.SIGNATURE, "the publication is unsigned: no index.dsse.json") from error
     try:
         envelope = json.loads(data)
     except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than Python's stack
-        raise TrustError("signature", f"index.dsse.json is not JSON ({error})") from error
+        raise TrustError(Check.SIGNATURE, f"index.dsse.json is not JSON ({error})") from error
     keys, version = _keys_chain(fetch, pinned)
-    active = keys.active()
+    payload, signer = _signed_index(envelope, keys)
+    index = _index(fetch, payload)
+    _check_release(index, keys, expected)
+    files = {f.path: (f.sha256, f.size) for f in index.files}
+    entry = keys.entry(signer)
+    trusted = TrustedPublication(index, signer, version, None if entry is None else entry.label, fetch, files)
+    if expected.check_all_files:
+        _check_everything(trusted, keys.active()[signer])
+    return trusted
+
+
+def _signed_index(envelope: Any, keys: KeysDocument) -> tuple[bytes, str]:
+    """The index envelope's payload and the active key that signed it; a revoked signer is named as such."""
     try:
-        payload, signed_by = open_envelope(envelope, INDEX_PAYLOAD_TYPE, active, "index.dsse.json")
+        payload, signed_by = open_envelope(envelope, INDEX_PAYLOAD_TYPE, keys.active(), "index.dsse.json")
     except SignatureError as error:
         signatures = envelope.get("signatures") if isinstance(envelope, dict) else None
         signers = [s.get("keyid") for s in signatures if isinstance(s, dict)] if isinstance(signatures, list) else []
         for keyid in signers:
             entry = keys.entry(str(keyid))
-            if entry is not None and entry.status == "revoked":
+            if entry is not None and entry.status is KeyStatus.REVOKED:
                 raise TrustError(
-                    "signature", f"index.dsse.json is signed by key {keyid}, revoked in keys/{version} ({entry.reason})"
+                    Check.SIGNATURE,
+                    f"index.dsse.json is signed by key {keyid}, revoked in keys/{keys.version} ({entry.reason})",
                 ) from error
-        raise TrustError("signature", error.diagnostic()) from error
+        raise TrustError(Check.SIGNATURE, error.diagnostic()) from error
+    return payload, signed_by[0]
+
+
+def _index(fetch: Fetch, payload: bytes) -> Index:
+    """``index.json``, which must be exactly the signed payload and valid against its schema."""
     try:
         index_json = fetch("index.json")
     except FetchError as error:
-        raise TrustError("integrity", f"index.json: {error.diagnostic()}") from error
+        raise TrustError(Check.INTEGRITY, f"index.json: {error.diagnostic()}") from error
     if index_json != payload:
-        raise TrustError("integrity", "index.json differs from the payload of index.dsse.json")
+        raise TrustError(Check.INTEGRITY, "index.json differs from the payload of index.dsse.json")
     data = _json(payload, "index.json")
     try:
         check_document("index", data, "index.json")
     except LayoutError as error:
-        raise TrustError("integrity", error.diagnostic()) from error
-    index = Index.from_dict(data)
+        raise TrustError(Check.INTEGRITY, error.diagnostic()) from error
+    return Index.from_dict(data)
+
+
+def _check_release(index: Index, keys: KeysDocument, expected: TrustAnchor) -> None:
+    """Identity, expiry and rollback: the release is the one asked for, current, and not older than one seen."""
     release = index.release
     for name, want in (("publisher", expected.publisher), ("product", expected.product), ("stream", expected.stream)):
         found = getattr(release, name)
         if found != want:
-            raise TrustError("identity", f"{name} is {found!r}; expected {want!r}")
+            raise TrustError(Check.IDENTITY, f"{name} is {found!r}; expected {want!r}")
     if keys.publisher != release.publisher:
         raise TrustError(
-            "identity", f"keys/{version} belongs to publisher {keys.publisher!r}; the index to {release.publisher!r}"
+            Check.IDENTITY,
+            f"keys/{keys.version} belongs to publisher {keys.publisher!r}; the index to {release.publisher!r}",
         )
-    issued, expires = parse_time(index.issued), parse_time(index.expires)
-    if expected.at < issued:
-        raise TrustError("expiry", f"issued {index.issued}, after the checking time {expected.at:%Y-%m-%dT%H:%M:%SZ}")
-    if expected.at >= expires:
-        raise TrustError("expiry", f"expired at {index.expires} (checked at {expected.at:%Y-%m-%dT%H:%M:%SZ})")
-    if expected.last_serial is not None and release.serial < expected.last_serial:
-        raise TrustError("rollback", f"serial {release.serial} is lower than {expected.last_serial}, the last one seen")
-    if expected.last_keys_version is not None and version < expected.last_keys_version:
+    if expected.at < index.issued:
         raise TrustError(
-            "rollback",
-            f"the newest keys document is keys/{version}.dsse.json; keys/{expected.last_keys_version}.dsse.json "
+            Check.EXPIRY, f"issued {format_time(index.issued)}, after the checking time {format_time(expected.at)}"
+        )
+    if expected.at >= index.expires:
+        raise TrustError(
+            Check.EXPIRY, f"expired at {format_time(index.expires)} (checked at {format_time(expected.at)})"
+        )
+    if expected.last_serial is not None and release.serial < expected.last_serial:
+        raise TrustError(
+            Check.ROLLBACK, f"serial {release.serial} is lower than {expected.last_serial}, the last one seen"
+        )
+    if expected.last_keys_version is not None and keys.version < expected.last_keys_version:
+        raise TrustError(
+            Check.ROLLBACK,
+            f"the newest keys document is keys/{keys.version}.dsse.json; keys/{expected.last_keys_version}.dsse.json "
             "was seen before (a newer document, perhaps a revocation, is withheld)",
         )
-    signer = signed_by[0]
-    files = {f.path: (f.sha256, f.size) for f in index.files}
-    entry = keys.entry(signer)
-    trusted = TrustedPublication(index, signer, version, None if entry is None else entry.label, fetch, files)
-    if expected.check_all_files:
-        _check_everything(trusted, active[signer])
-    return trusted
 
 
 def _check_schema(path: str, value: Any) -> None:
@@ -335,7 +294,7 @@ def _check_schema(path: str, value: Any) -> None:
         try:
             check_document(kind, value, path)
         except LayoutError as error:
-            raise TrustError("integrity", error.diagnostic()) from error
+            raise TrustError(Check.INTEGRITY, error.diagnostic()) from error
 
 
 def _check_everything(publication: TrustedPublication, key: PublicKey) -> None:
@@ -351,16 +310,16 @@ def _check_everything(publication: TrustedPublication, key: PublicKey) -> None:
         try:
             signature = fetch(f"{path}.sig")
         except FetchError as error:
-            raise TrustError("integrity", f"{path}.sig: {error.diagnostic()}") from error
+            raise TrustError(Check.INTEGRITY, f"{path}.sig: {error.diagnostic()}") from error
         if not verify_file(key, data, signature):
-            raise TrustError("integrity", f"{path}.sig does not verify with key {publication.keyid}")
+            raise TrustError(Check.INTEGRITY, f"{path}.sig does not verify with key {publication.keyid}")
     try:
         envelope = _json(fetch("attestation.intoto.dsse.json"), "attestation.intoto.dsse.json")
         payload, _ = open_envelope(
             envelope, INTOTO_PAYLOAD_TYPE, {publication.keyid: key}, "attestation.intoto.dsse.json"
         )
     except (FetchError, SignatureError) as error:
-        raise TrustError("integrity", error.diagnostic()) from error
+        raise TrustError(Check.INTEGRITY, error.diagnostic()) from error
     statement = _json(payload, "the in-toto statement")
     listed = {path: sha for path, (sha, _) in publication.files.items()}
     listed["index.json"] = hashlib.sha256(fetch("index.json")).hexdigest()
@@ -370,7 +329,7 @@ def _check_everything(publication: TrustedPublication, key: PublicKey) -> None:
         or statement.get("predicateType") != PREDICATE_TYPE
         or _subjects(statement.get("subject")) != listed
     ):
-        raise TrustError("integrity", "attestation.intoto.dsse.json does not state the files the index lists")
+        raise TrustError(Check.INTEGRITY, "attestation.intoto.dsse.json does not state the files the index lists")
 
 
 def _subjects(subject: Any) -> dict[str, Any] | None:

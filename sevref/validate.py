@@ -24,17 +24,17 @@ import jsonschema
 from referencing import Registry, Resource
 
 from sevref._resources import resource
+from sevref.digest import MAX_VCPUS
 from sevref.errors import LayoutError
+from sevref.ids import ENTRY_ID
 
-__all__ = ["ENTRY_ID", "KINDS", "LONG_LISTS", "check_document", "check_group", "validator"]
+__all__ = ["KINDS", "LONG_LISTS", "check_document", "check_group", "validator"]
 
 KINDS = ("index", "publication", "groups", "digests", "firmware", "catalog")
 """The kinds of published JSON file, each with ``schema/<kind>.schema.json``."""
 
 _DIGEST = re.compile(r"[0-9a-f]{64}|[0-9a-f]{96}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-ENTRY_ID = re.compile(r"[0-9a-f]{20}(-[0-9]{4})?")
-"""An entry id (common.schema.json #/$defs/entry_id): a group id, then the vCPU count in four digits."""
 _PATH = re.compile(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*")
 
 
@@ -43,8 +43,8 @@ def _entry_pair(item: Any) -> str | None:
     if type(item) is not list or len(item) != 2:
         return "expected [vcpus, digest]"
     count, digest = item
-    if count is not None and (type(count) is not int or not 1 <= count <= 4096):
-        return f"vcpus {count!r}: expected null or 1..4096"
+    if count is not None and (type(count) is not int or not 1 <= count <= MAX_VCPUS):
+        return f"vcpus {count!r}: expected null or 1..{MAX_VCPUS}"
     if type(digest) is not str or not _DIGEST.fullmatch(digest):
         return f"digest {digest!r}: expected 64 or 96 lowercase hex digits"
     return None

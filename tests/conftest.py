@@ -31,8 +31,9 @@ from typing import Any
 
 import pytest
 
+from sevref.edge.debian import obtain_deb, read_deb_file
+from sevref.edge.keys import generate_key_files
 from sevref.errors import SevrefError
-from sevref.pipeline import generate_key_files, obtain_deb, read_deb_file
 from sevref.sign import Algorithm
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from sevref import __version__, pipeline
+from sevref import __version__
 from sevref._cli import main
 from sevref.binfmt.ovmf import SEV_ES_RESET_BLOCK_GUID, SEV_HASH_TABLE_RV_GUID
+from sevref.edge import files, sources
 from tests.images import ovmf_image, snp_image
 from tests.unit.test_digest import spec_measurement
 from tests.unit.test_snp import HOSTILE, MEASURE_ERRORS, SECTIONS
@@ -179,7 +180,7 @@ def test_batch_reads_each_file_once(
     initrd = tmp_path / "initrd"
     initrd.write_bytes(b"i" * 5000)
     reads: list[Path] = []
-    real_read, real_hash = pipeline.read_bytes, pipeline.file_sha256
+    real_read, real_hash = files.read_bytes, files.file_sha256
 
     def read(path: Path, what: str, limit: int) -> bytes:
         reads.append(path)
@@ -189,8 +190,8 @@ def test_batch_reads_each_file_once(
         reads.append(path)
         return real_hash(path, what)
 
-    monkeypatch.setattr(pipeline, "read_bytes", read)
-    monkeypatch.setattr(pipeline, "file_sha256", sha256)
+    monkeypatch.setattr(sources, "read_bytes", read)
+    monkeypatch.setattr(sources, "file_sha256", sha256)
     rng = random.Random(3)
     lines = [
         json.dumps(

@@ -41,13 +41,15 @@ from sevref.errors import (
     ReportFormatError,
     SevrefError,
     SignatureError,
+    TrustError,
 )
-from sevref.manifest import parse_yaml
+from sevref.keychain import KeysDocument, verify_chain
+from sevref.manifest.loader import parse_yaml
 from sevref.match import Match, entry, lookup_digest
 from sevref.pipeline import load_manifest
 from sevref.serialize import canonical, json_line
-from sevref.sign import KEYS_PAYLOAD_TYPE, KeysDocument, envelope, key_id, open_envelope
-from sevref.trust import TrustedPublication, TrustError, establish, verify_chain
+from sevref.sign import KEYS_PAYLOAD_TYPE, envelope, key_id, open_envelope
+from sevref.trust import TrustedPublication, establish
 from tests.conftest import REPO, missing
 from tests.fuzz import firmware as fuzz_firmware
 from tests.fuzz import manifest as fuzz_manifest

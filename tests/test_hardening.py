@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from sevref.pipeline import generate_key_files, load_signer
+from sevref.edge.keys import generate_key_files, load_signer
 from sevref.sign import Algorithm
 from tests.test_build import BASE, GOLDEN, manifest
 

@@ -30,9 +30,9 @@ from typing import Any
 import pytest
 
 from sevref.binfmt.vmsa import CPU_MODELS
+from sevref.edge.sources import compute_digests
 from sevref.errors import ConfigError, FirmwareFormatError, SevrefError
-from sevref.manifest import request_from_mapping
-from sevref.pipeline import compute_digests
+from sevref.request import request_from_mapping
 from tests.conftest import REPO, VECTORS, missing
 
 PEERS = REPO / ".peers"

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from sevref.binfmt.ovmf import parse_ovmf
 from sevref.errors import LayoutError
 from sevref.expand import expand
-from sevref.manifest import load_manifests, parse_yaml
+from sevref.manifest.loader import parse_yaml
+from sevref.manifest.reader import load_manifests
 from sevref.serialize import canonical, canonical_frame, canonical_row
 from sevref.validate import LONG_LISTS, validator
 from tests.conftest import REPO

@@ -12,7 +12,6 @@ import re
 import shlex
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given
@@ -20,8 +19,9 @@ from hypothesis import strategies as st
 
 from sevref._cli import main
 from sevref.errors import RenderError
-from sevref.records import vcpu_runs
+from sevref.records import Release, vcpu_runs
 from sevref.render import ROWS_PER_PAGE, Renderer, Site, vcpus_label
+from sevref.values import parse_time
 from tests.test_build import BASE, GOLDEN, groups_of, load, manifest, run
 
 PUBLICATION = GOLDEN / "publication"
@@ -156,8 +156,9 @@ def test_vcpu_runs_cover_exactly_the_counts(counts: set[int]) -> None:
 
 
 def site() -> Site:
-    release: dict[str, Any] = {"publisher": "p", "product": "q", "stream": "s", "release": "1", "serial": 1}
-    return Site(release, "P", "c@example.org", None, None, "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z", None, "x")
+    release = Release("p", "q", "s", "1", 1)
+    issued, expires = parse_time("2026-01-01T00:00:00Z"), parse_time("2026-02-01T00:00:00Z")
+    return Site(release, "P", "c@example.org", None, None, issued, expires, None, "x")
 
 
 def test_a_broken_template_is_one_clear_error() -> None:

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from sevref._cli import main
+from sevref.edge.keys import generate_key_files, load_signer
 from sevref.errors import SignatureError
-from sevref.pipeline import generate_key_files, load_signer
 from sevref.sign import INDEX_PAYLOAD_TYPE, PREDICATE_TYPE, Algorithm, envelope, open_envelope, pae
 from tests.conftest import REPO
 

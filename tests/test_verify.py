@@ -21,7 +21,7 @@ import pytest
 from sevref._cli import main
 from sevref.binfmt.report import AttestationReport
 from sevref.digest import LaunchMeasureInputs, sev_launch_measurement
-from sevref.pipeline import generate_key_files, load_public
+from sevref.edge.keys import generate_key_files, load_public
 from sevref.sign import Algorithm, key_id
 from tests.conftest import REPO, serve
 

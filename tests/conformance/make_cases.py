@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from sevref.digest import LaunchMeasureInputs, sev_launch_measurement
-from sevref.pipeline import build, extend_chain, generate_key_files, load_signer, read_chain
+from sevref.edge.keys import extend_chain, generate_key_files, load_signer, read_chain
+from sevref.pipeline import build
 from sevref.sign import Algorithm, KeySigner
 
 HERE = Path(__file__).resolve().parent

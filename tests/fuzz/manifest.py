@@ -10,7 +10,8 @@ import yaml
 from sevref.binfmt.ovmf import parse_ovmf
 from sevref.errors import SevrefError
 from sevref.expand import expand
-from sevref.manifest import load_manifests, parse_yaml
+from sevref.manifest.loader import parse_yaml
+from sevref.manifest.reader import load_manifests
 from tests.conftest import REPO
 from tests.fuzz.firmware import TINY
 from tests.test_build import BASE

@@ -5,12 +5,46 @@ from __future__ import annotations
 import random
 
 from sevref.binfmt.report import AttestationReport, decode_report, parse_report
+from sevref.digest import Mode
 from sevref.errors import SevrefError
 from sevref.match import Match, snp_notes
+from sevref.records import EntryStatus, GroupRecord
 from sevref.serialize import json_line
 
-_GROUP = {"status": "active", "policy": "0x30000", "min_api": "1.51"}
-"""The expectations of a published SEV-SNP entry, to check a report's policy and platform against."""
+_GROUP = GroupRecord(
+    id="0" * 20,
+    mode=Mode.SEV_SNP,
+    digest_algorithm="sha384",
+    digest_quantity="MEASUREMENT",
+    firmware="fw",
+    firmware_sha256="0" * 64,
+    firmware_package=None,
+    host_stack="host",
+    vmm="qemu",
+    qemu_version="9.1",
+    machine=None,
+    legacy_vm_type=None,
+    host_linux=None,
+    vmsa_profile="init2",
+    cpu="EPYC-Milan",
+    cpu_signature=0xA00F11,
+    sev_features=None,
+    guest_features=0x1,
+    boot=None,
+    kernel_sha256=None,
+    initrd_sha256=None,
+    cmdline=None,
+    cmdline_sha256=None,
+    policy=0x30000,
+    min_api=(1, 51),
+    status=EntryStatus.ACTIVE,
+    status_reason=None,
+    successor=None,
+    matrix="m",
+    calculator="sevref",
+    entries=((1, "0" * 96),),
+)
+"""A published SEV-SNP entry, to check a report's policy and platform against."""
 
 
 def report(version: int, family: int, seed: int) -> bytes:

@@ -23,9 +23,10 @@ import json
 from datetime import UTC, datetime
 
 from sevref.digest import LaunchMeasureInputs
+from sevref.edge.keys import load_public, load_signer
 from sevref.errors import FetchError, SevrefError
+from sevref.keychain import verify_chain
 from sevref.match import entry, lookup_digest, scan_launch_measurement
-from sevref.pipeline import load_public, load_signer
 from sevref.serialize import canonical
 from sevref.sign import (
     INDEX_PAYLOAD_TYPE,
@@ -35,7 +36,7 @@ from sevref.sign import (
     sign_file,
     statement,
 )
-from sevref.trust import Expected, Fetch, TrustedPublication, establish, verify_chain
+from sevref.trust import Fetch, TrustAnchor, TrustedPublication, establish
 from tests.conftest import REPO
 
 GOLDEN = REPO / "tests" / "golden"
@@ -45,7 +46,7 @@ PUBLICATION = {
     if path.is_file()
 }
 """The golden publication: path to bytes."""
-EXPECTED = Expected(
+EXPECTED = TrustAnchor(
     keys=[load_public(GOLDEN / "key" / "golden.pub")],
     publisher="golden",
     product="tiny",

@@ -1,0 +1,155 @@
+"""``sevref build`` and ``sevref validate``: manifests to a publication, or just checked."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from sevref._cli._common import Usage, size
+from sevref.limits import DEFAULT_MAX_ENTRIES
+
+if TYPE_CHECKING:
+    from sevref._cli._common import Commands
+    from sevref.sign import KeySigner
+
+_ALLOW_HELP = "a folder outside the manifests' own from which they may name files (repeatable)"
+
+
+def _add_inputs(parser: argparse.ArgumentParser) -> None:
+    """The options build and validate share: the manifests and where their inputs come from."""
+    parser.add_argument("manifests", nargs="+", metavar="MANIFEST", help="YAML manifest files forming one publication")
+    parser.add_argument(
+        "--max-entries",
+        type=int,
+        default=DEFAULT_MAX_ENTRIES,
+        metavar="N",
+        help=f"refuse larger matrices (default {DEFAULT_MAX_ENTRIES})",
+    )
+    parser.add_argument(
+        "--cache", metavar="DIR", help="where downloaded packages are kept (default $SEVREF_CACHE or ~/.cache/sevref)"
+    )
+    parser.add_argument("--allow-path", action="append", default=[], metavar="DIR", help=_ALLOW_HELP)
+
+
+def register(commands: Commands) -> None:
+    """Add ``build`` and ``validate``.
+
+    Args:
+        commands: the subcommands of ``sevref``.
+    """
+    build = commands.add_parser(
+        "build",
+        help="build a publication from manifests",
+        description=(
+            "Expand the manifests into every combination, compute each expected digest, validate the "
+            "result against the JSON Schemas and write the publication into --out: atomically, so that "
+            "--out holds the previous publication until the new one is complete."
+        ),
+    )
+    _add_inputs(build)
+    build.add_argument("--out", required=True, metavar="DIR", help="the publication's folder (replaced as a whole)")
+    build.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: all cores for large matrices)")
+    build.add_argument(
+        "--issued",
+        metavar="TIME",
+        help="issue time, e.g. 2026-11-26T00:00:00Z, or now (default: the manifest's, or SOURCE_DATE_EPOCH)",
+    )
+    build.add_argument(
+        "--signing-key",
+        metavar="PEM",
+        help="sign the release with this key (passphrase: $SEVREF_KEY_PASSPHRASE or --passphrase-file)",
+    )
+    build.add_argument("--passphrase-file", metavar="FILE", help="file whose first line is the key's passphrase")
+    build.add_argument(
+        "--keys",
+        metavar="DIR",
+        help="the publisher's key chain (sevref key chain); default: one document naming the signing key",
+    )
+    build.set_defaults(handler=_build)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check manifests without computing",
+        description=(
+            "Check manifests against the schema and each other, read and check every pinned input, "
+            "and expand the matrix, without computing digests or writing anything."
+        ),
+    )
+    _add_inputs(validate)
+    validate.set_defaults(handler=_validate)
+
+
+def _cache(args: argparse.Namespace) -> Path:
+    from sevref.edge.sources import default_cache
+
+    return Path(args.cache) if args.cache else default_cache()
+
+
+def _signer(path: str | None, passphrase_file: str | None) -> KeySigner | None:
+    from sevref.edge.keys import load_signer, read_passphrase
+
+    if path is None:
+        if passphrase_file is not None:
+            raise Usage("--passphrase-file goes with --signing-key")
+        return None
+    return load_signer(Path(path), read_passphrase(Path(passphrase_file) if passphrase_file else None))
+
+
+def _build(args: argparse.Namespace, out: TextIO) -> int:
+    from sevref.edge.keys import read_chain
+    from sevref.errors import ConfigError
+    from sevref.pipeline import build
+
+    if args.jobs is not None and args.jobs < 1:
+        raise Usage(f"--jobs: expected 1 or more, found {args.jobs}")
+    signer = _signer(args.signing_key, args.passphrase_file)
+    keys = read_chain(Path(args.keys)) if args.keys else []
+    if args.keys and not keys:
+        raise ConfigError(f"--keys {args.keys}: no 1.dsse.json; start a chain with sevref key chain")
+    summary = build(
+        [Path(p) for p in args.manifests],
+        Path(args.out),
+        cache=_cache(args),
+        jobs=args.jobs,
+        max_entries=args.max_entries,
+        issued=args.issued,
+        progress=sys.stderr,
+        signer=signer,
+        keys=keys,
+        allow=[Path(folder) for folder in args.allow_path],
+    )
+    counts = summary.counts
+    print(
+        f"built {counts.entries} entries ({counts.groups} configurations, {counts.firmware} firmware "
+        f"build{'s' if counts.firmware != 1 else ''}) into {summary.out} in {summary.seconds:.1f} s",
+        file=out,
+    )
+    for report in summary.reports:
+        print(f"  {report.describe()}", file=out)
+    path, largest = summary.largest
+    page, page_size = summary.largest_page
+    print(
+        f"  {summary.files} files, {size(summary.size)}; largest {path} ({size(largest)}); "
+        f"{summary.pages} pages, largest {page} ({size(page_size)})",
+        file=out,
+    )
+    print(
+        f"  signed by key {signer.keyid}" if signer else "  UNSIGNED: verifiers will refuse it (give --signing-key)",
+        file=out,
+    )
+    return 0
+
+
+def _validate(args: argparse.Namespace, out: TextIO) -> int:
+    from sevref.pipeline import prepare
+
+    prepared = prepare(
+        [Path(p) for p in args.manifests], _cache(args), args.max_entries, [Path(f) for f in args.allow_path]
+    )
+    expansion = prepared.expansion
+    print(f"ok: {expansion.entries} entries in {len(expansion.groups)} configurations", file=out)
+    for report in expansion.reports:
+        print(f"  {report.describe()}", file=out)
+    return 0

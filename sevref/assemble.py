@@ -1,0 +1,241 @@
+"""The build's records: an expansion and its digests to the typed published records.
+
+The verifier reads records (:mod:`sevref.records`) and nothing of the build
+model; this module is where the build model (manifest, expansion, prepared
+firmware) meets them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sevref.binfmt.hashtab import cmdline_sha256
+from sevref.binfmt.ovmf import OvmfInfo
+from sevref.binfmt.vmsa import VmsaProfile
+from sevref.digest import Firmware, LaunchConfig, Mode, check_launch
+from sevref.errors import ConfigError, FirmwareFormatError
+from sevref.expand import AxisReport, Group
+from sevref.manifest.model import FirmwareSpec, Manifest, Publication, Source
+from sevref.records import (
+    CALCULATOR,
+    SCHEMAS,
+    DebianRef,
+    EntryStatus,
+    FirmwareRecord,
+    GroupRecord,
+    KernelHashesRecord,
+    Release,
+    SnpSection,
+)
+
+__all__ = ["firmware_record", "group_record", "package_label", "publication_record", "release_of"]
+
+_QUANTITY = {
+    Mode.SEV: ("sha256", "GCTX.LD"),
+    Mode.SEV_ES: ("sha256", "GCTX.LD"),
+    Mode.SEV_SNP: ("sha384", "MEASUREMENT"),
+}
+
+
+def _hex(value: int | None) -> str | None:
+    return None if value is None else f"{value:#x}"
+
+
+def release_of(publication: Publication) -> Release:
+    """The release identity of a manifest's publication.
+
+    Args:
+        publication: from the manifest.
+
+    Returns:
+        The identity.
+    """
+    return Release(
+        publication.publisher_id, publication.product, publication.stream, publication.release, publication.serial
+    )
+
+
+def package_label(source: Source) -> str | None:
+    """The package a file came from, as ``name version``.
+
+    Args:
+        source: the file's source.
+
+    Returns:
+        E.g. ``ovmf 2022.11-6+deb12u2``, or None for a local file.
+    """
+    return None if source.debian is None else f"{source.debian.package} {source.debian.version}"
+
+
+def group_record(group: Group, digests: Sequence[bytes], source: Source) -> GroupRecord:
+    """The published record of a group.
+
+    Args:
+        group: the group.
+        digests: one per vCPU count of the group (one for SEV).
+        source: the firmware's source (for its package).
+
+    Returns:
+        The record.
+    """
+    config: LaunchConfig = group.config
+    boot = config.boot
+    host = group.host
+    algorithm, quantity = _QUANTITY[group.mode]
+    status = group.status
+    counts: Sequence[int | None] = group.vcpus or (None,)
+    return GroupRecord(
+        id=group.id,
+        mode=group.mode,
+        digest_algorithm=algorithm,
+        digest_quantity=quantity,
+        firmware=group.firmware,
+        firmware_sha256=group.firmware_sha256.hex(),
+        firmware_package=package_label(source),
+        host_stack=host.id,
+        vmm=str(host.vmm),
+        qemu_version=None if host.qemu_version is None else str(host.qemu_version),
+        machine=host.machine,
+        legacy_vm_type=host.legacy_vm_type,
+        host_linux=None if host.host_linux is None else str(host.host_linux),
+        vmsa_profile=None if config.vmsa_profile is None else str(config.vmsa_profile),
+        cpu=None if group.cpu is None else group.cpu.name,
+        cpu_signature=config.cpu_signature,
+        sev_features=config.sev_features if group.mode is Mode.SEV_ES else None,
+        guest_features=config.sev_features if group.mode is Mode.SEV_SNP else None,
+        boot=None if group.boot is None else group.boot.id,
+        kernel_sha256=None if boot is None else boot.kernel_sha256.hex(),
+        initrd_sha256=None if boot is None or boot.initrd_sha256 is None else boot.initrd_sha256.hex(),
+        cmdline=None if boot is None else boot.cmdline,
+        cmdline_sha256=None if boot is None else cmdline_sha256(boot.cmdline).hex(),
+        policy=group.expected.policy,
+        min_api=group.expected.min_api,
+        status=EntryStatus.ACTIVE if status is None else status.status,
+        status_reason=None if status is None else status.reason,
+        successor=None if status is None else status.successor,
+        matrix=group.matrix,
+        calculator=CALCULATOR,
+        entries=tuple((count, digest.hex()) for count, digest in zip(counts, digests, strict=True)),
+    )
+
+
+# Firmware-only launches of each mode: what a firmware must offer for the mode at all.
+_PROBES = {
+    Mode.SEV: LaunchConfig(mode=Mode.SEV),
+    Mode.SEV_ES: LaunchConfig(mode=Mode.SEV_ES, cpu_signature=0, vmsa_profile=VmsaProfile.INIT2),
+    Mode.SEV_SNP: LaunchConfig(mode=Mode.SEV_SNP, cpu_signature=0, vmsa_profile=VmsaProfile.INIT2, sev_features=1),
+}
+
+
+def _support(info: OvmfInfo, mode: Mode) -> str:
+    """Say "supported", or why the firmware cannot launch ``mode``."""
+    try:
+        check_launch(info, _PROBES[mode])
+    except (ConfigError, FirmwareFormatError) as error:
+        return error.diagnostic()
+    return "supported"
+
+
+def firmware_record(spec: FirmwareSpec, firmware: Firmware, sha384: bytes) -> FirmwareRecord:
+    """The published description of a firmware build (without its candidate list).
+
+    Args:
+        spec: its manifest entry.
+        firmware: the prepared image.
+        sha384: SHA-384 of the image.
+
+    Returns:
+        The record.
+    """
+    info = firmware.info
+    area = info.hash_table
+    sections = info.snp_sections
+    snp = _support(info, Mode.SEV_SNP) == "supported"
+    source = spec.source
+    d = source.debian
+    return FirmwareRecord(
+        id=spec.id,
+        description=spec.description,
+        sha256=firmware.sha256.hex(),
+        sha384=sha384.hex(),
+        size=info.size,
+        debian=None
+        if d is None
+        else DebianRef(
+            d.package, d.version, d.architecture, d.path, None if d.deb_sha256 is None else d.deb_sha256.hex()
+        ),
+        file=None if d is not None or source.path is None else source.path.name,
+        ap_reset_eip=info.sev_es_reset_eip,
+        reset_block=None if info.reset_block_source is None else str(info.reset_block_source),
+        kernel_hashes=KernelHashesRecord(
+            info.kernel_hashes_supported(), None if area is None else area.base, None if area is None else area.size
+        ),
+        snp_metadata=None
+        if sections is None
+        else tuple(SnpSection(s.gpa, s.size, s.kind.name if s.kind else f"{s.type:#x}") for s in sections),
+        snp_prefix=firmware.snp_prefix.hex() if snp else None,
+        modes={str(mode): _support(info, mode) for mode in (Mode.SEV, Mode.SEV_ES, Mode.SEV_SNP)},
+    )
+
+
+def publication_record(
+    manifest: Manifest, reports: Sequence[AxisReport], firmware: Mapping[str, Firmware]
+) -> dict[str, object]:
+    """What the release covers (``publication.json``), for people and tools.
+
+    Args:
+        manifest: the manifest.
+        reports: the expansion's axis reports.
+        firmware: the prepared images by id.
+
+    Returns:
+        A JSON-ready mapping.
+    """
+    pub = manifest.publication
+    return {
+        "schema": SCHEMAS["publication"],
+        "release": release_of(pub).to_dict(),
+        "description": pub.description,
+        "firmware": [
+            {
+                "id": spec.id,
+                "description": spec.description,
+                "sha256": firmware[spec.id].sha256.hex(),
+                "size": firmware[spec.id].info.size,
+                "package": package_label(spec.source),
+                "file": f"firmware/{spec.id}.json",
+            }
+            for spec in manifest.firmware.values()
+            if spec.id in firmware
+        ],
+        "host_stacks": [
+            {
+                "id": host.id,
+                "description": host.description,
+                "vmm": str(host.vmm),
+                "qemu_version": None if host.qemu_version is None else str(host.qemu_version),
+                "machine": host.machine,
+                "legacy_vm_type": host.legacy_vm_type,
+                "host_linux": None if host.host_linux is None else str(host.host_linux),
+                "vmsa_profile": None if host.vmsa_profile is None else str(host.vmsa_profile),
+                "sev_features": _hex(host.sev_features),
+                "guest_features": _hex(host.guest_features),
+            }
+            for host in manifest.host_stacks.values()
+        ],
+        "boots": [
+            {
+                "id": boot.id,
+                "description": boot.description,
+                "kernel_sha256": boot.kernel.sha256.hex(),
+                "initrd_sha256": None if boot.initrd is None else boot.initrd.sha256.hex(),
+                "cmdlines": list(boot.cmdlines),
+            }
+            for boot in manifest.boots.values()
+        ],
+        "matrices": [
+            {"id": r.matrix, "axes": dict(r.axes), "combinations": r.product, "entries": r.entries} for r in reports
+        ],
+        "manifests": [{"name": name.rsplit("/", 1)[-1], "sha256": sha.hex()} for name, sha in manifest.documents],
+        "calculator": CALCULATOR,
+    }

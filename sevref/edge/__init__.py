@@ -1,0 +1,14 @@
+"""The I/O edge: every module that reads or writes files, runs programs or opens connections.
+
+One job a module:
+
+* :mod:`~sevref.edge.files`: bounded reads, private files, the build lock and the atomic swap;
+* :mod:`~sevref.edge.debian`: obtaining Debian packages and reading files out of them;
+* :mod:`~sevref.edge.sources`: the inputs a manifest pins, and the digest engine's file cache;
+* :mod:`~sevref.edge.publish`: writing a publication (streamed, in parallel) and signing it;
+* :mod:`~sevref.edge.keys`: key files and the publisher's key-chain folder;
+* :mod:`~sevref.edge.remote`: reading a publication from a folder or over HTTP(S);
+* :mod:`~sevref.edge.state`: the verifier's memory between runs.
+
+Everything else in sevref takes bytes and returns values.
+"""

@@ -1,0 +1,111 @@
+"""Debian packages: obtained the way a vendor pipeline does, read without dpkg.
+
+``apt-get download`` fetches an exact version into a cache, pinned by sha256;
+the .deb is then read directly (ar + tar members, :mod:`sevref.binfmt.deb`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+# apt-get runs with a fixed program and checked arguments (obtain_deb).
+import subprocess  # nosec B404
+import tempfile
+from pathlib import Path
+
+from sevref.binfmt.deb import DebPackage
+from sevref.edge.files import file_sha256, read_bytes
+from sevref.errors import ConfigError, DigestMismatchError, FetchError
+from sevref.limits import MAX_DEB_BYTES
+
+__all__ = ["obtain_deb", "read_deb", "read_deb_file"]
+
+
+def obtain_deb(name: str, version: str, architecture: str, sha256: bytes | None, cache: Path) -> Path:
+    """Download a Debian package with ``apt-get download`` into a cache.
+
+    A cached file is used when it is there (and matches the pin, if one is
+    given); otherwise the package is downloaded into a temporary folder, checked
+    against the pin, and moved into place.
+
+    Args:
+        name: the package name, e.g. ``ovmf``.
+        version: the exact version, e.g. ``2022.11-6+deb12u2``.
+        architecture: the package architecture, e.g. ``all``.
+        sha256: the pin of the .deb file, if any.
+        cache: the folder that keeps downloaded packages.
+
+    Returns:
+        The path of the .deb in the cache.
+
+    Raises:
+        ConfigError: a name or version that is not one.
+        FetchError: apt-get is missing or fails.
+        DigestMismatchError: the .deb does not match the pin.
+    """
+    for part, label in ((name, "package name"), (version, "package version"), (architecture, "architecture")):
+        if not part or part.startswith("-") or any(c in part for c in "/= \t\n"):
+            raise ConfigError(f"{label}: expected a Debian {label}, found {part!r}")
+    target = cache / f"{name}_{version.replace(':', '%3a')}_{architecture}.deb"
+    if target.is_file() and (sha256 is None or file_sha256(target, "package") == sha256):
+        return target
+    apt = shutil.which("apt-get")
+    if apt is None:
+        raise FetchError(f"{name}={version}: apt-get is not installed; expected a Debian-based system")
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as folder:
+        run = subprocess.run(  # noqa: S603  # nosec B603
+            [apt, "download", f"{name}={version}"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        debs = sorted(Path(folder).glob("*.deb"))
+        if run.returncode != 0 or len(debs) != 1:
+            lines = [line for line in run.stderr.splitlines() if line.startswith("E:")] or run.stderr.splitlines()
+            reason = lines[-1] if lines else f"exit status {run.returncode}"
+            raise FetchError(
+                f"apt-get download {name}={version} failed: {reason} (are the package lists current? "
+                f"run apt-get update)"
+            )
+        if debs[0].name != target.name:
+            raise FetchError(f"apt-get download {name}={version}: got {debs[0].name}; expected {target.name}")
+        found = file_sha256(debs[0], "package")
+        if sha256 is not None and found != sha256:
+            raise DigestMismatchError(f"{debs[0].name}: sha256 is {found.hex()}, expected {sha256.hex()} (the pin)")
+        os.replace(debs[0], target)
+    return target
+
+
+def read_deb_file(deb: Path, member: str) -> tuple[bytes, dict[str, str]]:
+    """Read one file out of a .deb.
+
+    Args:
+        deb: the package file.
+        member: the file's installed path, e.g. ``usr/share/OVMF/OVMF_CODE.fd``.
+
+    Returns:
+        The file's bytes and the package's control fields.
+
+    Raises:
+        SevrefError: the package cannot be read or lacks the file.
+    """
+    package = read_deb(deb)
+    return package.read(member), package.control
+
+
+def read_deb(deb: Path) -> DebPackage:
+    """Open a .deb file.
+
+    Args:
+        deb: the package file.
+
+    Returns:
+        The package.
+
+    Raises:
+        SevrefError: unreadable, too large, or not a Debian package.
+    """
+    return DebPackage.from_bytes(read_bytes(deb, "package", MAX_DEB_BYTES), deb.name)

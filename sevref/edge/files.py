@@ -1,0 +1,179 @@
+"""Files: bounded reads, private files, the build lock and the atomic swap.
+
+Every file sevref reads is read whole with a size bound and without following
+FIFOs or devices; every file it publishes appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sevref.errors import ConfigError, FetchError
+
+__all__ = ["file_sha256", "install", "locked_scratch", "read_bytes", "write_atomic", "write_private"]
+
+
+def read_bytes(path: Path, what: str, limit: int) -> bytes:
+    """Read a whole file, refusing one larger than ``limit``.
+
+    Args:
+        path: the file.
+        what: how to name it in errors.
+        limit: the largest size accepted.
+
+    Returns:
+        The contents.
+
+    Raises:
+        FetchError: the file cannot be read or is too large.
+    """
+    try:
+        # O_NONBLOCK: a FIFO or device named as a file must not hang the build.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(descriptor, "rb") as handle:
+            status = os.fstat(handle.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                raise FetchError(f"{what} {path}: not a regular file; expected a file")
+            if status.st_size > limit:
+                raise FetchError(f"{what} {path}: {status.st_size} bytes; expected at most {limit}")
+            # Ask for what fstat says (plus one, to notice growth): read(limit) would
+            # reserve the whole limit up front.
+            data = handle.read(status.st_size + 1)
+    except OSError as error:
+        raise FetchError(f"{what} {path}: {error.strerror or error}") from error
+    if len(data) != status.st_size:
+        raise FetchError(
+            f"{what} {path}: changed size while read ({status.st_size} to {len(data)}+ bytes); expected a still file"
+        )
+    return data
+
+
+def file_sha256(path: Path, what: str) -> bytes:
+    """Hash a file without holding it in memory.
+
+    Args:
+        path: the file.
+        what: how to name it in errors.
+
+    Returns:
+        The 32-byte SHA-256.
+
+    Raises:
+        FetchError: the file cannot be read.
+    """
+    try:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").digest()
+    except OSError as error:
+        raise FetchError(f"{what} {path}: {error.strerror or error}") from error
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Create a file readable by its owner only (mode 0600), refusing to overwrite one.
+
+    Args:
+        path: the new file.
+        data: its contents.
+
+    Raises:
+        FetchError: the file exists or cannot be created.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as error:
+        raise FetchError(f"{path}: exists; refusing to overwrite a key") from error
+    except OSError as error:
+        raise FetchError(f"{path}: {error.strerror or error}") from error
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace a file atomically: write a new file beside it, then rename it over the old one.
+
+    Args:
+        path: the file.
+        data: its new contents.
+
+    Raises:
+        FetchError: the file cannot be written.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except OSError as error:
+        raise FetchError(f"{path}: {error.strerror or error}") from error
+
+
+@contextmanager
+def locked_scratch(out: Path) -> Iterator[Path]:
+    """Hold the build lock of ``out`` and yield a fresh scratch folder beside it.
+
+    Scratch folders left by killed builds are removed first; the scratch folder
+    is removed on any error.
+    """
+    parent = out.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    lock_path = parent / f".{out.name}.lock"
+    handle = lock_path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise FetchError(
+                f"{out}: another sevref build is writing it (lock {lock_path}); try again when it ends"
+            ) from error
+        if out.exists() and not (out / "index.json").is_file() and any(out.iterdir()):
+            raise ConfigError(
+                f"--out {out}: not empty and not a sevref publication (no index.json); refusing to replace it"
+            )
+        for stale in parent.glob(f".{out.name}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+        scratch.chmod(0o755)  # a publication is for everyone to read
+        try:
+            yield scratch
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    finally:
+        handle.close()
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return int(result) == 0
+
+
+def install(scratch: Path, out: Path) -> None:
+    """Put the finished publication at ``out``; the old one (if any) ends up in ``scratch``."""
+    if not out.exists():
+        os.rename(scratch, out)
+        return
+    if _exchange(scratch, out):
+        return
+    old = out.with_name(f".{out.name}.tmp-old")
+    os.rename(out, old)
+    os.rename(scratch, out)
+    os.rename(old, scratch)

@@ -1,0 +1,171 @@
+"""Key files and the publisher's key-chain folder.
+
+Private keys are written encrypted and readable by their owner only;
+passphrases come from a file or the environment, never from the command line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from sevref.edge.files import read_bytes, write_private
+from sevref.errors import FetchError, SignatureError
+from sevref.keychain import next_document
+from sevref.limits import MAX_KEY_FILE_BYTES, MAX_KEYS_DOCUMENT_BYTES, MAX_PASSPHRASE_FILE_BYTES
+from sevref.sign import (
+    Algorithm,
+    KeySigner,
+    PublicKey,
+    Signer,
+    generate_key,
+    key_id,
+    load_private_key,
+    load_public_key,
+    private_pem,
+    public_pem,
+)
+
+__all__ = [
+    "PASSPHRASE_ENV",
+    "extend_chain",
+    "generate_key_files",
+    "load_public",
+    "load_signer",
+    "read_chain",
+    "read_passphrase",
+]
+
+
+PASSPHRASE_ENV = "SEVREF_KEY_PASSPHRASE"  # noqa: S105  # nosec B105
+"""Where the key passphrase comes from when no passphrase file is given."""
+
+
+def read_passphrase(path: Path | None, env: str = PASSPHRASE_ENV) -> bytes:
+    """Read a key passphrase from a file (its first line) or the environment, never from arguments.
+
+    Args:
+        path: a passphrase file, if given.
+        env: the environment variable to use otherwise.
+
+    Returns:
+        The passphrase.
+
+    Raises:
+        SignatureError: none given.
+    """
+    if path is not None:
+        lines = read_bytes(path, "passphrase file", MAX_PASSPHRASE_FILE_BYTES).splitlines()
+        return lines[0] if lines else b""
+    value = os.environ.get(env)
+    if value is None:
+        raise SignatureError(f"no key passphrase: set {env} or give a passphrase file (never on the command line)")
+    return value.encode("utf-8")
+
+
+def generate_key_files(prefix: Path, algorithm: Algorithm, passphrase: bytes) -> str:
+    """Write a new key pair: ``PREFIX.pem`` (encrypted, 0600) and ``PREFIX.pub``.
+
+    Args:
+        prefix: path prefix of the two files.
+        algorithm: the key's algorithm.
+        passphrase: encrypts the private key.
+
+    Returns:
+        The key id.
+
+    Raises:
+        SevrefError: a file exists or cannot be written, or a weak passphrase.
+    """
+    key = generate_key(algorithm)
+    private = private_pem(key, passphrase)
+    public_path = prefix.with_name(prefix.name + ".pub")
+    if public_path.exists():
+        raise FetchError(f"{public_path}: exists; refusing to overwrite a key")
+    write_private(prefix.with_name(prefix.name + ".pem"), private)
+    public_path.write_bytes(public_pem(key))
+    return key_id(key)
+
+
+def load_signer(path: Path, passphrase: bytes) -> KeySigner:
+    """Read a private key file.
+
+    Args:
+        path: the PEM file.
+        passphrase: its passphrase.
+
+    Returns:
+        The signer.
+
+    Raises:
+        SevrefError: unreadable, or not a key this passphrase opens.
+    """
+    return load_private_key(read_bytes(path, "private key", MAX_KEY_FILE_BYTES), passphrase, str(path))
+
+
+def load_public(path: Path) -> PublicKey:
+    """Read a public key file.
+
+    Args:
+        path: the PEM file.
+
+    Returns:
+        The key.
+
+    Raises:
+        SevrefError: unreadable or not a public key.
+    """
+    return load_public_key(read_bytes(path, "public key", MAX_KEY_FILE_BYTES), str(path))
+
+
+def read_chain(folder: Path) -> list[bytes]:
+    """Read a key chain folder: ``1.dsse.json``, ``2.dsse.json``, ... until one is missing.
+
+    Args:
+        folder: the folder.
+
+    Returns:
+        The documents, oldest first (empty when there is none).
+    """
+    chain: list[bytes] = []
+    while (folder / f"{len(chain) + 1}.dsse.json").is_file():
+        chain.append(read_bytes(folder / f"{len(chain) + 1}.dsse.json", "keys document", MAX_KEYS_DOCUMENT_BYTES))
+    return chain
+
+
+def extend_chain(
+    folder: Path,
+    publisher: str,
+    signer: Signer,
+    added: Sequence[Signer],
+    revoked: Mapping[str, str],
+    label: str | None,
+) -> tuple[int, Path]:
+    """Write the next keys document of a chain (the first when the folder is empty).
+
+    The new document is signed by ``signer`` (an active key of the previous
+    document, or its own key for the first) and by every key it adds, which
+    proves their holder agrees.
+
+    Args:
+        folder: the chain's folder.
+        publisher: the publisher id.
+        signer: an active key of the last document.
+        added: new keys.
+        revoked: key id to reason, for keys to revoke.
+        label: a label for the keys added (and for ``signer`` in a new chain).
+
+    Returns:
+        (the new version, its path).
+
+    Raises:
+        SevrefError: a broken chain, an inactive signer, an unknown key to revoke.
+    """
+    chain = read_chain(folder)
+    data = next_document(chain, publisher, signer, added, revoked, label)
+    version = len(chain) + 1
+    path = folder / f"{version}.dsse.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return version, path

@@ -1,0 +1,292 @@
+"""The manifest model: what a vendor's manifests describe, as frozen values.
+
+Built by :mod:`sevref.manifest.reader` from schema-valid documents; read by the
+expansion and the edge. Paths stay paths: nothing here reads a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from sevref.digest import Mode
+from sevref.errors import ManifestError
+from sevref.hosts import HostStack
+from sevref.records import EntryStatus
+from sevref.values import format_time, parse_time
+
+__all__ = [
+    "BootSpec",
+    "CpuSpec",
+    "DebianSource",
+    "Expected",
+    "FirmwareSpec",
+    "Lifecycle",
+    "Manifest",
+    "Matrix",
+    "Pattern",
+    "Publication",
+    "Source",
+]
+
+
+@dataclass(frozen=True)
+class DebianSource:
+    """A file inside a Debian binary package."""
+
+    package: str
+    """Package name."""
+    version: str
+    """Exact package version."""
+    architecture: str
+    """Package architecture (``all`` for OVMF)."""
+    path: str
+    """The file's installed path, without a leading /."""
+    deb_sha256: bytes | None
+    """Pin of the .deb itself, if given."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a file comes from, pinned by sha256."""
+
+    sha256: bytes
+    """The file's pin."""
+    path: Path | None = None
+    """A local file (absolute after loading)."""
+    debian: DebianSource | None = None
+    """A file inside a Debian package."""
+    origin: str = ""
+    """``file:line:column`` of the source in its manifest."""
+    root: Path | None = None
+    """The folder of the manifest that names a local file: the file must be inside it."""
+
+    def label(self) -> str:
+        """Describe the source in one line.
+
+        Returns:
+            E.g. ``ovmf 2022.11-6+deb12u2 (all): usr/share/OVMF/OVMF_CODE.fd``.
+        """
+        if self.debian is not None:
+            d = self.debian
+            return f"{d.package} {d.version} ({d.architecture}): {d.path}"
+        return str(self.path)
+
+
+@dataclass(frozen=True)
+class FirmwareSpec:
+    """A firmware build the publication covers."""
+
+    id: str
+    """Its id in the manifests."""
+    description: str
+    """Free text."""
+    source: Source
+    """Where its image comes from."""
+    origin: str
+    """``file:line:column``."""
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    """A measured direct boot: kernel, optional initrd, one or more command lines."""
+
+    id: str
+    """Its id in the manifests."""
+    description: str
+    """Free text."""
+    kernel: Source
+    """The kernel image."""
+    initrd: Source | None
+    """The initrd, if any."""
+    cmdlines: tuple[str | None, ...]
+    """The command lines (None: no -append)."""
+    origin: str
+    """``file:line:column``."""
+
+
+@dataclass(frozen=True, order=True)
+class CpuSpec:
+    """A guest CPU: a QEMU model name, or a bare signature (``-cpu host``)."""
+
+    signature: int
+    """CPUID Fn0000_0001 EAX."""
+    name: str | None = None
+    """The QEMU model's canonical name, if given by name."""
+
+    def label(self) -> str:
+        """Return the name, or the signature in hex.
+
+        Returns:
+            A short label.
+        """
+        return self.name or f"{self.signature:#x}"
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What verifiers should expect beside the digest, for one mode."""
+
+    policy: int | None = None
+    """The guest policy."""
+    min_api: tuple[int, int] | None = None
+    """The minimum SEV firmware API version (major, minor)."""
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """Matches combinations: each axis given must match (None: any)."""
+
+    modes: frozenset[Mode] | None = None
+    """Modes."""
+    firmware: frozenset[str] | None = None
+    """Firmware ids."""
+    host_stacks: frozenset[str] | None = None
+    """Host stack ids."""
+    boots: frozenset[str | None] | None = None
+    """Boot ids (None: firmware-only)."""
+    cpus: frozenset[CpuSpec] | None = None
+    """CPUs; one given by signature alone matches every model with that signature."""
+    vcpus: frozenset[int] | None = None
+    """vCPU counts."""
+    origin: str = ""
+    """``file:line:column``."""
+
+    def matches_cpu(self, cpu: CpuSpec | None) -> bool:
+        """Tell whether the pattern's CPU axis matches ``cpu``.
+
+        Args:
+            cpu: the combination's CPU (None where the CPU does not apply).
+
+        Returns:
+            True when it matches.
+        """
+        if self.cpus is None:
+            return True
+        if cpu is None:
+            return False
+        return any(p.signature == cpu.signature and (p.name is None or p.name == cpu.name) for p in self.cpus)
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """One block of combinations: the product of its axes, minus exclusions."""
+
+    id: str
+    """Its id in the manifests."""
+    description: str
+    """Free text."""
+    modes: tuple[Mode, ...]
+    """Launch modes."""
+    firmware: tuple[str, ...]
+    """Firmware ids."""
+    host_stacks: tuple[str, ...]
+    """Host stack ids."""
+    cpus: tuple[CpuSpec, ...]
+    """Guest CPUs (empty when no QEMU SEV-ES/SNP combination needs one)."""
+    vcpus: tuple[int, ...]
+    """vCPU counts, sorted."""
+    boots: tuple[str | None, ...]
+    """Boot ids; None is firmware-only boot."""
+    expected: Mapping[Mode, Expected]
+    """Published metadata per mode."""
+    include: tuple[Pattern, ...]
+    """If any, a combination must match one."""
+    exclude: tuple[Pattern, ...]
+    """A combination matching one is left out."""
+    origin: str
+    """``file:line:column``."""
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """Marks the entries a pattern matches deprecated or revoked."""
+
+    match: Pattern
+    """Which entries."""
+    status: EntryStatus
+    """Deprecated or revoked."""
+    reason: str
+    """Why."""
+    successor: str | None
+    """What to use instead."""
+    since: str | None
+    """When, as RFC 3339 UTC."""
+    origin: str
+    """``file:line:column``."""
+
+
+@dataclass(frozen=True)
+class Publication:
+    """Who publishes what: the identity every published file carries."""
+
+    publisher_id: str
+    """Short publisher id."""
+    publisher_name: str
+    """Publisher's name."""
+    contact: str
+    """Where to report problems."""
+    url: str | None
+    """Where the publication is hosted."""
+    product: str
+    """Product id."""
+    stream: str
+    """Stream id (e.g. a distribution release)."""
+    release: str
+    """This release."""
+    serial: int
+    """Monotonically increasing across the stream's releases."""
+    description: str
+    """Free text."""
+    issued: str | None
+    """Issue time from the manifest (RFC 3339 UTC), if any."""
+    expires: str | None
+    """Expiry from the manifest, if any."""
+    valid_for_days: int | None
+    """Expiry relative to the issue time, if any."""
+    origin: str
+    """``file:line:column``."""
+
+    def validity(self, issued: str) -> tuple[str, str]:
+        """Resolve issue and expiry times.
+
+        Args:
+            issued: the issue time to use (from the manifest, a flag or SOURCE_DATE_EPOCH).
+
+        Returns:
+            (issued, expires) as RFC 3339 UTC.
+
+        Raises:
+            ManifestError: no expiry, or an expiry not after the issue time.
+        """
+        if self.expires is not None:
+            expires = self.expires
+        elif self.valid_for_days is not None:
+            expires = format_time(parse_time(issued) + timedelta(days=self.valid_for_days))
+        else:
+            raise ManifestError(f"{self.origin}: publication: expected expires or valid_for_days, found neither")
+        if parse_time(expires) <= parse_time(issued):
+            raise ManifestError(f"{self.origin}: publication: expires {expires} is not after issued {issued}")
+        return issued, expires
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A whole publication as its manifests describe it."""
+
+    publication: Publication
+    """The identity and validity."""
+    firmware: Mapping[str, FirmwareSpec]
+    """Firmware builds by id, in manifest order."""
+    host_stacks: Mapping[str, HostStack]
+    """Host stacks by id."""
+    boots: Mapping[str, BootSpec]
+    """Boots by id."""
+    matrices: tuple[Matrix, ...]
+    """The matrix blocks."""
+    lifecycle: tuple[Lifecycle, ...]
+    """Lifecycle rules."""
+    documents: tuple[tuple[str, bytes], ...] = field(default=())
+    """(name, sha256) of every manifest file: the publication's provenance."""

@@ -1,0 +1,38 @@
+"""What every kind of published record shares: schema ids, the calculator, hex numbers."""
+
+from __future__ import annotations
+
+from sevref import __version__
+
+__all__ = ["CALCULATOR", "SCHEMAS", "hex_or_none", "int_or_none"]
+
+CALCULATOR = f"sevref {__version__}"
+"""Who computed the digests, recorded in every group."""
+SCHEMAS = {
+    kind: f"urn:sevref:schema:{kind}:1" for kind in ("index", "publication", "groups", "digests", "firmware", "catalog")
+}
+"""The ``schema`` value of each kind of file (and the ``$id`` of its JSON Schema)."""
+
+
+def hex_or_none(value: int | None) -> str | None:
+    """Write an integer as lowercase hex with 0x, as every record does.
+
+    Args:
+        value: the integer, or None.
+
+    Returns:
+        E.g. ``0xa00f11``, or None.
+    """
+    return None if value is None else f"{value:#x}"
+
+
+def int_or_none(text: str | None) -> int | None:
+    """Read a record's hex number.
+
+    Args:
+        text: e.g. ``0xa00f11``, or None.
+
+    Returns:
+        The integer, or None.
+    """
+    return None if text is None else int(text, 16)

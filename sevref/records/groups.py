@@ -1,0 +1,378 @@
+"""Configurations and their digests (``groups/<hh>.json``) and the catalogs that list them (``catalog/<id>.json``)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sevref.digest import Mode
+from sevref.ids import entry_id
+from sevref.records._common import SCHEMAS, hex_or_none, int_or_none
+from sevref.records.index import Release
+
+__all__ = ["Catalog", "CatalogRow", "EntryStatus", "GroupRecord", "vcpu_runs"]
+
+
+class EntryStatus(enum.StrEnum):
+    """Where a published entry is in its life."""
+
+    ACTIVE = "active"
+    """Current: verifiers accept it."""
+    DEPRECATED = "deprecated"
+    """Still accepted, with a note: move to the successor."""
+    REVOKED = "revoked"
+    """Refused: a flaw was found."""
+
+
+def vcpu_runs(counts: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    """Sorted vCPU counts as inclusive ``(first, last)`` runs of consecutive counts.
+
+    Args:
+        counts: sorted, distinct counts.
+
+    Returns:
+        E.g. ``((1, 4), (8, 8))`` for 1, 2, 3, 4, 8.
+    """
+    runs: list[list[int]] = []
+    for count in counts:
+        if runs and runs[-1][1] == count - 1:
+            runs[-1][1] = count
+        else:
+            runs.append([count, count])
+    return tuple((first, last) for first, last in runs)
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    """A configuration without its vCPU count, with one digest per count (``groups/<hh>.json``)."""
+
+    id: str
+    """The group id."""
+    mode: Mode
+    """The launch mode."""
+    digest_algorithm: str
+    """sha256 (GCTX.LD) or sha384 (the SEV-SNP MEASUREMENT)."""
+    digest_quantity: str
+    """GCTX.LD or MEASUREMENT."""
+    firmware: str
+    """Firmware id."""
+    firmware_sha256: str
+    """The firmware image's SHA-256."""
+    firmware_package: str | None
+    """``name version`` of the Debian package it came from, if any."""
+    host_stack: str
+    """Host stack id."""
+    vmm: str
+    """qemu, ec2 or gce."""
+    qemu_version: str | None
+    """QEMU's version."""
+    machine: str | None
+    """QEMU machine type."""
+    legacy_vm_type: str | None
+    """QEMU's legacy-vm-type."""
+    host_linux: str | None
+    """Host kernel version."""
+    vmsa_profile: str | None
+    """legacy or init2."""
+    cpu: str | None
+    """QEMU CPU model name."""
+    cpu_signature: int | None
+    """CPUID signature in the VMSA's RDX."""
+    sev_features: int | None
+    """SEV-ES VMSA SEV_FEATURES."""
+    guest_features: int | None
+    """SEV-SNP VMSA SEV_FEATURES."""
+    boot: str | None
+    """Boot id (measured direct boot), or None."""
+    kernel_sha256: str | None
+    """The kernel's SHA-256."""
+    initrd_sha256: str | None
+    """The initrd's SHA-256."""
+    cmdline: str | None
+    """The kernel command line."""
+    cmdline_sha256: str | None
+    """SHA-256 of the command line with its NUL, as the hash table holds it."""
+    policy: int | None
+    """The guest policy verifiers should expect."""
+    min_api: tuple[int, int] | None
+    """The minimum SEV firmware API version."""
+    status: EntryStatus
+    """Lifecycle status."""
+    status_reason: str | None
+    """Why deprecated or revoked."""
+    successor: str | None
+    """What to use instead."""
+    matrix: str
+    """The matrix that lists it."""
+    calculator: str
+    """The sevref version that computed the digests."""
+    entries: tuple[tuple[int | None, str], ...]
+    """(vCPU count or None for SEV, digest), by vCPU count."""
+
+    @property
+    def features(self) -> int | None:
+        """SEV_FEATURES of the VMSA: ``sev_features`` (SEV-ES) or ``guest_features`` (SEV-SNP)."""
+        return self.sev_features if self.sev_features is not None else self.guest_features
+
+    def entry_ids(self) -> list[str]:
+        """The ids of the entries, in vCPU order.
+
+        Returns:
+            One id per entry.
+        """
+        return [entry_id(self.id, count) for count, _ in self.entries]
+
+    def digest_for(self, vcpus: int | None) -> str | None:
+        """The digest at a vCPU count.
+
+        Args:
+            vcpus: the count (None for SEV).
+
+        Returns:
+            The digest, or None when the group has no entry for it.
+        """
+        return next((digest for count, digest in self.entries if count == vcpus), None)
+
+    def catalog_row(self) -> CatalogRow:
+        """The group's line in its firmware's catalog: the configuration, without digests.
+
+        Returns:
+            The row.
+        """
+        counts = [count for count, _ in self.entries if count is not None]
+        return CatalogRow(
+            id=self.id,
+            mode=self.mode,
+            host_stack=self.host_stack,
+            vmsa_profile=self.vmsa_profile,
+            cpu=self.cpu,
+            cpu_signature=self.cpu_signature,
+            features=self.features,
+            boot=self.boot,
+            cmdline=self.cmdline,
+            vcpus=vcpu_runs(counts) if counts else None,
+            status=self.status,
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the JSON form.
+
+        Returns:
+            The mapping.
+        """
+        return {
+            "id": self.id,
+            "mode": str(self.mode),
+            "digest_algorithm": self.digest_algorithm,
+            "digest_quantity": self.digest_quantity,
+            "firmware": self.firmware,
+            "firmware_sha256": self.firmware_sha256,
+            "firmware_package": self.firmware_package,
+            "host_stack": self.host_stack,
+            "vmm": self.vmm,
+            "qemu_version": self.qemu_version,
+            "machine": self.machine,
+            "legacy_vm_type": self.legacy_vm_type,
+            "host_linux": self.host_linux,
+            "vmsa_profile": self.vmsa_profile,
+            "cpu": self.cpu,
+            "cpu_signature": hex_or_none(self.cpu_signature),
+            "sev_features": hex_or_none(self.sev_features),
+            "guest_features": hex_or_none(self.guest_features),
+            "boot": self.boot,
+            "kernel_sha256": self.kernel_sha256,
+            "initrd_sha256": self.initrd_sha256,
+            "cmdline": self.cmdline,
+            "cmdline_sha256": self.cmdline_sha256,
+            "policy": hex_or_none(self.policy),
+            "min_api": None if self.min_api is None else "{}.{}".format(*self.min_api),
+            "status": str(self.status),
+            "status_reason": self.status_reason,
+            "successor": self.successor,
+            "matrix": self.matrix,
+            "calculator": self.calculator,
+            "entries": [[count, digest] for count, digest in self.entries],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GroupRecord:
+        """Read the JSON form.
+
+        Args:
+            data: a mapping valid against the group schema.
+
+        Returns:
+            The record.
+        """
+        min_api = data["min_api"]
+        return cls(
+            id=data["id"],
+            mode=Mode(data["mode"]),
+            digest_algorithm=data["digest_algorithm"],
+            digest_quantity=data["digest_quantity"],
+            firmware=data["firmware"],
+            firmware_sha256=data["firmware_sha256"],
+            firmware_package=data["firmware_package"],
+            host_stack=data["host_stack"],
+            vmm=data["vmm"],
+            qemu_version=data["qemu_version"],
+            machine=data["machine"],
+            legacy_vm_type=data["legacy_vm_type"],
+            host_linux=data["host_linux"],
+            vmsa_profile=data["vmsa_profile"],
+            cpu=data["cpu"],
+            cpu_signature=int_or_none(data["cpu_signature"]),
+            sev_features=int_or_none(data["sev_features"]),
+            guest_features=int_or_none(data["guest_features"]),
+            boot=data["boot"],
+            kernel_sha256=data["kernel_sha256"],
+            initrd_sha256=data["initrd_sha256"],
+            cmdline=data["cmdline"],
+            cmdline_sha256=data["cmdline_sha256"],
+            policy=int_or_none(data["policy"]),
+            min_api=None if min_api is None else (int(min_api.split(".")[0]), int(min_api.split(".")[1])),
+            status=EntryStatus(data["status"]),
+            status_reason=data["status_reason"],
+            successor=data["successor"],
+            matrix=data["matrix"],
+            calculator=data["calculator"],
+            entries=tuple((count, digest) for count, digest in data["entries"]),
+        )
+
+
+_MODE_ORDER = {mode: n for n, mode in enumerate((Mode.SEV, Mode.SEV_ES, Mode.SEV_SNP))}
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    """A configuration of a firmware's catalog, without digests (``catalog/<id>.json``)."""
+
+    id: str
+    """The group id."""
+    mode: Mode
+    """The launch mode."""
+    host_stack: str
+    """Host stack id."""
+    vmsa_profile: str | None
+    """legacy or init2."""
+    cpu: str | None
+    """QEMU CPU model name."""
+    cpu_signature: int | None
+    """CPUID signature."""
+    features: int | None
+    """sev_features (SEV-ES) or guest features (SEV-SNP)."""
+    boot: str | None
+    """Boot id."""
+    cmdline: str | None
+    """Kernel command line."""
+    vcpus: tuple[tuple[int, int], ...] | None
+    """vCPU counts as inclusive runs; None for SEV."""
+    status: EntryStatus
+    """Lifecycle status."""
+
+    @property
+    def entry_count(self) -> int:
+        """How many entries (digests) the configuration has: one per vCPU count, one for SEV."""
+        return sum(last - first + 1 for first, last in self.vcpus) if self.vcpus else 1
+
+    def sort_key(self) -> tuple[object, ...]:
+        """People read catalogs by mode, host stack, CPU, features, boot and command line.
+
+        Returns:
+            The key.
+        """
+        return (
+            _MODE_ORDER[self.mode],
+            self.host_stack,
+            self.cpu or "",
+            self.cpu_signature or 0,
+            self.features or 0,
+            self.boot or "",
+            self.cmdline or "",
+            self.id,
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the JSON form.
+
+        Returns:
+            The mapping.
+        """
+        return {
+            "id": self.id,
+            "mode": str(self.mode),
+            "host_stack": self.host_stack,
+            "vmsa_profile": self.vmsa_profile,
+            "cpu": self.cpu,
+            "cpu_signature": hex_or_none(self.cpu_signature),
+            "features": hex_or_none(self.features),
+            "boot": self.boot,
+            "cmdline": self.cmdline,
+            "vcpus": None if self.vcpus is None else [[first, last] for first, last in self.vcpus],
+            "status": str(self.status),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CatalogRow:
+        """Read the JSON form.
+
+        Args:
+            data: a mapping valid against the catalog schema's row.
+
+        Returns:
+            The row.
+        """
+        vcpus = data["vcpus"]
+        return cls(
+            id=data["id"],
+            mode=Mode(data["mode"]),
+            host_stack=data["host_stack"],
+            vmsa_profile=data["vmsa_profile"],
+            cpu=data["cpu"],
+            cpu_signature=int_or_none(data["cpu_signature"]),
+            features=int_or_none(data["features"]),
+            boot=data["boot"],
+            cmdline=data["cmdline"],
+            vcpus=None if vcpus is None else tuple((first, last) for first, last in vcpus),
+            status=EntryStatus(data["status"]),
+        )
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """One firmware build's catalog (``catalog/<id>.json``)."""
+
+    release: Release
+    """The release identity."""
+    firmware: str
+    """The firmware id."""
+    configurations: tuple[CatalogRow, ...]
+    """Its configurations, in :meth:`CatalogRow.sort_key` order."""
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the JSON form.
+
+        Returns:
+            The mapping.
+        """
+        return {
+            "schema": SCHEMAS["catalog"],
+            "release": self.release.to_dict(),
+            "firmware": self.firmware,
+            "configurations": [row.to_dict() for row in self.configurations],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Catalog:
+        """Read the JSON form.
+
+        Args:
+            data: a mapping valid against the catalog schema.
+
+        Returns:
+            The catalog.
+        """
+        rows = tuple(CatalogRow.from_dict(row) for row in data["configurations"])
+        return cls(Release.from_dict(data["release"]), data["firmware"], rows)

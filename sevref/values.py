@@ -1,0 +1,114 @@
+"""Plain values as people write them: hex numbers, hex bytes, digests and times.
+
+Every reader of user input (manifests, batch lines, options, state files) goes
+through these, so a value is spelled the same way everywhere and a wrong one is
+described the same way: the key, what was expected, what was found. Nothing
+here depends on any other part of sevref but its errors.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from sevref.errors import ConfigError
+
+__all__ = ["format_time", "parse_hex", "parse_hex_bytes", "parse_sha256", "parse_time"]
+
+_HEX = re.compile(r"(0[xX])?[0-9a-fA-F]+")
+_HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+"""RFC 3339 UTC with whole seconds: the only time format sevref reads or writes."""
+
+
+def parse_hex(value: object, key: str, bits: int) -> int:
+    """Read a value given as a hex string (``"0xa00f11"``, the 0x optional) or an integer.
+
+    Args:
+        value: the raw value.
+        key: its name, for the error.
+        bits: its width.
+
+    Returns:
+        The integer.
+
+    Raises:
+        ConfigError: not a hex string or a non-negative integer that fits.
+    """
+    if isinstance(value, str) and _HEX.fullmatch(value):
+        number = int(value, 16)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        raise ConfigError(f'{key}: expected a hex string such as "0x1f" or an integer, found {value!r}')
+    if not 0 <= number < 1 << bits:
+        raise ConfigError(f"{key}: expected a {bits}-bit value, found {number:#x}")
+    return number
+
+
+def parse_hex_bytes(value: object, key: str, size: int) -> bytes:
+    """Read a byte string given as exactly ``2 * size`` hex characters.
+
+    Args:
+        value: the raw value.
+        key: its name, for the error.
+        size: the number of bytes.
+
+    Returns:
+        The bytes.
+
+    Raises:
+        ConfigError: not a string of ``2 * size`` hex characters.
+    """
+    if not isinstance(value, str) or len(value) != 2 * size or not _HEX_DIGITS.fullmatch(value):
+        raise ConfigError(f"{key}: expected {2 * size} hex characters ({size} bytes), found {value!r}")
+    return bytes.fromhex(value)
+
+
+def parse_sha256(value: object, key: str) -> bytes:
+    """Read a SHA-256 given as 64 hex characters.
+
+    Args:
+        value: the raw value.
+        key: its name, for the error.
+
+    Returns:
+        The 32 bytes.
+
+    Raises:
+        ConfigError: not 64 hex characters.
+    """
+    return parse_hex_bytes(value, key, 32)
+
+
+def parse_time(text: str) -> datetime:
+    """Read an RFC 3339 UTC time with whole seconds.
+
+    Args:
+        text: e.g. ``2026-11-26T00:00:00Z``.
+
+    Returns:
+        An aware datetime.
+
+    Raises:
+        ConfigError: another form, or not a real date.
+    """
+    try:
+        if not isinstance(text, str) or not _TIME.fullmatch(text):
+            raise ValueError("form")
+        return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError as error:
+        raise ConfigError(f"expected a time like 2026-11-26T00:00:00Z, found {text!r}") from error
+
+
+def format_time(moment: datetime) -> str:
+    """Write a time as RFC 3339 UTC with whole seconds.
+
+    Args:
+        moment: an aware datetime.
+
+    Returns:
+        E.g. ``2026-11-26T00:00:00Z``.
+    """
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
