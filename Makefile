@@ -26,8 +26,10 @@ $(PEERS)/%/.installed: $(VENV)/.installed
 peers: $(PEERS)/0.0.9/.installed $(PEERS)/0.0.13/.installed
 
 ## apt-lists: make sure apt knows the Debian packages the firmware comes from
+# apt may keep its package lists compressed (Acquire::GzipIndexes, or lz4 as
+# Debian's images do): any *_Packages, plain or compressed, will do.
 apt-lists:
-	@ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || $(SUDO) apt-get update
+	@ls /var/lib/apt/lists/ 2>/dev/null | grep -Eq '_Packages(\.(gz|xz|lz4|zst|bz2|lzma))?$$' || $(SUDO) apt-get update
 
 # The site's tests drive Debian's Chromium with Playwright; Playwright never
 # downloads a browser of its own.
