@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PEERS := .peers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: dev peers apt-lists browser demo serve test lint bench golden conformance check-site screenshots fuzz clean
+.PHONY: dev peers apt-lists browser libvirt demo serve test lint bench golden conformance check-site screenshots fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,17 @@ CHROMIUM := /usr/bin/chromium
 ## browser: install Debian's chromium for the site's browser tests
 browser: apt-lists
 	@test -x $(CHROMIUM) || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium fonts-dejavu-core
+
+# The export tests run libvirt's own validator as Debian 12 ships it, with
+# Debian's python3. The package does not declare two of the tool's imports
+# (lxml, cryptography), so they are named here.
+VALIDATOR := /usr/bin/virt-qemu-sev-validate
+
+## libvirt: install Debian's virt-qemu-sev-validate (libvirt-clients-qemu) for the export tests
+libvirt: apt-lists
+	@test -x $(VALIDATOR) && /usr/bin/python3 -c 'import libvirt, lxml, cryptography' 2>/dev/null || \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends \
+		libvirt-clients-qemu python3-lxml python3-cryptography
 
 # The demo's signing key: made on first use, clearly labelled, and its
 # passphrase is no secret. Real publishers keep their key and passphrase safe.
@@ -91,7 +102,7 @@ screenshots: demo browser
 	$(BIN)/python -m tests.browser site docs
 
 ## test: run every test; missing prerequisites that this Makefile installs are failures, not skips
-test: dev peers apt-lists browser
+test: dev peers apt-lists browser libvirt
 	SEVREF_STRICT=1 $(BIN)/python -m pytest
 
 ## lint: formatting, lint, strict typing, docstring coverage, security lint
