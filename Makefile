@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PEERS := .peers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: dev peers apt-lists browser libvirt demo serve test lint bench golden conformance check-site screenshots fuzz clean
+.PHONY: dev peers apt-lists browser libvirt hsm demo serve test lint bench golden conformance check-site screenshots fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,15 @@ libvirt: apt-lists
 	@test -x $(VALIDATOR) && /usr/bin/python3 -c 'import libvirt, lxml, cryptography' 2>/dev/null || \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends \
 		libvirt-clients-qemu python3-lxml python3-cryptography
+
+# The PKCS#11 tests sign with keys in a SoftHSM2 token made in a temporary
+# folder; pkcs11-tool (OpenSC) makes the keys and openssl checks the signatures.
+SOFTHSM := /usr/lib/softhsm/libsofthsm2.so
+
+## hsm: install Debian's SoftHSM2, OpenSC's pkcs11-tool and openssl for the PKCS#11 signing tests
+hsm: apt-lists
+	@test -e $(SOFTHSM) && test -x /usr/bin/softhsm2-util && test -x /usr/bin/pkcs11-tool && test -x /usr/bin/openssl || \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends softhsm2 opensc openssl
 
 # The demo's signing key: made on first use, clearly labelled, and its
 # passphrase is no secret. Real publishers keep their key and passphrase safe.
@@ -102,7 +111,7 @@ screenshots: demo browser
 	$(BIN)/python -m tests.browser site docs
 
 ## test: run every test; missing prerequisites that this Makefile installs are failures, not skips
-test: dev peers apt-lists browser libvirt
+test: dev peers apt-lists browser libvirt hsm
 	SEVREF_STRICT=1 $(BIN)/python -m pytest
 
 ## lint: formatting, lint, strict typing, docstring coverage, security lint
