@@ -276,7 +276,7 @@ def test_libvirts_validator_accepts_the_exported_commands(
         assert refused.stderr == "ERROR: Measurement does not match, VM is not trustworthy\n", refused.stderr
 
 
-def test_the_command_works_in_other_shells_and_the_tool_checks_the_key_options(
+def test_the_command_works_in_other_shells_and_the_tool_checks_policy_and_keys(
     golden_site: Site, validator: dict[str, str], tmp_path: Path
 ) -> None:
     entry_id = next(i for i in exportable(golden_site) if i.endswith("-0003"))
@@ -289,6 +289,11 @@ def test_the_command_works_in_other_shells_and_the_tool_checks_the_key_options(
         guest = launch(tmp_path / shell, entry_id, digest, group["policy"], combined=shell == "bash")
         done = validate(text, guest.variables, validator, folder, shell)
         assert (done.returncode, done.stdout) == (0, "OK: Looks good to me\n"), (shell, done.stderr)
+    # A guest launched with another policy than the entry expects (debugging allowed) is refused.
+    other_policy = hex(int(group["policy"], 16) & ~0x1)
+    guest = launch(tmp_path / "policy", entry_id, digest, other_policy, combined=False)
+    done = validate(text, guest.variables, validator, folder)
+    assert done.returncode == 1 and "Measurement does not match" in done.stderr
     guest = launch(tmp_path / "mixed", entry_id, digest, group["policy"], combined=False)
     # The tool, not the command, decides which key files make sense.
     lone_tik = {k: v for k, v in guest.variables.items() if k != "TEK_FILE"}
