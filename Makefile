@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PEERS := .peers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: dev peers apt-lists browser demo serve test lint bench golden conformance check-site screenshots fuzz clean
+.PHONY: dev peers apt-lists browser libvirt hsm demo serve test lint bench golden conformance check-site screenshots fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,10 @@ $(PEERS)/%/.installed: $(VENV)/.installed
 peers: $(PEERS)/0.0.9/.installed $(PEERS)/0.0.13/.installed
 
 ## apt-lists: make sure apt knows the Debian packages the firmware comes from
+# apt may keep its package lists compressed (Acquire::GzipIndexes, or lz4 as
+# Debian's images do): any *_Packages, plain or compressed, will do.
 apt-lists:
-	@ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || $(SUDO) apt-get update
+	@ls /var/lib/apt/lists/ 2>/dev/null | grep -Eq '_Packages(\.(gz|xz|lz4|zst|bz2|lzma))?$$' || $(SUDO) apt-get update
 
 # The site's tests drive Debian's Chromium with Playwright; Playwright never
 # downloads a browser of its own.
@@ -36,6 +38,26 @@ CHROMIUM := /usr/bin/chromium
 ## browser: install Debian's chromium for the site's browser tests
 browser: apt-lists
 	@test -x $(CHROMIUM) || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium fonts-dejavu-core
+
+# The export tests run libvirt's own validator as Debian 12 ships it, with
+# Debian's python3. The package does not declare two of the tool's imports
+# (lxml, cryptography), so they are named here.
+VALIDATOR := /usr/bin/virt-qemu-sev-validate
+
+## libvirt: install Debian's virt-qemu-sev-validate (libvirt-clients-qemu) for the export tests
+libvirt: apt-lists
+	@test -x $(VALIDATOR) && /usr/bin/python3 -c 'import libvirt, lxml, cryptography' 2>/dev/null || \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends \
+		libvirt-clients-qemu python3-lxml python3-cryptography
+
+# The PKCS#11 tests sign with keys in a SoftHSM2 token made in a temporary
+# folder; pkcs11-tool (OpenSC) makes the keys and openssl checks the signatures.
+SOFTHSM := /usr/lib/softhsm/libsofthsm2.so
+
+## hsm: install Debian's SoftHSM2, OpenSC's pkcs11-tool and openssl for the PKCS#11 signing tests
+hsm: apt-lists
+	@test -e $(SOFTHSM) && test -x /usr/bin/softhsm2-util && test -x /usr/bin/pkcs11-tool && test -x /usr/bin/openssl || \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends softhsm2 opensc openssl
 
 # The demo's signing key: made on first use, clearly labelled, and its
 # passphrase is no secret. Real publishers keep their key and passphrase safe.
@@ -89,7 +111,7 @@ screenshots: demo browser
 	$(BIN)/python -m tests.browser site docs
 
 ## test: run every test; missing prerequisites that this Makefile installs are failures, not skips
-test: dev peers apt-lists browser
+test: dev peers apt-lists browser libvirt hsm
 	SEVREF_STRICT=1 $(BIN)/python -m pytest
 
 ## lint: formatting, lint, strict typing, docstring coverage, security lint

@@ -1,4 +1,4 @@
-"""``sevref verify`` and ``sevref export``: trust checks, refusals, and evidence matching.
+"""``sevref verify``: trust checks, refusals, and evidence matching (``sevref export``: tests/test_export.py).
 
 Publications are served over HTTP from 127.0.0.1 where it matters, as verifiers
 fetch them in practice.
@@ -7,7 +7,6 @@ fetch them in practice.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import random
@@ -438,47 +437,3 @@ def test_lifecycle_is_reported(tmp_path: Path, keys: Path, capsys: pytest.Captur
         "0x5",
     )
     assert status == 1 and "refused: revoked: superseded by the KVM_SEV_INIT2 host stack; use qemu9.1-init2" in out
-
-
-def test_exports(site: Path, keys: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    trust = ["--publication", str(site), "--trusted-key", str(keys / "k1.pub"), *IDENTITY]
-    status, out, _ = run(["export", "--format", "trustee", *trust], capsys)
-    message = json.loads(out)
-    assert (
-        status == 0
-        and set(message) == {"version", "type", "payload"}
-        and (message["version"], message["type"]) == ("0.1.0", "sample")
-    )
-    payload = json.loads(base64.b64decode(message["payload"]))
-    snp = {
-        base64.b64encode(bytes.fromhex(d)).decode()
-        for g in groups(site)
-        if g["mode"] == "sev-snp"
-        for _, d in g["entries"]
-    }
-    assert list(payload) == ["snp_launch_measurement"] and set(payload["snp_launch_measurement"]) == snp
-    legacy = next(
-        g
-        for g in groups(site)
-        if g["mode"] == "sev-es" and g["vmsa_profile"] == "legacy" and g["boot"] is None and g["cpu"] == "EPYC-Milan"
-    )
-    vcpus, digest = legacy["entries"][1]
-    status, out, _ = run(
-        ["export", "--format", "virt-qemu-sev-validate", "--entry", f"{legacy['id']}-{vcpus:04d}", *trust], capsys
-    )
-    assert status == 0
-    comment, line = out.strip().split("\n")
-    assert digest in comment and hashlib.sha256((GOLDEN / "inputs" / "tiny.fd").read_bytes()).hexdigest() in comment
-    assert (
-        line
-        == f"virt-qemu-sev-validate --firmware tiny.fd --num-cpus {vcpus} --cpu-family 25 --cpu-model 1 --cpu-stepping 1 --measurement $MEASUREMENT --api-major $API_MAJOR --api-minor $API_MINOR --build-id $BUILD --policy 0x5 --tik $TIK_FILE"
-    )
-    init2 = next(g for g in groups(site) if g["mode"] == "sev-es" and g["vmsa_profile"] == "init2")
-    status, _, err = run(
-        ["export", "--format", "virt-qemu-sev-validate", "--entry", f"{init2['id']}-0001", *trust], capsys
-    )
-    assert (
-        status == 1
-        and "has VMSA profile init2 with sev_features 0x20; the tool builds legacy VMSAs with sev_features 0x0 only"
-        in err
-    )

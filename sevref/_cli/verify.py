@@ -69,6 +69,13 @@ def register(commands: Commands) -> None:
     export.add_argument("--format", required=True, choices=_EXPORT_FORMATS, help="the target format")
     add_trust_options(export)
     export.add_argument("--firmware", action="append", metavar="ID", help="trustee: only this firmware; repeatable")
+    export.add_argument(
+        "--trustee-encoding",
+        choices=("hex", "base64"),
+        default="hex",
+        help="trustee: how SNP measurements are written: hex (Trustee v0.18.0 and later, the default) or base64 "
+        "(v0.13.0 to v0.17.0)",
+    )
     export.add_argument("--entry", metavar="ID", help="virt-qemu-sev-validate: the entry")
     export.set_defaults(handler=_export)
 
@@ -192,17 +199,19 @@ def _match(args: argparse.Namespace, publication: TrustedPublication) -> tuple[l
 
 def _export(args: argparse.Namespace, out: TextIO) -> int:
     from sevref.errors import TrustError
-    from sevref.export import trustee_message, virt_qemu_sev_validate
+    from sevref.export import TrusteeEncoding, trustee_message, virt_qemu_sev_validate
     from sevref.serialize import json_line
 
     if args.format == "virt-qemu-sev-validate" and args.entry is None:
         raise Usage("--format virt-qemu-sev-validate needs --entry")
     if args.format == "trustee" and args.entry is not None:
         raise Usage("--entry goes with --format virt-qemu-sev-validate")
+    if args.format != "trustee" and args.trustee_encoding != "hex":
+        raise Usage("--trustee-encoding goes with --format trustee")
     try:
         publication = trusted(args, True)
         text = (
-            json_line(trustee_message(publication, args.firmware))
+            json_line(trustee_message(publication, args.firmware, TrusteeEncoding(args.trustee_encoding)))
             if args.format == "trustee"
             else virt_qemu_sev_validate(publication, args.entry)
         )
