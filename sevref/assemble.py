@@ -15,6 +15,7 @@ from sevref.binfmt.vmsa import VmsaProfile
 from sevref.digest import Firmware, LaunchConfig, Mode, check_launch
 from sevref.errors import ConfigError, FirmwareFormatError
 from sevref.expand import AxisReport, Group
+from sevref.hosts import QemuFix
 from sevref.manifest.model import FirmwareSpec, Manifest, Publication, Source
 from sevref.records import (
     CALCULATOR,
@@ -84,6 +85,7 @@ def group_record(group: Group, digests: Sequence[bytes], source: Source) -> Grou
     algorithm, quantity = _QUANTITY[group.mode]
     status = group.status
     counts: Sequence[int | None] = group.vcpus or (None,)
+    facts = host.launch_facts()
     return GroupRecord(
         id=group.id,
         mode=group.mode,
@@ -94,10 +96,10 @@ def group_record(group: Group, digests: Sequence[bytes], source: Source) -> Grou
         firmware_package=package_label(source),
         host_stack=host.id,
         vmm=str(host.vmm),
-        qemu_version=None if host.qemu_version is None else str(host.qemu_version),
+        qemu_version=facts["qemu_version"],
         machine=host.machine,
         legacy_vm_type=host.legacy_vm_type,
-        host_linux=None if host.host_linux is None else str(host.host_linux),
+        host_linux=facts["host_linux"],
         vmsa_profile=None if config.vmsa_profile is None else str(config.vmsa_profile),
         cpu=None if group.cpu is None else group.cpu.name,
         cpu_signature=config.cpu_signature,
@@ -212,14 +214,13 @@ def publication_record(
             {
                 "id": host.id,
                 "description": host.description,
-                "vmm": str(host.vmm),
-                "qemu_version": None if host.qemu_version is None else str(host.qemu_version),
-                "machine": host.machine,
-                "legacy_vm_type": host.legacy_vm_type,
-                "host_linux": None if host.host_linux is None else str(host.host_linux),
+                **host.launch_facts(),
+                "qemu_package": host.qemu_package,
+                "qemu_fixes": sorted(str(fix) for fix in QemuFix if host.carries(fix)),
                 "vmsa_profile": None if host.vmsa_profile is None else str(host.vmsa_profile),
                 "sev_features": _hex(host.sev_features),
                 "guest_features": _hex(host.guest_features),
+                "ec2_rdx": _hex(host.ec2_rdx),
             }
             for host in manifest.host_stacks.values()
         ],

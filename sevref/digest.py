@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from sevref.binfmt.hashtab import EMPTY_SHA256, TABLE_SIZE, build_hash_table, cmdline_sha256, hash_table_page
 from sevref.binfmt.ovmf import SEV_HASH_TABLE_RV_GUID, SEV_METADATA_GUID, OvmfInfo, SectionType, parse_ovmf
-from sevref.binfmt.vmsa import BSP_RESET_EIP, Vmm, VmsaProfile, build_vmsa
+from sevref.binfmt.vmsa import BSP_RESET_EIP, EC2_LEGACY_RDX, EC2_RDX, Vmm, VmsaProfile, build_vmsa
 from sevref.errors import ConfigError, FirmwareFormatError
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ __all__ = [
 
 MAX_VCPUS = 4096
 """Upper bound on vCPUs: KVM_MAX_VCPUS on x86-64 with CONFIG_MAXSMP."""
-_LEGACY_SEV_FEATURES = (0x0, 0x20)  # KVM_SEV_ES_INIT: 0, or DebugSwap on Linux 6.6/6.7
+_LEGACY_SEV_FEATURES = (0x0, 0x20)  # KVM_SEV_ES_INIT: 0, or DebugSwap on Linux 6.6-6.9 (sevref.hosts.DEBUG_SWAP)
 _SNP_ACTIVE = 0x1
 _PAGE = 4096
 _SNP_VMSA_GPA = 0xFFFF_FFFF_F000  # (u64)-1 page-aligned, bits above 51 cleared (SNP ABI 8.17)
@@ -155,7 +155,8 @@ class LaunchConfig:
     vmm: Vmm = Vmm.QEMU
     """Who builds the initial vCPU state (SEV-ES)."""
     cpu_signature: int | None = None
-    """CPUID Fn0000_0001 EAX of the guest CPU, in every VMSA's RDX (SEV-ES, QEMU)."""
+    """CPUID Fn0000_0001 EAX of the guest CPU, in every VMSA's RDX (QEMU); for
+    EC2, None (RDX 0x600, today's) or 0x0 (EC2's RDX before sev-snp-measure 0.0.13)."""
     vmsa_profile: VmsaProfile | None = None
     """KVM init API of the host (SEV-ES, QEMU)."""
     sev_features: int = 0
@@ -186,14 +187,24 @@ class LaunchConfig:
             raise ConfigError(f"sev_features: expected a 64-bit value, found {self.sev_features:#x}")
         if self.vmm is not Vmm.QEMU:
             if self.mode is Mode.SEV_ES:
-                raise ConfigError(
-                    f"mode {self.mode} with vmm {self.vmm}: {self.vmm} offers only SEV-SNP "
-                    f"guests, and its initial vCPU state is known only for SEV-SNP launches"
+                offer = (
+                    "EC2 offers SEV-SNP guests only"
+                    if self.vmm is Vmm.EC2
+                    else "sevref supports SEV-SNP launches on GCE only (GCE also offers SEV)"
                 )
-            if self.cpu_signature is not None or self.vmsa_profile is not None:
                 raise ConfigError(
-                    f"vmm {self.vmm} fixes RDX and the FPU state itself: cpu_signature and vmsa_profile do not apply"
+                    f"mode {self.mode} with vmm {self.vmm}: {offer}, and its initial vCPU state is known only "
+                    f"for SEV-SNP launches"
                 )
+            if self.vmsa_profile is not None:
+                raise ConfigError(f"vmm {self.vmm} fixes the FPU state itself: vmsa_profile does not apply")
+            if self.vmm is Vmm.EC2 and self.cpu_signature not in (None, EC2_LEGACY_RDX):
+                raise ConfigError(
+                    f"vmm ec2: cpu_signature sets RDX; EC2 is known to have used {EC2_RDX:#x} (today's: leave "
+                    f"cpu_signature out) and {EC2_LEGACY_RDX:#x} (earlier launches), found {self.cpu_signature:#x}"
+                )
+            if self.vmm is Vmm.GCE and self.cpu_signature is not None:
+                raise ConfigError("vmm gce fixes RDX itself: cpu_signature does not apply")
         else:
             if self.cpu_signature is None:
                 raise ConfigError(
@@ -221,7 +232,7 @@ class LaunchConfig:
         if self.vmsa_profile is VmsaProfile.LEGACY and self.sev_features not in _LEGACY_SEV_FEATURES:
             raise ConfigError(
                 f"sev_features: with vmsa_profile legacy KVM sets 0x0, or 0x20 (DebugSwap, "
-                f"host Linux 6.6 and 6.7), found {self.sev_features:#x}"
+                f"host Linux 6.6 to 6.9), found {self.sev_features:#x}"
             )
 
 

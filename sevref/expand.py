@@ -102,11 +102,7 @@ def group_identity(
     return {
         "mode": str(mode),
         "firmware_sha256": firmware_sha256.hex(),
-        "vmm": str(host.vmm),
-        "qemu_version": None if host.qemu_version is None else str(host.qemu_version),
-        "machine": host.machine,
-        "legacy_vm_type": host.legacy_vm_type,
-        "host_linux": None if host.host_linux is None else str(host.host_linux),
+        **host.launch_facts(),
         "vmsa_profile": None if config.vmsa_profile is None else str(config.vmsa_profile),
         "cpu": None if cpu is None else cpu.name,
         "cpu_signature": None if config.cpu_signature is None else f"{config.cpu_signature:#x}",
@@ -205,7 +201,7 @@ def _config(
     if boot is not None:
         initrd = None if boot.initrd is None else boot.initrd.sha256
         kernel = KernelBoot(boot.kernel.sha256, initrd, cmdline)
-    profile = host.profile_for(mode, kernel is not None)
+    profile = host.profile_for(mode, kernel is not None, None if cpu is None else cpu.name)
     if mode is Mode.SEV:
         return LaunchConfig(mode=mode, boot=kernel)
     features = (
@@ -216,7 +212,8 @@ def _config(
     return LaunchConfig(
         mode=mode,
         vmm=host.vmm,
-        cpu_signature=None if cpu is None else cpu.signature,
+        # EC2 and GCE have no CPU axis; an EC2 host stack may give its earlier RDX instead.
+        cpu_signature=host.ec2_rdx if cpu is None else cpu.signature,
         vmsa_profile=profile,
         sev_features=features,
         boot=kernel,
@@ -235,15 +232,69 @@ def _combinations(
             yield mode, firmware, host_id, boot, cmdline, cpu
 
 
+def _ranges(counts: Sequence[int]) -> list[str]:
+    """Write vCPU counts as a manifest does: ``[1, 2, 3, 8]`` -> ``["1-3", "8"]``."""
+    runs: list[list[int]] = []
+    for count in sorted(counts):
+        if runs and count == runs[-1][1] + 1:
+            runs[-1][1] = count
+        else:
+            runs.append([count, count])
+    return [f"{low}" if low == high else f"{low}-{high}" for low, high in runs]
+
+
 def _refuse(
-    matrix: Matrix, mode: Mode, firmware: str, host: str, boot: BootSpec | None, cpu: CpuSpec | None, why: str
+    matrix: Matrix,
+    mode: Mode,
+    firmware: str,
+    host: str,
+    boot: BootSpec | None,
+    cpu: CpuSpec | None,
+    why: str,
+    vcpus: Sequence[int] = (),
 ) -> ManifestError:
+    """The error for a combination that cannot launch, with the exclude rule that leaves out exactly it.
+
+    The rule names every axis the combination has (the boot always, ``[null]``
+    for firmware-only boot; the CPU when there is one; the vCPU counts when
+    only some are refused), so that following it removes no other combination.
+    """
     combination = f"mode {mode}, firmware {firmware}, host stack {host}" + (f", boot {boot.id}" if boot else "")
-    rule = f"{{mode: {mode}, firmware: {firmware}, host_stack: {host}}}"
+    keys = [f"mode: {mode}", f"firmware: {firmware}", f"host_stack: {host}"]
+    keys.append(f"boot: {boot.id}" if boot is not None else "boot: [null]")
+    if cpu is not None:
+        combination += f", cpu {cpu.label()}"
+        keys.append(f"cpu: {cpu.name}" if cpu.name else f'cpu: "{cpu.signature:#x}"')
+    if vcpus:
+        counts = ", ".join(f'"{r}"' if "-" in r else r for r in _ranges(vcpus))
+        combination += f", vcpus {', '.join(_ranges(vcpus))}"
+        keys.append(f"vcpus: [{counts}]")
+    rule = "{" + ", ".join(keys) + "}"
     return ManifestError(
-        f"{matrix.origin}: matrix {matrix.id}: {combination}" + (f", cpu {cpu.label()}" if cpu else "") + f": {why}; "
+        f"{matrix.origin}: matrix {matrix.id}: {combination}: {why}; "
         f"if this combination does not exist, leave it out with exclude: [{rule}]"
     )
+
+
+def _axes(matrix: Matrix, manifest: Manifest, max_entries: int) -> tuple[dict[str, int], int]:
+    """The sizes of a matrix's axes and their product; a product far beyond ``max_entries`` is refused at once."""
+    axes = {
+        "modes": len(matrix.modes),
+        "firmware": len(matrix.firmware),
+        "host_stacks": len(matrix.host_stacks),
+        "boots": len(_boots(matrix, manifest)),
+        "cpus": max(len(matrix.cpus), 1),
+        "vcpus": max(len(matrix.vcpus), 1),
+    }
+    product = 1
+    for size in axes.values():
+        product *= size
+    if product // axes["vcpus"] > 10 * max_entries:
+        raise ManifestError(
+            f"{matrix.origin}: {AxisReport(matrix.id, axes, product, 0).describe()}: too large to expand "
+            f"(--max-entries {max_entries})"
+        )
+    return axes, product
 
 
 def expand(manifest: Manifest, firmware: Mapping[str, OvmfInfo], max_entries: int = DEFAULT_MAX_ENTRIES) -> Expansion:
@@ -266,23 +317,7 @@ def expand(manifest: Manifest, firmware: Mapping[str, OvmfInfo], max_entries: in
     reports = []
     total = 0
     for matrix in manifest.matrices:
-        boots = _boots(matrix, manifest)
-        axes = {
-            "modes": len(matrix.modes),
-            "firmware": len(matrix.firmware),
-            "host_stacks": len(matrix.host_stacks),
-            "boots": len(boots),
-            "cpus": max(len(matrix.cpus), 1),
-            "vcpus": max(len(matrix.vcpus), 1),
-        }
-        product = 1
-        for size in axes.values():
-            product *= size
-        if product // axes["vcpus"] > 10 * max_entries:
-            raise ManifestError(
-                f"{matrix.origin}: {AxisReport(matrix.id, axes, product, 0).describe()}: too large to expand "
-                f"(--max-entries {max_entries})"
-            )
+        axes, product = _axes(matrix, manifest, max_entries)
         count = 0
         for mode, fw_id, host_id, boot, cmdline, cpu in _combinations(matrix, manifest):
             host = manifest.host_stacks[host_id]
@@ -294,6 +329,10 @@ def expand(manifest: Manifest, firmware: Mapping[str, OvmfInfo], max_entries: in
                 check_launch(firmware[fw_id], config)
             except (ConfigError, FirmwareFormatError) as error:
                 raise _refuse(matrix, mode, fw_id, host_id, boot, cpu, error.diagnostic()) from error
+            limit = host.max_vcpus()
+            if limit is not None and vcpus and vcpus[-1] > limit[0]:
+                why = f"machine {host.machine} allows at most {limit[0]} vCPUs ({limit[1]})"
+                raise _refuse(matrix, mode, fw_id, host_id, boot, cpu, why, [n for n in vcpus if n > limit[0]])
             spec = manifest.firmware[fw_id]
             ident = group_id(group_identity(mode, spec.source.sha256, host, cpu, config))
             expected = matrix.expected.get(mode, Expected())

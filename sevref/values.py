@@ -1,4 +1,4 @@
-"""Plain values as people write them: hex numbers, hex bytes, digests and times.
+"""Plain values as people write them: hex numbers, hex bytes, digests, times and versions.
 
 Every reader of user input (manifests, batch lines, options, state files) goes
 through these, so a value is spelled the same way everywhere and a wrong one is
@@ -9,11 +9,12 @@ here depends on any other part of sevref but its errors.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sevref.errors import ConfigError
 
-__all__ = ["format_time", "parse_hex", "parse_hex_bytes", "parse_sha256", "parse_time"]
+__all__ = ["Version", "format_time", "parse_hex", "parse_hex_bytes", "parse_sha256", "parse_time", "parse_version"]
 
 _HEX = re.compile(r"(0[xX])?[0-9a-fA-F]+")
 _HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
@@ -112,3 +113,56 @@ def format_time(moment: datetime) -> str:
         E.g. ``2026-11-26T00:00:00Z``.
     """
     return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+@dataclass(frozen=True, order=True)
+class Version:
+    """A dotted version: major.minor[.micro]."""
+
+    major: int
+    """Major number."""
+    minor: int
+    """Minor number."""
+    micro: int | None = None
+    """Micro number, when given."""
+
+    def __str__(self) -> str:
+        """Return the dotted form."""
+        return f"{self.major}.{self.minor}" + ("" if self.micro is None else f".{self.micro}")
+
+    @property
+    def release(self) -> tuple[int, int]:
+        """The release: (major, minor)."""
+        return (self.major, self.minor)
+
+    def at_least(self, major: int, minor: int) -> bool:
+        """Tell whether this is major.minor or later.
+
+        Args:
+            major: the major number.
+            minor: the minor number.
+
+        Returns:
+            True when this version is not older.
+        """
+        return self.release >= (major, minor)
+
+
+def parse_version(text: str, what: str) -> Version:
+    """Read "6.10" or "7.2.1".
+
+    Args:
+        text: the version.
+        what: its name, for the error.
+
+    Returns:
+        The version.
+
+    Raises:
+        ConfigError: not a dotted version.
+    """
+    match = re.fullmatch(r"(\d{1,3})\.(\d{1,3})(?:\.(\d{1,3}))?", text)
+    if not match:
+        raise ConfigError(f"{what}: expected a version such as 9.1 or 7.2.1, found {text!r}")
+    major, minor, micro = match.groups()
+    return Version(int(major), int(minor), None if micro is None else int(micro))

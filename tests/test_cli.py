@@ -404,7 +404,7 @@ SNP_INPUT_ERRORS = {
         "--guest-features: does not apply to mode sev-es; its VMSA field is set by --sev-features",
     ),
     "legacy profile": (["--vmsa-profile", "legacy"], "SEV-SNP guests are always launched with KVM_SEV_INIT2"),
-    "cpu on gce": (["--vmm", "gce"], "vmm gce fixes RDX and the FPU state itself"),
+    "cpu on gce": (["--vmm", "gce"], "vmm gce fixes RDX itself: cpu_signature does not apply"),
     "short prefix": (["--firmware-prefix", "00" * 32], "--firmware-prefix: expected 96 hex characters (48 bytes)"),
     "prefix with sev-es": (
         ["--mode", "sev-es", "--firmware-prefix", "00" * 48],

@@ -317,7 +317,7 @@ def test_entries_the_tool_cannot_check_are_refused(golden_site: Site) -> None:
     cases = {
         first(mode="sev-snp", vmm="qemu"): "is sev-snp; the tool validates SEV and SEV-ES only",
         first(mode="sev-es", vmsa_profile="init2", boot=None): (
-            "has VMSA profile init2 with sev_features 0x20; the tool builds legacy VMSAs with sev_features 0x0 only"
+            "has VMSA profile init2 with sev_features 0x0; the tool builds legacy VMSAs with sev_features 0x0 only"
         ),
         first(mode="sev-es", vmsa_profile="legacy", boot="direct"): (
             "boots a kernel; give the tool --kernel, --initrd and --cmdline yourself"

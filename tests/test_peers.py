@@ -217,5 +217,5 @@ def test_known_disagreements(debian_ovmf: Path) -> None:
         request_from_mapping(cases[0], Path())
     outcome = compute_digests([request_from_mapping(cases[1], Path())])[0]
     assert isinstance(outcome.error, FirmwareFormatError) and "no OVMF footer table" in str(outcome.error)
-    with pytest.raises(SevrefError, match="ec2 offers only SEV-SNP guests"):
+    with pytest.raises(SevrefError, match="EC2 offers SEV-SNP guests only"):
         request_from_mapping(cases[2], Path())

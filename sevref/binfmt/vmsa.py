@@ -25,6 +25,8 @@ from sevref.errors import ConfigError
 __all__ = [
     "BSP_RESET_EIP",
     "CPU_MODELS",
+    "EC2_LEGACY_RDX",
+    "EC2_RDX",
     "VMSA_SIZE",
     "CpuModel",
     "SevEsSaveArea",
@@ -221,9 +223,9 @@ class Vmm(enum.StrEnum):
     QEMU = "qemu"
     """QEMU/KVM."""
     EC2 = "ec2"
-    """Amazon EC2 (SEV-SNP instances)."""
+    """Amazon EC2, which offers SEV-SNP instances only."""
     GCE = "gce"
-    """Google Compute Engine (SEV-SNP instances)."""
+    """Google Compute Engine; it offers SEV and SEV-SNP, sevref models its SEV-SNP launches."""
 
 
 class VmsaProfile(enum.StrEnum):
@@ -255,13 +257,24 @@ class _VmmState:
     fixed_rdx: int | None  # None: RDX is the guest CPU's signature
 
 
+EC2_RDX = 0x600
+"""RDX of every EC2 VMSA today: the x86 reset value (family 6), as EC2 sets it.
+
+sev-snp-measure 0.0.13 (commit 4a02bf0 by John Berg of AWS, PR #60, April 2026):
+"The rdx field in the VMSA used to be 0x0, but is now 0x600", checked against a
+live c6a.xlarge launch. AWS did not say when EC2 changed; launches from before
+have RDX :data:`EC2_LEGACY_RDX`.
+"""
+EC2_LEGACY_RDX = 0x0
+"""RDX of EC2 VMSAs before the change to :data:`EC2_RDX` (sev-snp-measure 0.0.6 to 0.0.12 build it)."""
+
 _DEFAULT_PAT = 0x0007_0406_0007_0406  # PAT MSR reset value, APM Vol. 2 §A.3
 _VMM_STATE = {
     # QEMU x86_cpu_reset: CS DESC_P|S|CS|R|A = 0x9b, data 0x93, TR type 11 = 0x8b.
     Vmm.QEMU: _VmmState(0x9B, 0x9B, 0x93, 0x8B, _DEFAULT_PAT, None),
     # EC2: sev-snp-measure 0.0.13 (PR #60, confirmed by AWS against a live c6a
     # launch): BSP CS not accessed (0x9a), SS 0x92, TR 0x83, RDX the reset value 0x600.
-    Vmm.EC2: _VmmState(0x9A, 0x9B, 0x92, 0x83, _DEFAULT_PAT, 0x600),
+    Vmm.EC2: _VmmState(0x9A, 0x9B, 0x92, 0x83, _DEFAULT_PAT, EC2_RDX),
     # GCE: sev-snp-measure 0.0.12+ (PR #56): the hypervisor writes PAT 0x70106.
     Vmm.GCE: _VmmState(0x9B, 0x9B, 0x93, 0x8B, 0x0007_0106, 0x600),
 }
@@ -377,8 +390,10 @@ def build_vmsa(
             firmware's AP reset address for the others.
         vmm: who builds the initial state.
         profile: the KVM init API (QEMU only; None for EC2 and GCE).
-        cpu_signature: the guest CPU's CPUID signature (QEMU only; EC2 and GCE
-            put their fixed reset value in RDX).
+        cpu_signature: the guest CPU's CPUID signature, which goes to RDX
+            (QEMU); for EC2, None (its current RDX, :data:`EC2_RDX`) or
+            :data:`EC2_LEGACY_RDX` for launches from before EC2 changed it;
+            for GCE, None (GCE fixes RDX itself).
         sev_features: the SEV_FEATURES field.
 
     Returns:
@@ -397,6 +412,12 @@ def build_vmsa(
         if profile is not None:
             raise ConfigError(f"vmm {vmm}: vmsa_profile applies to vmm qemu only, found {profile}")
         rdx = state.fixed_rdx or 0
+        if cpu_signature is not None:
+            if vmm is not Vmm.EC2 or cpu_signature != EC2_LEGACY_RDX:
+                raise ConfigError(
+                    f"vmm {vmm}: RDX can only be set to EC2's earlier {EC2_LEGACY_RDX:#x}, found {cpu_signature:#x}"
+                )
+            rdx = cpu_signature
         mxcsr, fcw = 0, 0
     data = VmcbSeg.build(selector=0, attrib=0x93, limit=0xFFFF, base=0)
     page = SevEsSaveArea.build(

@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sevref.binfmt.vmsa import Vmm, VmsaProfile, cpu_signature, lookup_cpu_model
+from sevref.binfmt.vmsa import EC2_RDX, Vmm, VmsaProfile, cpu_signature, lookup_cpu_model
 from sevref.digest import MAX_VCPUS, Mode
 from sevref.errors import ConfigError, ManifestError
-from sevref.hosts import HostStack, parse_version
+from sevref.hosts import HostStack, QemuFix
 from sevref.manifest.loader import Document
 from sevref.manifest.model import (
     BootSpec,
@@ -31,9 +31,15 @@ from sevref.manifest.model import (
 )
 from sevref.manifest.prose import check_schema
 from sevref.records import EntryStatus
-from sevref.values import parse_hex, parse_time
+from sevref.values import parse_hex, parse_time, parse_version
 
 __all__ = ["load_manifests"]
+
+
+def _ec2_rdx(value: object) -> int | None:
+    """Read a host stack's ``ec2_rdx``; EC2's current RDX is the default, None."""
+    rdx = parse_hex(value, "ec2_rdx", 32)
+    return None if rdx == EC2_RDX else rdx
 
 
 class _Reader:
@@ -205,6 +211,14 @@ class _Reader:
                 )
         if len(set(cmdlines)) != len(cmdlines):
             raise self.fail(doc.where(pointer + "/cmdlines"), "a command line appears twice; expected each once")
+        if "dtb" in raw:
+            # QEMU x86_load_linux appends the DTB as SETUP_DTB setup_data to the kernel
+            # image it passes to sev_add_kernel_loader_hashes: the kernel hash covers it.
+            raise self.fail(
+                doc.where(pointer + "/dtb"),
+                "dtb: QEMU appends the device tree to the kernel as setup_data before hashing it, so the "
+                "kernel hash covers the DTB; sevref does not model -dtb and cannot predict the digest",
+            )
         initrd = raw.get("initrd")
         return BootSpec(
             raw["id"],
@@ -225,6 +239,10 @@ class _Reader:
                 qemu_version=parse_version(qemu["version"], "qemu version") if "version" in qemu else None,
                 machine=qemu.get("machine"),
                 legacy_vm_type=qemu.get("legacy_vm_type"),
+                qemu_package=qemu.get("package"),
+                qemu_fixes=frozenset(QemuFix(fix) for fix in qemu.get("fixes", [])),
+                igvm=qemu.get("igvm", False),
+                ec2_rdx=_ec2_rdx(raw["ec2_rdx"]) if "ec2_rdx" in raw else None,
                 host_linux=parse_version(raw["host_linux"], "host_linux") if "host_linux" in raw else None,
                 vmsa_profile=VmsaProfile(raw["vmsa_profile"]) if "vmsa_profile" in raw else None,
                 sev_features=parse_hex(raw["sev_features"], "sev_features", 64) if "sev_features" in raw else None,

@@ -142,8 +142,11 @@ def test_vcpu_range(vcpus: int) -> None:
 
 CONFIGS = {
     "sev with a cpu": ({"mode": Mode.SEV, "cpu_signature": 1}, "mode sev measures no VMSA"),
-    "sev-es on ec2": ({"mode": Mode.SEV_ES, "vmm": Vmm.EC2}, "ec2 offers only SEV-SNP guests"),
-    "sev-es on gce": ({"mode": Mode.SEV_ES, "vmm": Vmm.GCE}, "gce offers only SEV-SNP guests"),
+    "sev-es on ec2": ({"mode": Mode.SEV_ES, "vmm": Vmm.EC2}, "EC2 offers SEV-SNP guests only"),
+    "sev-es on gce": (
+        {"mode": Mode.SEV_ES, "vmm": Vmm.GCE},
+        r"sevref supports SEV-SNP launches on GCE only \(GCE also offers SEV\)",
+    ),
     "no cpu": ({"mode": Mode.SEV_ES, "vmsa_profile": VmsaProfile.LEGACY}, "expected the guest CPU"),
     "no profile": ({"mode": Mode.SEV_ES, "cpu_signature": 0}, "expected a vmsa_profile"),
     "wide signature": (
