@@ -40,8 +40,6 @@ from sevref.sign import Algorithm
 from tests.images import amdsev_image
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("SEVREF_SHARED", REPO.parent / "shared"))
-VECTORS = SHARED / "vectors"
 STRICT = os.environ.get("SEVREF_STRICT") == "1"
 CACHE = REPO / ".cache"
 
@@ -80,13 +78,6 @@ SYNTHETIC: dict[str, tuple[Callable[[], bytes], str]] = {
     ),
 }
 """Firmware the project makes itself: an AmdSevX64-like 4 MiB image (kernel hashes, SNP metadata)."""
-
-
-def need_shared() -> Path:
-    """Return ../shared/vectors, or skip: a clone without it cannot run these."""
-    if not (VECTORS / "known-answers.jsonl").is_file():
-        pytest.skip(f"no known-answer vectors at {VECTORS} (set SEVREF_SHARED to the shared folder)")
-    return VECTORS
 
 
 def missing(reason: str) -> NoReturn:
@@ -244,12 +235,6 @@ def signed_demo(tmp_path_factory: pytest.TempPathFactory, debian_ovmf: Path) -> 
     command += ["--cache", str(CACHE), "--issued", "now", "--signing-key", str(folder / "key.pem")]
     subprocess.run(command, env=env, check=True, capture_output=True)
     return folder / "site", keyid
-
-
-@pytest.fixture()
-def amdsev_tail() -> bytes:
-    """The last 4 KiB of an edk2-stable202405 AmdSevX64 build (shared/vectors/fixtures)."""
-    return (need_shared() / "fixtures" / "ovmf_AmdSev_suffix.bin").read_bytes()
 
 
 @pytest.fixture(autouse=True)
