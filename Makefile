@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PEERS := .peers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: dev peers apt-lists browser libvirt hsm demo serve test lint bench golden conformance check-site screenshots fuzz clean
+.PHONY: dev peers apt-lists browser libvirt hsm demo serve test lint bench vectors golden conformance check-site screenshots fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +81,10 @@ serve:
 ## bench: the standard matrix against sev-snp-measure and the hashing bound, and a 1,000,000-entry build
 bench: dev peers apt-lists
 	$(BIN)/python -m tests.bench.bench
+
+## vectors: regenerate tests/vectors/known-answers.jsonl with sev-snp-measure 0.0.9 and 0.0.13 (deterministic)
+vectors: dev peers apt-lists
+	$(BIN)/python -m tests.vectors.make_vectors
 
 # The golden publication is signed with a committed test key, so that its
 # envelopes and signatures are checked byte for byte too.

@@ -40,8 +40,9 @@ def settled(page: Any) -> str:
     Returns:
         ``verified`` or ``failed``.
     """
+    # While a click navigates, the next document may not have the banner yet: keep waiting, do not throw.
     page.wait_for_function(
-        "['verified', 'failed'].includes(document.getElementById('verification').dataset.status)", timeout=20_000
+        "['verified', 'failed'].includes(document.getElementById('verification')?.dataset.status)", timeout=20_000
     )
     return str(page.get_attribute("#verification", "data-status"))
 

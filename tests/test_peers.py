@@ -3,7 +3,9 @@
 sev-snp-measure 0.0.9 builds legacy VMSAs (KVM_SEV_INIT / KVM_SEV_ES_INIT, MXCSR
 and FCW 0); 0.0.13 builds KVM_SEV_INIT2 VMSAs. Each runs in its own process
 with its own ``.peers/<version>`` on PYTHONPATH (``make peers``), since both
-are the package ``sevsnpmeasure``.
+are the package ``sevsnpmeasure``. Kernel hashes are measured on the project's
+synthetic AmdSevX64-like image (``tests/images.py: amdsev_image``), the only
+input here whose firmware has a kernel-hashes table.
 
 Where sevref and the peers knowingly disagree, the inputs are kept out of the
 random draw and the disagreement is pinned by a test of its own below:
@@ -19,11 +21,7 @@ random draw and the disagreement is pinned by a test of its own below:
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +31,19 @@ from sevref.binfmt.vmsa import CPU_MODELS
 from sevref.edge.sources import compute_digests
 from sevref.errors import ConfigError, FirmwareFormatError, SevrefError
 from sevref.request import request_from_mapping
-from tests.conftest import REPO, VECTORS, missing
+from tests.conftest import missing
+from tests.images import amdsev_image
+from tests.vectors.make_vectors import PeerError
+from tests.vectors.make_vectors import run_peer as run_installed_peer
 
-PEERS = REPO / ".peers"
 DEBIAN_IMAGES = (
     "usr/share/OVMF/OVMF_CODE.fd",
     "usr/share/OVMF/OVMF_CODE.secboot.fd",
     "usr/share/OVMF/OVMF_CODE_4M.fd",  # AP reset address 0x808004
     "usr/share/ovmf/OVMF.fd",  # unified image: code and variable store
 )
+AMDSEV = "amdsev_synthetic.fd"
+"""The synthetic firmware in the ``generated`` folder (tests/conftest.py: SYNTHETIC)."""
 CMDLINES = (
     None,
     "",
@@ -53,28 +55,18 @@ CMDLINES = (
 
 
 def run_peer(version: str, configs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Run sev-snp-measure ``version`` over ``configs`` in a subprocess."""
-    folder = PEERS / version
-    if not (folder / "sevsnpmeasure").is_dir():
-        missing(f"sev-snp-measure {version} is not installed in {folder} (run make peers)")
-    env = {**os.environ, "PYTHONPATH": str(folder)}
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).parent / "peers" / "peer_digest.py")],
-        input=json.dumps(configs),
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    """Run sev-snp-measure ``version`` over ``configs`` in a subprocess (a missing peer fails under make test)."""
+    try:
+        return run_installed_peer(version, configs)
+    except PeerError as error:
+        missing(str(error))
 
 
-def draw(rng: random.Random, debian: Path, generated: Path, amdsev: Path | None) -> dict[str, Any]:
-    """One random configuration, in the batch-key form (kernel hashes need ``amdsev``)."""
+def draw(rng: random.Random, debian: Path, generated: Path) -> dict[str, Any]:
+    """One random configuration, in the batch-key form (kernel hashes on the synthetic AmdSev image)."""
     mode = rng.choice(["sev", "sev-es", "sev-es", "sev-es"])
-    with_kernel = amdsev is not None and rng.random() < 0.4
-    firmware = amdsev if with_kernel and amdsev else debian / rng.choice(DEBIAN_IMAGES)
+    with_kernel = rng.random() < 0.4
+    firmware = generated / AMDSEV if with_kernel else debian / rng.choice(DEBIAN_IMAGES)
     config: dict[str, Any] = {"mode": mode, "firmware": str(firmware)}
     if mode == "sev-es":
         config["vcpus"] = rng.choice([1, 2, 3, 4, 8, 64, 255, 256, 512, rng.randint(1, 512)])
@@ -96,14 +88,15 @@ def draw(rng: random.Random, debian: Path, generated: Path, amdsev: Path | None)
     return config
 
 
-def draw_snp(rng: random.Random, debian: Path, generated: Path, amdsev: Path | None) -> dict[str, Any]:
-    """One random SEV-SNP configuration (kernel hashes need ``amdsev``)."""
+def draw_snp(rng: random.Random, debian: Path, generated: Path) -> dict[str, Any]:
+    """One random SEV-SNP configuration (kernel hashes on the synthetic AmdSev image)."""
+    amdsev = generated / AMDSEV
     if rng.random() < 0.1:
-        image = rng.choice([*DEBIAN_IMAGES, None]) if amdsev else rng.choice(DEBIAN_IMAGES)
+        image = rng.choice([*DEBIAN_IMAGES, None])
         return {"mode": "sev-snp-firmware", "firmware": str(debian / image if image else amdsev)}
-    with_kernel = amdsev is not None and rng.random() < 0.4
+    with_kernel = rng.random() < 0.4
     images = [i for i in DEBIAN_IMAGES if "_4M" not in i]  # bookworm's 4 MiB builds have no SNP metadata
-    firmware = amdsev if with_kernel or (amdsev and rng.random() < 0.2) else debian / rng.choice(images)
+    firmware = amdsev if with_kernel or rng.random() < 0.2 else debian / rng.choice(images)
     config: dict[str, Any] = {
         "mode": "sev-snp",
         "firmware": str(firmware),
@@ -150,11 +143,8 @@ def ours(configs: list[dict[str, Any]], profile: str | None = None) -> list[str]
 @pytest.mark.peers
 @pytest.mark.parametrize(("version", "profile", "seed"), [("0.0.9", "legacy", 9), ("0.0.13", "init2", 13)])
 def test_random_configurations(version: str, profile: str, seed: int, debian_ovmf: Path, generated: Path) -> None:
-    # The AmdSev tail (the only image here with a kernel-hashes table) is in ../shared.
-    amdsev = VECTORS / "fixtures" / "ovmf_AmdSev_suffix.bin"
-    with_kernels = amdsev.is_file()
     rng = random.Random(seed)
-    configs = [draw(rng, debian_ovmf, generated, amdsev if with_kernels else None) for _ in range(300)]
+    configs = [draw(rng, debian_ovmf, generated) for _ in range(300)]
     peer = run_peer(version, [for_peer(c) for c in configs])
     mine = ours(configs, profile)
     mismatches = [(c, p, m) for c, p, m in zip(configs, peer["results"], mine, strict=True) if p != m]
@@ -163,7 +153,7 @@ def test_random_configurations(version: str, profile: str, seed: int, debian_ovm
     assert {c.get("cpu") for c in configs} >= set(CPU_MODELS)
     assert max(c.get("vcpus", 0) for c in configs) == 512
     assert sum(c["mode"] == "sev" for c in configs) > 30
-    assert sum("kernel" in c for c in configs) > 50 or not with_kernels
+    assert sum("kernel" in c for c in configs) > 50
 
 
 @pytest.mark.peers
@@ -171,10 +161,8 @@ def test_random_snp_configurations(debian_ovmf: Path, generated: Path) -> None:
     # SEV-SNP only against 0.0.13: 0.0.9 predates GCE, the EC2 RDX fix
     # (0x600, confirmed by AWS on a live c6a launch) and the KVM_SEV_INIT2
     # FPU state that every SNP launch has.
-    amdsev = VECTORS / "fixtures" / "ovmf_AmdSev_suffix.bin"
-    with_kernels = amdsev.is_file()
     rng = random.Random(3)
-    configs = [draw_snp(rng, debian_ovmf, generated, amdsev if with_kernels else None) for _ in range(300)]
+    configs = [draw_snp(rng, debian_ovmf, generated) for _ in range(300)]
     peer = run_peer("0.0.13", [for_peer(c) for c in configs])
     mine = ours(configs)
     mismatches = [(c, p, m) for c, p, m in zip(configs, peer["results"], mine, strict=True) if p != m]
@@ -190,7 +178,38 @@ def test_random_snp_configurations(debian_ovmf: Path, generated: Path) -> None:
         "EPYC-Turin",
     }
     assert sum("firmware_prefix" in c for c in snp) > 10 and len(snp) < len(configs)
-    assert sum("kernel" in c for c in snp) > 50 or not with_kernels
+    assert sum("kernel" in c for c in snp) > 50
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("size", [4096, 64 << 10, 4 << 20])
+def test_both_peers_accept_the_synthetic_amdsev_image(size: int, tmp_path: Path, generated: Path) -> None:
+    # The project's own kernel-hashes firmware: both peers parse it, measure
+    # kernels with it, and give what sevref gives, at the size of a tail, of a
+    # small image and of a whole AmdSevX64 build.
+    firmware = tmp_path / "amdsev.fd"
+    firmware.write_bytes(amdsev_image(size))
+    boot = {
+        "kernel": str(generated / "kernel.bin"),
+        "initrd": str(generated / "initrd.bin"),
+        "cmdline": "console=ttyS0",
+    }
+    common: list[dict[str, Any]] = [
+        {"mode": "sev", "firmware": str(firmware)},
+        {"mode": "sev", "firmware": str(firmware), **boot},
+        {"mode": "sev-es", "firmware": str(firmware), "vcpus": 4, "cpu": "EPYC-Milan", **boot},
+        {"mode": "sev-es", "firmware": str(firmware), "vcpus": 1, "cpu_signature": "0xa10f11"},
+    ]
+    snp: list[dict[str, Any]] = [
+        {"mode": "sev-snp-firmware", "firmware": str(firmware)},
+        *({"mode": "sev-snp", "firmware": str(firmware), "vcpus": 2, "vmm": v} for v in ("ec2", "gce")),
+        *({"mode": "sev-snp", "firmware": str(firmware), "vcpus": 3, "vmm": v, **boot} for v in ("ec2", "gce")),
+        {"mode": "sev-snp", "firmware": str(firmware), "vcpus": 64, "cpu": "EPYC-Genoa", **boot},
+    ]
+    for version, profile, configs in (("0.0.9", "legacy", common), ("0.0.13", "init2", common + snp)):
+        peer = run_peer(version, [for_peer(c) for c in configs])["results"]
+        assert all(isinstance(p, str) for p in peer), (version, peer)
+        assert peer == ours(configs, profile), version
 
 
 @pytest.mark.peers

@@ -13,6 +13,8 @@ import pytest
 from sevref._cli import main
 from sevref.binfmt.report import REPORT_SIZE, SPEC_OFFSETS, AttestationReport, decode_report, parse_report
 from sevref.errors import ReportFormatError
+from tests.vectors.make_vectors import CODE
+from tests.vectors.make_vectors import load as load_vectors
 
 
 def test_layout() -> None:
@@ -143,13 +145,17 @@ def test_report_round_trip_matches_sevref_digest(
     out = io.StringIO()
     assert (
         main(
-            ["digest", "--mode", "sev-snp", "--firmware", str(firmware), "--vcpus", "4", "--cpu", "EPYC-Milan"], out=out
+            ["digest", "--mode", "sev-snp", "--firmware", str(firmware), "--vcpus", "64", "--cpu", "EPYC-Milan"],
+            out=out,
         )
         == 0
     )
     digest = out.getvalue().strip()
-    # shared/vectors a-49 (sev-snp-measure 0.0.13) for the same configuration.
-    assert digest == "cc2b38913550ecd41aadbcf2a5d309ae9d3cb0455c9e1f72892f6b18cfaea3f2e4f46a28b61ca0353724ee707c73177c"
+    # The known answer (tests/vectors, sev-snp-measure 0.0.13) for the same configuration.
+    given = {"mode": "sev-snp", "firmware": CODE, "vcpus": 64, "cpu": "EPYC-Milan", "cpu_signature": "0xa00f11"}
+    given |= {"vmm": "qemu", "guest_features": "0x1"}
+    (vector,) = [v for v in load_vectors() if {k: x for k, x in v["input"].items() if k != "firmware_sha256"} == given]
+    assert digest == vector["expected"]["digest"]
     report = tmp_path / "report.bin"
     report.write_bytes(
         AttestationReport.build(

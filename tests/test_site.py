@@ -2,14 +2,13 @@
 
 The publication is the bundled example (manifests/, real Debian firmware),
 signed with a fresh key and issued now. The known digests searched for are
-known-answer vectors of ../shared/vectors (computed by sev-snp-measure 0.0.13
-on the same Debian OVMF_CODE.fd), not values read back from the site.
+known-answer vectors of tests/vectors (computed by sev-snp-measure 0.0.9 and
+0.0.13 on the same Debian OVMF_CODE.fd), not values read back from the site.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +18,9 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.browser import ARGS, CHROMIUM, settled
-from tests.conftest import missing, need_shared, serve
+from tests.conftest import missing, serve
 from tests.test_build import GOLDEN, load
+from tests.vectors.make_vectors import load as load_vectors
 
 MODELS = {"EPYC", "EPYC-Rome", "EPYC-Milan", "EPYC-Genoa", "EPYC-Turin"}
 # The example publication's SEV-ES host stacks by VMSA profile, with the CPU models
@@ -85,14 +85,14 @@ def visit(browser: Any, served: str) -> Iterator[Visit]:
 def known_answers(mode: str, profile: str | None, models: set[str] = MODELS) -> list[dict[str, Any]]:
     """Vectors on Debian's OVMF_CODE.fd whose configuration the example publication covers."""
     found = []
-    for line in (need_shared() / "known-answers.jsonl").read_text().splitlines():
-        vector = json.loads(line)
+    for vector in load_vectors():
         given = vector["input"]
         if (
             given["mode"] == mode
             and given["firmware"].endswith("/OVMF_CODE.fd")
             and given.get("vmm") == "qemu"
             and "kernel" not in given
+            and "firmware_prefix" not in given
             and given.get("cpu") in models
             and 1 <= given.get("vcpus", 1) <= 64
             and given.get("vmsa_profile") == profile

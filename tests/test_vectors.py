@@ -1,50 +1,55 @@
-"""Every known-answer vector of ../shared/vectors, through ``sevref digest --batch``.
+"""Every known-answer vector of tests/vectors/known-answers.jsonl, through ``sevref digest --batch``.
 
-A vector that names its CPU both by model and by signature runs three ways:
-as given, by name only and by signature only.
+The vectors are computed by sev-snp-measure 0.0.9 and 0.0.13 (never by
+sevref) with ``make vectors``; see tests/vectors/README.md. A vector that
+names its CPU both by model and by signature runs three ways: as given, by
+name only and by signature only.
 """
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import io
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sevref._cli import main
-from tests.conftest import VECTORS
-
-
-def load() -> list[dict[str, Any]]:
-    path = VECTORS / "known-answers.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-ALL = load()
-PARAMS: list[Any] = (
-    list(ALL) if ALL else [pytest.param(None, marks=pytest.mark.skip(reason=f"no vectors at {VECTORS}"))]
+from tests.conftest import OVMF_FILES, missing
+from tests.vectors.make_vectors import (
+    AMDSEV,
+    CMDLINES,
+    CODE,
+    CODE_4M,
+    CURRENT,
+    FIRMWARE,
+    KNOWN_ANSWERS,
+    LEGACY,
+    SECBOOT,
+    TOOL,
+    UNIFIED,
+    PeerError,
+    generate,
+    load,
 )
 
+ALL = load()
+VERSION = {"sev-es-legacy": LEGACY} | dict.fromkeys(("sev", "sev-es-init2", "sev-snp", "sev-snp-firmware"), CURRENT)
+"""Which peer computes each group (tests/vectors/README.md)."""
+BOOTS = {
+    (kernel, initrd, cmdline)
+    for kernel in ("fixtures/kernel.bin", "fixtures/kernel_small.bin", "fixtures/empty.bin")
+    for initrd in (None, "fixtures/initrd.bin", "fixtures/empty.bin")
+    for cmdline in CMDLINES
+}
 
-def expected_hex(vector: dict[str, Any]) -> str:
-    """The expected digest as lowercase hex.
 
-    The README promises hex, but a-1478 and a-1479 record what sev-snp-measure
-    printed with ``--output-format base64``; those are decoded here.
-    """
-    digest: str = vector["expected"]["digest"]
-    size = 96 if vector["input"]["mode"] == "sev-snp" else 64
-    if re.fullmatch(f"[0-9a-f]{{{size}}}", digest):
-        return digest
-    decoded = base64.b64decode(digest, validate=True).hex()
-    assert vector["id"] in {"a-1478", "a-1479"} and len(decoded) == size
-    return decoded
+def group(vector: dict[str, Any]) -> str:
+    return str(vector["id"]).rsplit("-", 1)[0]
 
 
 def variants(vector: dict[str, Any]) -> list[dict[str, Any]]:
@@ -58,7 +63,7 @@ def variants(vector: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def batch_results(vector_root: Path) -> dict[str, list[dict[str, str]]]:
-    """Run every supported vector's variants in one batch, from a file next to the inputs."""
+    """Run every vector's variants in one batch, from a file next to the inputs."""
     lines, owners = [], []
     for vector in ALL:
         for variant in variants(vector):
@@ -74,20 +79,80 @@ def batch_results(vector_root: Path) -> dict[str, list[dict[str, str]]]:
     return results
 
 
-@pytest.mark.parametrize(
-    "vector",
-    PARAMS,
-    ids=lambda v: v["id"] if v else "none",
-)
+@pytest.mark.parametrize("vector", ALL, ids=lambda v: v["id"])
 def test_vector(vector: dict[str, Any], batch_results: dict[str, list[dict[str, str]]]) -> None:
     results = batch_results[vector["id"]]
     assert len(results) == len(variants(vector))
     for result in results:
-        assert result == {"digest": expected_hex(vector)}, vector["source"]
+        assert result == {"digest": vector["expected"]["digest"]}, vector["source"]
 
 
-def test_vectors_are_all_there() -> None:
-    if not ALL:
-        pytest.skip(f"no vectors at {VECTORS}")
-    assert len(ALL) == 517
-    assert {v["source"] for v in ALL} == {"sev-snp-measure 0.0.13", "sev-snp-measure 0.0.9"}
+def test_every_vector_records_its_provenance(vector_root: Path) -> None:
+    ids = [v["id"] for v in ALL]
+    assert len(set(ids)) == len(ids)
+    for vector in ALL:
+        assert set(vector) == {"id", "input", "expected", "source"}, vector["id"]
+        given, source = vector["input"], vector["source"]
+        assert source["tool"] == TOOL and source["version"] == VERSION[group(vector)], vector["id"]
+        paths = [given[key] for key in ("firmware", "kernel", "initrd") if key in given]
+        assert sorted(source["files"]) == sorted(set(paths)), vector["id"]
+        for path, sha256 in source["files"].items():
+            assert hashlib.sha256((vector_root / path).read_bytes()).hexdigest() == sha256, (vector["id"], path)
+        assert given["firmware_sha256"] == source["files"][given["firmware"]]
+        size = 96 if given["mode"].startswith("sev-snp") else 64
+        assert re.fullmatch(f"[0-9a-f]{{{size}}}", vector["expected"]["digest"]), vector["id"]
+    # The Debian images are the ones conftest pins.
+    debian = {path: sha for v in ALL for path, sha in v["source"]["files"].items() if path.startswith("debian/")}
+    assert {path.split("_all/", 1)[1]: sha for path, sha in debian.items()} == {
+        path: sha for path, sha in OVMF_FILES.items() if "VARS" not in path
+    }
+
+
+def test_the_file_is_canonical() -> None:
+    # One JSON object a line, keys sorted, ASCII: what make vectors writes.
+    data = KNOWN_ANSWERS.read_bytes()
+    assert data.endswith(b"\n") and data.isascii()
+    for line, vector in zip(data.decode().splitlines(), ALL, strict=True):
+        assert line == json.dumps(vector, sort_keys=True)
+
+
+def test_the_vectors_cover_the_configuration_space() -> None:
+    counts = Counter(group(v) for v in ALL)
+    assert counts == {"sev": 68, "sev-es-legacy": 304, "sev-es-init2": 304, "sev-snp": 344, "sev-snp-firmware": 5}
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for vector in ALL:
+        by_group.setdefault(group(vector), []).append(vector["input"])
+    cpus = {c["cpu"] for c in by_group["sev-snp"] if "cpu" in c}
+    assert len(cpus) == 16 and {"EPYC", "EPYC-Rome", "EPYC-Milan", "EPYC-Genoa", "EPYC-Turin", "EPYC-IBPB"} <= cpus
+    for name in ("sev-es-legacy", "sev-es-init2", "sev-snp"):
+        configs = by_group[name]
+        assert {c.get("cpu") for c in configs} - {None} == cpus, name
+        assert len({c["cpu_signature"] for c in configs if "cpu" not in c and "cpu_signature" in c}) >= 12, name
+        assert {c["vcpus"] for c in configs} >= {1, 2, 3, 4, 63, 64, 65, 128, 255, 256, 512}, name
+        assert sum(c["vcpus"] >= 64 for c in configs) >= 40, name
+    for name in ("sev", "sev-es-legacy", "sev-es-init2", "sev-snp"):
+        boots = [c for c in by_group[name] if "kernel" in c]
+        assert {(c["kernel"], c.get("initrd"), c.get("cmdline")) for c in boots} == BOOTS, name
+        assert {c["firmware"] for c in boots} == {AMDSEV}, name
+    assert {None, "", "console=ttyS0 label=ünïcödé ✓", "a" * 1000} <= set(CMDLINES)
+    for name in ("sev-es-legacy", "sev-es-init2", "sev", "sev-snp-firmware"):
+        assert {c["firmware"] for c in by_group[name]} == set(FIRMWARE), name
+    # Bookworm's 4 MiB build has no SEV-SNP metadata.
+    assert {c["firmware"] for c in by_group["sev-snp"]} == set(FIRMWARE) - {CODE_4M} == {CODE, SECBOOT, UNIFIED, AMDSEV}
+    assert {c["vmsa_profile"] for c in by_group["sev-es-legacy"]} == {"legacy"}
+    assert {c["vmsa_profile"] for c in by_group["sev-es-init2"]} == {"init2"}
+    snp = by_group["sev-snp"]
+    assert Counter(c["vmm"] for c in snp) == {"qemu": 170, "ec2": 87, "gce": 87}
+    assert {c["vmm"] for c in snp if "kernel" in c} == {"qemu", "ec2", "gce"}
+    assert len({c["guest_features"] for c in snp}) == 13
+    assert sum("firmware_prefix" in c for c in snp) == 6
+
+
+@pytest.mark.peers
+def test_regenerating_reproduces_the_committed_file(vector_root: Path) -> None:
+    """The whole file, byte for byte: ``make vectors`` from the installed peers (about 5 seconds)."""
+    try:
+        data = generate(vector_root)
+    except PeerError as error:
+        missing(str(error))
+    assert data == KNOWN_ANSWERS.read_bytes()

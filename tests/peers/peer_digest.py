@@ -1,13 +1,15 @@
 """Run sev-snp-measure (whichever version is on PYTHONPATH) over many configurations.
 
-Reads a JSON list of configurations on stdin and writes a JSON list of results:
-the digest as hex, or {"error": text}. Also reports the peer's CPU table.
+Reads a JSON list of configurations on stdin and writes a JSON object: the
+results (each the digest as hex, or {"error": text}), the peer's version (from
+its installed metadata) and its CPU table.
 Kept free of any sevref import: the peer must stay independent.
 """
 
 import json
 import sys
 import time
+from importlib import metadata
 
 from sevsnpmeasure import guest, vcpu_types
 from sevsnpmeasure.sev_mode import SevMode
@@ -42,7 +44,15 @@ def main():
     start = time.perf_counter()
     results = [run(c) for c in configs]
     seconds = time.perf_counter() - start
-    json.dump({"cpu_sigs": dict(vcpu_types.CPU_SIGS), "results": results, "seconds": seconds}, sys.stdout)
+    json.dump(
+        {
+            "cpu_sigs": dict(vcpu_types.CPU_SIGS),
+            "results": results,
+            "seconds": seconds,
+            "version": metadata.version("sev-snp-measure"),
+        },
+        sys.stdout,
+    )
 
 
 main()

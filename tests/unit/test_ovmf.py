@@ -17,17 +17,21 @@ from sevref.binfmt.ovmf import (
     parse_ovmf,
 )
 from sevref.errors import FirmwareFormatError
-from tests.images import entry, legacy_image, ovmf_image
+from tests.images import AMDSEV_SNP_SECTIONS, amdsev_image, entry, legacy_image, ovmf_image
 
 TDX_METADATA_GUID = "e47a6535-984a-4798-865e-4685a7bf8ec2"
 
 U32 = struct.Struct("<I").pack
 
 
-def test_amdsev_tail(amdsev_tail: bytes) -> None:
-    # Values from research/sev-snp-measure-oracle.md §2.4 (AmdSev suffix, table size 0x88).
-    info = parse_ovmf(amdsev_tail)
-    assert info.size == 4096
+@pytest.mark.parametrize("size", [4096, 4 << 20])
+def test_amdsev_image(size: int) -> None:
+    # The synthetic AmdSevX64-like image (tests/images.py) has the layout of a real
+    # edk2-stable202405 AmdSevX64 build's top, as research/sev-snp-measure-oracle.md §2.4
+    # records it (table size 0x88); this checks sevref reads it as such.
+    image = amdsev_image(size)
+    info = parse_ovmf(image)
+    assert info.size == size
     assert info.sev_es_reset_eip == 0x80B004
     assert info.reset_block_source is ResetBlockSource.FOOTER_TABLE
     assert info.hash_table == Area(0x810C00, 0x400)
@@ -40,10 +44,24 @@ def test_amdsev_tail(amdsev_tail: bytes) -> None:
         SEV_SECRET_GUID,
         SEV_ES_RESET_BLOCK_GUID,
     ]
-    assert info.snp_metadata_offset is not None
-    assert amdsev_tail[info.snp_metadata_offset : info.snp_metadata_offset + 4] == b"ASEV"
+    assert info.snp_metadata_offset == size - 0x554
+    assert image[info.snp_metadata_offset : info.snp_metadata_offset + 4] == b"ASEV"
+    assert info.snp_sections is not None
+    assert [(s.gpa, s.size, s.type) for s in info.snp_sections] == list(AMDSEV_SNP_SECTIONS)
+    assert [s.type for s in info.snp_sections] == [
+        1,
+        1,
+        2,
+        3,
+        4,
+        0x10,
+        1,
+    ]  # SEC_MEM, SECRETS, CPUID, SVSM_CAA, KERNEL_HASHES
     # The table ends 50 bytes before the end and its entries tile it exactly.
     assert sum(len(e.data) + 18 for e in info.table) + 18 == 0x88
+    assert image[-20:-16] == b"VTF\0"
+    tdx = size - int.from_bytes(info.table[0].data, "little")
+    assert image[tdx : tdx + 4] == b"TDVF"
 
 
 def test_debian_images(debian_ovmf) -> None:  # type: ignore[no-untyped-def]
