@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PEERS := .peers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: dev peers apt-lists browser libvirt hsm demo serve test lint bench vectors golden conformance check-site screenshots fuzz clean
+.PHONY: dev peers apt-lists browser libvirt hsm demo serve test test-fast lint bench vectors golden conformance check-site screenshots fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -117,6 +117,10 @@ screenshots: demo browser
 ## test: run every test; missing prerequisites that this Makefile installs are failures, not skips
 test: dev peers apt-lists browser libvirt hsm
 	SEVREF_STRICT=1 $(BIN)/python -m pytest
+
+## test-fast: everything but the slow, browser and peer tests (under a minute; make test runs them all)
+test-fast: dev
+	$(BIN)/python -m pytest -m "not slow and not browser and not peers"
 
 ## lint: formatting, lint, strict typing, docstring coverage, security lint
 lint: dev

@@ -59,6 +59,8 @@ from tests.fuzz import verify as fuzz_verify
 from tests.fuzz.__main__ import judge
 from tests.images import snp_image
 
+pytestmark = pytest.mark.slow
+
 # --------------------------------------------------------------------------- mutations
 
 INTERESTING_U32 = (0, 1, 2, 0x10, 0x12, 0x16, 0x7F, 0x80, 0xFF, 0x1000, 0x4000, 0xFFFF, 0x8000_0000, 0xFFFF_F000)

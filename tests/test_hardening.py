@@ -26,6 +26,8 @@ from sevref.edge.keys import generate_key_files, load_signer
 from sevref.sign import Algorithm
 from tests.test_build import BASE, GOLDEN, manifest
 
+pytestmark = pytest.mark.slow
+
 MEMORY = 1 << 30  # address space of a hostile-input run
 TIMEOUT = 60
 

@@ -22,6 +22,8 @@ from tests.conftest import missing, serve
 from tests.test_build import GOLDEN, load
 from tests.vectors.make_vectors import load as load_vectors
 
+pytestmark = pytest.mark.browser
+
 MODELS = {"EPYC", "EPYC-Rome", "EPYC-Milan", "EPYC-Genoa", "EPYC-Turin"}
 # The example publication's SEV-ES host stacks by VMSA profile, with the CPU models
 # each lists (manifests/matrix.yaml: QEMU 7.2 has no EPYC-Genoa, only 10.1 has EPYC-Turin).

@@ -131,6 +131,7 @@ def expected_check(name: str) -> set[str]:
     return {"integrity"}
 
 
+@pytest.mark.slow
 def test_one_flipped_byte_in_any_published_file_is_refused(
     site: Path, tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -451,6 +451,7 @@ def test_ec2_rdx_known_answers(rdx: int, vcpus: int) -> None:
     assert launch_digest(Firmware.from_bytes(image), config, vcpus).hex() == EC2_KAT[rdx, vcpus]
 
 
+@pytest.mark.peers
 def test_ec2_rdx_known_answers_come_from_sev_snp_measure(tmp_path: Path) -> None:
     (tmp_path / "ec2.fd").write_bytes(snp_image(EC2_SECTIONS))
     cases = [{"mode": "sev-snp", "vmm": "ec2", "vcpus": n, "firmware": str(tmp_path / "ec2.fd")} for n in (1, 4)]
