@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PEERS := .peers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: dev peers apt-lists browser libvirt hsm demo serve test test-fast lint bench vectors golden conformance check-site screenshots fuzz clean
+.PHONY: dev peers apt-lists browser libvirt hsm faketime demo serve test test-fast lint bench vectors golden conformance check-site screenshots fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ libvirt: apt-lists
 # folder; pkcs11-tool (OpenSC) makes the keys and openssl checks the signatures.
 SOFTHSM := /usr/lib/softhsm/libsofthsm2.so
 
+## faketime: install Debian's faketime, which moves the clock for the test that make demo never expires
+faketime: apt-lists
+	@test -x /usr/bin/faketime || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends faketime
+
 ## hsm: install Debian's SoftHSM2, OpenSC's pkcs11-tool and openssl for the PKCS#11 signing tests
 hsm: apt-lists
 	@test -e $(SOFTHSM) && test -x /usr/bin/softhsm2-util && test -x /usr/bin/pkcs11-tool && test -x /usr/bin/openssl || \
@@ -61,17 +65,25 @@ hsm: apt-lists
 
 # The demo's signing key: made on first use, clearly labelled, and its
 # passphrase is no secret. Real publishers keep their key and passphrase safe.
-DEMO_KEY := .cache/demo-key/sevref-DEMO
+DEMO_OUT ?= site
+DEMO_KEYS ?= .cache/demo-key
+DEMO_KEY := $(DEMO_KEYS)/sevref-DEMO
 DEMO_ENV := SEVREF_KEY_PASSPHRASE=demo-key-passphrase-not-a-secret
+# The demo is issued when make demo runs (and valid for 180 days from then), so a
+# fresh clone's make demo works however long after the last commit. Set
+# SOURCE_DATE_EPOCH to issue it at a fixed time instead (reproducible builds).
+DEMO_ISSUED := $(if $(SOURCE_DATE_EPOCH),,--issued now)
 
-## demo: build and sign the bundled example publication (manifests/) into site/
+## demo: build and sign the bundled example publication (manifests/) into site/, then verify it
 demo: dev apt-lists
 	@test -f $(DEMO_KEY).pem || $(DEMO_ENV) $(BIN)/sevref key generate --out $(DEMO_KEY)
-	@test -f .cache/demo-key/chain/1.dsse.json || $(DEMO_ENV) $(BIN)/sevref key chain --keys .cache/demo-key/chain \
+	@test -f $(DEMO_KEYS)/chain/1.dsse.json || $(DEMO_ENV) $(BIN)/sevref key chain --keys $(DEMO_KEYS)/chain \
 		--publisher example-cvm --signing-key $(DEMO_KEY).pem --label "DEMO KEY made by make demo: do not trust"
-	$(DEMO_ENV) SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) \
-		$(BIN)/sevref build manifests/*.yaml --out site --cache .cache --signing-key $(DEMO_KEY).pem --keys .cache/demo-key/chain
-	$(BIN)/sevref verify --publication site --trusted-key $(DEMO_KEY).pub --publisher example-cvm --product debian-ovmf --stream bookworm
+	@# Each demo is serial 1 issued anew: a publisher never reissues a serial, so the demo starts afresh.
+	rm -rf $(DEMO_OUT)
+	$(DEMO_ENV) $(BIN)/sevref build manifests/*.yaml --out $(DEMO_OUT) --cache .cache $(DEMO_ISSUED) \
+		--signing-key $(DEMO_KEY).pem --keys $(DEMO_KEYS)/chain
+	$(BIN)/sevref verify --publication $(DEMO_OUT) --trusted-key $(DEMO_KEY).pub --publisher example-cvm --product debian-ovmf --stream bookworm
 
 ## serve: serve site/ on http://127.0.0.1:8000/ to browse it
 serve:
@@ -115,7 +127,7 @@ screenshots: demo browser
 	$(BIN)/python -m tests.browser site docs
 
 ## test: run every test; missing prerequisites that this Makefile installs are failures, not skips
-test: dev peers apt-lists browser libvirt hsm
+test: dev peers apt-lists browser libvirt hsm faketime
 	SEVREF_STRICT=1 $(BIN)/python -m pytest
 
 ## test-fast: everything but the slow, browser and peer tests (under a minute; make test runs them all)

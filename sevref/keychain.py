@@ -157,10 +157,14 @@ class KeysDocument:
                 f"keys/{self.version}.dsse.json belongs to publisher {self.publisher!r}, not {publisher!r}"
             )
         entry = self.entry(keyid)
-        if entry is None or entry.status is not KeyStatus.ACTIVE:
-            state = "not in the chain" if entry is None else f"{entry.status} ({entry.reason})"
+        if entry is None:
             raise SignatureError(
-                f"{what} {keyid}: {state} in keys/{self.version}; sign with an active key of the chain"
+                f"{what} {keyid}: keys/{self.version} does not list it; sign with an active key of the chain"
+            )
+        if entry.status is not KeyStatus.ACTIVE:
+            raise SignatureError(
+                f"{what} {keyid}: {entry.status} ({entry.reason}) in keys/{self.version}; "
+                "sign with an active key of the chain"
             )
         return entry
 

@@ -22,7 +22,7 @@ from typing import TextIO
 
 from sevref.assemble import release_of
 from sevref.digest import Firmware
-from sevref.edge.files import install, locked_scratch, read_bytes
+from sevref.edge.files import check_out, install, locked_scratch, read_bytes
 from sevref.edge.publish import Tree, check_tree, sign_publication, write_publication
 from sevref.edge.sources import Sources
 from sevref.errors import ConfigError, FirmwareFormatError
@@ -279,6 +279,7 @@ def build(
         SevrefError: any problem; ``out`` is then untouched.
     """
     started = time.monotonic()
+    check_out(out)  # before any work: a wrong --out is found at once
     prepared = prepare(paths, cache, max_entries, allow)
     manifest, expansion = prepared.manifest, prepared.expansion
     pub = manifest.publication

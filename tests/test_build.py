@@ -427,6 +427,46 @@ def test_one_build_at_a_time(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert status == 1 and "another sevref build is writing it" in err
 
 
+def test_no_lock_file_stays_behind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = manifest(tmp_path, BASE)
+    before = set(tmp_path.iterdir())
+    assert run(["build", str(good), "--out", str(tmp_path / "site")], capsys)[0] == 0
+    assert set(tmp_path.iterdir()) - before == {tmp_path / "site"}
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "notes.txt").write_text("keep me")  # refused inside the lock
+    assert run(["build", str(good), "--out", str(tmp_path / "home")], capsys)[0] == 1
+    assert set(tmp_path.iterdir()) - before == {tmp_path / "site", tmp_path / "home"}
+
+
+def out_cases(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Each kind of --out that cannot be a publication's folder, with the start of its message."""
+    (tmp_path / "plain").write_text("a file")
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    cases = {
+        "a file": (tmp_path / "plain", "a file; expected a folder"),
+        "under a file": (tmp_path / "plain" / "sub" / "site", f"{tmp_path / 'plain'} is a file; expected a folder"),
+        "a symbolic link": (tmp_path / "link", "a symbolic link; expected a folder"),
+        # /proc refuses new entries even to root: an unwritable place whatever the user.
+        "unwritable": (Path("/proc/sevref-test/site"), "cannot create /proc/sevref-test:"),
+        "a mount point": (Path("/proc"), "a mount point; expected a folder on the same filesystem as /"),
+    }
+    return cases
+
+
+@pytest.mark.parametrize("case", ["a file", "under a file", "a symbolic link", "unwritable", "a mount point"])
+def test_an_out_that_cannot_be_a_publication_is_one_clear_error(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = manifest(tmp_path, BASE)
+    out, message = out_cases(tmp_path)[case]
+    before = {p: p.stat(follow_symlinks=False).st_mtime_ns for p in tmp_path.rglob("*")}
+    status, printed, err = run(["build", str(good), "--out", str(out)], capsys)
+    assert (status, printed) == (1, "")
+    assert err.startswith(f"sevref: error: --out {out}: {message}") and err.count("\n") == 1, err
+    after = {p: p.stat(follow_symlinks=False).st_mtime_ns for p in tmp_path.rglob("*")}
+    assert after == before
+
+
 @pytest.mark.parametrize(
     ("edit", "flag", "env", "expected"),
     [

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sevref.errors import ConfigError, FetchError
 
-__all__ = ["file_sha256", "install", "locked_scratch", "read_bytes", "write_atomic", "write_private"]
+__all__ = ["check_out", "file_sha256", "install", "locked_scratch", "read_bytes", "write_atomic", "write_private"]
 
 
 def read_bytes(path: Path, what: str, limit: int) -> bytes:
@@ -117,38 +117,100 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise FetchError(f"{path}: {error.strerror or error}") from error
 
 
+def check_out(out: Path) -> None:
+    """Refuse an ``--out`` that cannot become a publication, before anything is written.
+
+    Args:
+        out: the publication's folder.
+
+    Raises:
+        ConfigError: ``out`` is a file, lies under a file, or is a mount point
+            (a new publication is renamed into place, which a mount point refuses).
+    """
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        kind = "a symbolic link" if out.is_symlink() else "a file"
+        raise ConfigError(f"--out {out}: {kind}; expected a folder (new, or a sevref publication to replace)")
+    ancestor = out.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"--out {out}: {ancestor} is a file; expected a folder to hold the publication")
+    if out.is_dir() and os.path.ismount(out):
+        raise ConfigError(
+            f"--out {out}: a mount point; expected a folder on the same filesystem as {out.parent}, "
+            "since the publication is renamed into place"
+        )
+
+
+def _lock(path: Path, out: Path) -> int:
+    """Take the build lock of ``out``: an flock on ``path``, which only a build holding it removes."""
+    while True:
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except OSError as error:
+            raise FetchError(f"--out {out}: cannot write in {path.parent}: {error.strerror or error}") from error
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            os.close(descriptor)
+            raise FetchError(f"--out {out}: another sevref build is writing it; try again when it ends") from error
+        try:
+            current = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            current = None
+        opened = os.fstat(descriptor)
+        if current is not None and (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
+            return descriptor
+        os.close(descriptor)  # the build before removed it between our open and our lock: take the new one
+
+
 @contextmanager
 def locked_scratch(out: Path) -> Iterator[Path]:
     """Hold the build lock of ``out`` and yield a fresh scratch folder beside it.
 
-    Scratch folders left by killed builds are removed first; the scratch folder
-    is removed on any error.
+    The lock is ``.<out>.lock`` beside ``out``, held with flock for the whole
+    build and removed (while still held) on every way out of this block, so no
+    lock file stays behind; a build killed with SIGKILL leaves one, which the
+    next build takes over and removes. Scratch folders of killed builds are
+    removed first; the scratch folder is removed on any error.
+
+    Args:
+        out: the publication's folder.
+
+    Yields:
+        The scratch folder, on the same filesystem as ``out``.
+
+    Raises:
+        SevrefError: ``out`` cannot be a publication's folder, cannot be written,
+            holds something else, or another build holds its lock.
     """
+    check_out(out)
     parent = out.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    lock_path = parent / f".{out.name}.lock"
-    handle = lock_path.open("a+")
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            raise FetchError(
-                f"{out}: another sevref build is writing it (lock {lock_path}); try again when it ends"
-            ) from error
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FetchError(f"--out {out}: cannot create {parent}: {error.strerror or error}") from error
+    lock_path = parent / f".{out.name}.lock"
+    descriptor = _lock(lock_path, out)
+    try:
         if out.exists() and not (out / "index.json").is_file() and any(out.iterdir()):
             raise ConfigError(
                 f"--out {out}: not empty and not a sevref publication (no index.json); refusing to replace it"
             )
         for stale in parent.glob(f".{out.name}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+        try:
+            scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+        except OSError as error:
+            raise FetchError(f"--out {out}: cannot write in {parent}: {error.strerror or error}") from error
         scratch.chmod(0o755)  # a publication is for everyone to read
         try:
             yield scratch
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     finally:
-        handle.close()
+        lock_path.unlink(missing_ok=True)
+        os.close(descriptor)
 
 
 _RENAME_EXCHANGE = 2
