@@ -324,6 +324,10 @@ def parse_batch(lines: Iterable[str], base: Path) -> list[DigestRequest | Sevref
                 )
             except json.JSONDecodeError as error:
                 raise ConfigError(f"not JSON: {error.msg} at column {error.colno}") from error
+            except ValueError as error:  # an integer longer than Python converts
+                raise ConfigError(f"not JSON: {error}") from error
+            except RecursionError as error:  # nested deeper than Python's stack
+                raise ConfigError("not JSON: nested too deeply") from error
             if not isinstance(value, dict):
                 raise ConfigError(f"expected a JSON object, found {type(value).__name__}")
             results.append(request_from_mapping(value, base))

@@ -82,6 +82,8 @@ def canonical_row(*values: str) -> bytes:
     for value in values:
         if type(value) is not str or not _PLAIN.fullmatch(value):
             raise LayoutError(f"{value!r}: not a plain string; expected printable ASCII without quotes or backslashes")
+    if not values:
+        return b"[]"
     return ('["' + '","'.join(values) + '"]').encode("ascii")
 
 

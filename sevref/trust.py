@@ -176,6 +176,8 @@ def _keys_chain(fetch: Fetch, pinned: Mapping[str, PublicKey]) -> tuple[KeysDocu
         except SignatureError as error:
             if current is None:
                 continue  # the pinned key enters the chain later
+            if isinstance(error, TrustError):
+                raise  # not JSON, or signed but not the version its name says: its message says which
             raise TrustError(
                 Check.KEYS, f"{path} is not signed by an active key of keys/{version - 1}: {error.diagnostic()}"
             ) from error

@@ -18,7 +18,7 @@ __all__ = ["Version", "format_time", "parse_hex", "parse_hex_bytes", "parse_sha2
 
 _HEX = re.compile(r"(0[xX])?[0-9a-fA-F]+")
 _HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
-_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")  # ASCII digits, as in the schemas
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 """RFC 3339 UTC with whole seconds: the only time format sevref reads or writes."""
 
@@ -112,7 +112,8 @@ def format_time(moment: datetime) -> str:
     Returns:
         E.g. ``2026-11-26T00:00:00Z``.
     """
-    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+    # Not strftime: its %Y does not pad years below 1000 to four digits (glibc).
+    return moment.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
 @dataclass(frozen=True, order=True)
@@ -161,7 +162,7 @@ def parse_version(text: str, what: str) -> Version:
     Raises:
         ConfigError: not a dotted version.
     """
-    match = re.fullmatch(r"(\d{1,3})\.(\d{1,3})(?:\.(\d{1,3}))?", text)
+    match = re.fullmatch(r"([0-9]{1,3})\.([0-9]{1,3})(?:\.([0-9]{1,3}))?", text)
     if not match:
         raise ConfigError(f"{what}: expected a version such as 9.1 or 7.2.1, found {text!r}")
     major, minor, micro = match.groups()

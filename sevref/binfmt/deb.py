@@ -69,7 +69,8 @@ def _tar(members: dict[str, bytes], stem: str, what: str) -> tarfile.TarFile:
 
 
 def _normal(path: str) -> str:
-    return posixpath.normpath("/" + path.lstrip("./").lstrip("/"))
+    # Not path.lstrip("./"), which strips the dot of a dot file too: "./.x" is "/.x".
+    return posixpath.normpath("/" + path.lstrip("/"))
 
 
 @dataclass(frozen=True)

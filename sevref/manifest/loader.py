@@ -150,6 +150,7 @@ def _walk(document: str, node: yaml.Node, pointer: str, positions: dict[str, tup
                 shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else "a collection"
                 raise ManifestError(f"{here}: mapping key {shown!r} is not text; expected text keys (quote it)")
             key = key_node.value
+            _check_text(here, key)
             if key in keys:
                 raise ManifestError(f"{here}: key {key!r} appears twice (first at {keys[key]}); expected each key once")
             keys[key] = here.split(":", 1)[1]
@@ -157,10 +158,22 @@ def _walk(document: str, node: yaml.Node, pointer: str, positions: dict[str, tup
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _walk(document, item, pointer_to(pointer, index), positions)
-    elif node.tag == _INT and len(node.value) > _MAX_INT_TEXT:
+    else:
+        _check_text(where, node.value)
+        if node.tag == _INT and len(node.value) > _MAX_INT_TEXT:
+            raise ManifestError(
+                f"{where}: an integer written with {len(node.value)} characters; expected at most {_MAX_INT_TEXT} (64 bits)"
+            )
+
+
+def _check_text(where: str, text: str) -> None:
+    """Refuse text with a lone surrogate, which a double-quoted YAML escape can make and UTF-8 cannot encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
         raise ManifestError(
-            f"{where}: an integer written with {len(node.value)} characters; expected at most {_MAX_INT_TEXT} (64 bits)"
-        )
+            f"{where}: {text[error.start]!r} is a lone surrogate, which UTF-8 cannot encode; expected Unicode text"
+        ) from error
 
 
 def parse_yaml(data: bytes, name: str, folder: Path) -> Document:

@@ -20,10 +20,21 @@ from sevref.manifest.loader import Document, json_pointer
 __all__ = ["check_schema"]
 
 
+def _is_integer(_checker: object, value: object) -> bool:
+    # JSON Schema counts 2.0 as an integer; the reader takes integers as Python ints.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_Validator: type[jsonschema.Draft202012Validator] = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
 @cache
 def _schema_validator() -> jsonschema.Draft202012Validator:
     schema = json.loads(resource("schema", "manifest.schema.json").read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(schema)
+    return _Validator(schema)
 
 
 def _show(value: object) -> str:

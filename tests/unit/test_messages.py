@@ -71,7 +71,7 @@ def messages() -> Iterator[tuple[str, int, str, bool]]:
                     if text is not None:
                         yield name, node.lineno, text, False
             for constant in plain_strings(root):
-                yield name, constant.lineno, constant.value, True
+                yield name, constant.lineno, str(constant.value), True
 
 
 MESSAGES = list(messages())

@@ -1,0 +1,139 @@
+"""sevref.validate: the JSON Schema and the long-list checkers split the work without a gap.
+
+tests/test_properties.py holds each checker to its item schema on random items;
+this file checks how check_document combines them on real files (the golden
+publication's): a defect anywhere in a long list is found, with its path, where
+the schema validator sees only the list's first item, and everything else still
+goes to the schema.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from sevref.errors import LayoutError
+from sevref.validate import KINDS, LONG_LISTS, check_document, check_group, validator
+from tests.conftest import REPO
+
+GOLDEN = REPO / "tests" / "golden" / "publication"
+
+
+def golden(path: str) -> Any:
+    return json.loads((GOLDEN / path).read_bytes())
+
+
+def last_key(mapping: dict[str, Any]) -> str:
+    return list(mapping)[-1]
+
+
+Change = Callable[[Any], None]
+DEFECTS: dict[str, tuple[str, str, Change, str]] = {
+    # name: (kind, golden file, change, message)
+    "a bad digest in a group's last entry": (
+        "groups",
+        "groups/1.json",
+        lambda d: d["groups"][0]["entries"].append([5, "x"]),
+        "/groups/0: /entries/3: digest 'x': expected 64 or 96 lowercase hex digits",
+    ),
+    "a vCPU count past 4096 in the first entry": (
+        "groups",
+        "groups/1.json",
+        lambda d: d["groups"][1]["entries"][0].__setitem__(0, 4097),
+        "/groups/1: /entries/0: vcpus 4097: expected null or 1..4096",
+    ),
+    "entries that are no list go to the schema": (
+        "groups",
+        "groups/1.json",
+        lambda d: d["groups"][0].__setitem__("entries", {}),
+        "/groups/0: /entries: {} is not of type 'array'",
+    ),
+    "the rest of the last group goes to the schema": (
+        "groups",
+        "groups/1.json",
+        lambda d: d["groups"][-1].__setitem__("mode", "sev-xl"),
+        "/groups/<last>: /mode: 'sev-xl' is not one of ['sev', 'sev-es', 'sev-snp']",
+    ),
+    "an unknown member": (
+        "groups",
+        "groups/1.json",
+        lambda d: d.__setitem__("extra", 1),
+        "/: Additional properties are not allowed ('extra' was unexpected)",
+    ),
+    "a digest key that is not a digest": (
+        "digests",
+        "digests/0.json",
+        lambda d: d["digests"].__setitem__("ABC", ["x"]),
+        "/digests/ABC: key 'ABC': expected 64 or 96 lowercase hex digits",
+    ),
+    "the last digest without entries": (
+        "digests",
+        "digests/0.json",
+        lambda d: d["digests"].__setitem__(last_key(d["digests"]), []),
+        "/digests/<last key>: expected a non-empty list of entry ids",
+    ),
+    "a path out of the publication in the index": (
+        "index",
+        "index.json",
+        lambda d: d["files"][5].__setitem__("path", "../x"),
+        "/files/5: path '../x': expected a relative path of lowercase names",
+    ),
+    "a negative size": (
+        "index",
+        "index.json",
+        lambda d: d["files"][-1].__setitem__("size", -1),
+        "/files/<last>: size -1: expected an integer >= 0",
+    ),
+    "an SEV-SNP candidate": (
+        "firmware",
+        "firmware/tiny.json",
+        lambda d: d["candidates"][3].__setitem__(1, "sev-snp"),
+        "/candidates/3: mode 'sev-snp': expected sev or sev-es",
+    ),
+    "a candidate with a bad entry id": (
+        "firmware",
+        "firmware/tiny.json",
+        lambda d: d["candidates"][-1].__setitem__(0, "x"),
+        "/candidates/<last>: entry id 'x': expected a group id with an optional -NNNN",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", DEFECTS)
+def test_defects_anywhere_are_found_with_their_path(name: str) -> None:
+    kind, path, change, message = DEFECTS[name]
+    data = golden(path)
+    check_document(kind, data, path)  # the golden file itself is valid
+    changed = copy.deepcopy(data)
+    change(changed)
+    with pytest.raises(LayoutError) as raised:
+        check_document(kind, changed, path)
+    items = data.get("files") or data.get("candidates") or data.get("groups") or []
+    expected = message.replace("<last key>", last_key(data.get("digests", {"": 0}))).replace(
+        "<last>", str(len(items) - 1)
+    )
+    assert str(raised.value) == f"{path}: {expected}"
+
+
+def test_check_group_names_the_group() -> None:
+    record = golden("groups/1.json")["groups"][0]
+    check_group(record)
+    with pytest.raises(LayoutError) as raised:
+        check_group({**record, "status": "gone"})
+    assert (
+        str(raised.value) == f"group {record['id']}: /status: 'gone' is not one of ['active', 'deprecated', 'revoked']"
+    )
+
+
+def test_every_long_list_has_its_member_in_the_schema() -> None:
+    assert set(LONG_LISTS) == {"group", "firmware", "digests", "index"}
+    for kind, (member, _) in LONG_LISTS.items():
+        schema = validator(kind).schema
+        assert isinstance(schema, dict) and member in schema["properties"], kind
+    for kind in KINDS:
+        schema = validator(kind).schema
+        assert isinstance(schema, dict) and schema["type"] == "object", kind
