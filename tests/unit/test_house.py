@@ -52,6 +52,7 @@ BUILD_SIDE = {
     "sevref.pipeline",
     "sevref.request",
     "sevref.edge.publish",
+    "sevref.edge.signing",
     "sevref.edge.sources",
     "sevref.edge.debian",
 }
