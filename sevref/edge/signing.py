@@ -155,6 +155,9 @@ def read_written(folder: Path, *, resign: bool = False, index_sha256: str | None
         raise SignatureError(
             f"{folder}: already signed by key {index.signing.keyid}; give --resign to replace its signatures"
         )
+    for ref in index.files:
+        if ref.path in ("index.json", *_SIGNED_FILES) or ref.path.startswith("keys/") or ref.path.endswith(".sig"):
+            raise LayoutError(f"{folder}: index.json lists {ref.path}, which only signing writes; expected it unlisted")
     extra = _unlisted(folder, index)
     if extra:
         more = f" (and {len(extra) - 1} more files)" if len(extra) > 1 else ""
