@@ -34,7 +34,13 @@ from sevref.edge.sources import Sources
 from sevref.errors import ConfigError, FirmwareFormatError
 from sevref.expand import AxisReport, Expansion, expand
 from sevref.keychain import first_document, verify_chain
-from sevref.limits import DEFAULT_MAX_ENTRIES, MAX_BOOT_FILE_BYTES, MAX_FIRMWARE_BYTES, MAX_MANIFEST_BYTES
+from sevref.limits import (
+    DEFAULT_MAX_ENTRIES,
+    DOWNLOAD_SECONDS,
+    MAX_BOOT_FILE_BYTES,
+    MAX_FIRMWARE_BYTES,
+    MAX_MANIFEST_BYTES,
+)
 from sevref.manifest.loader import parse_yaml
 from sevref.manifest.model import Manifest
 from sevref.manifest.reader import load_manifests
@@ -92,7 +98,11 @@ class Prepared:
 
 
 def prepare(
-    paths: Sequence[Path], cache: Path, max_entries: int = DEFAULT_MAX_ENTRIES, allow: Sequence[Path] = ()
+    paths: Sequence[Path],
+    cache: Path,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    allow: Sequence[Path] = (),
+    download_seconds: float = DOWNLOAD_SECONDS,
 ) -> Prepared:
     """Load manifests, read and check every pinned input, and expand the matrix.
 
@@ -104,6 +114,7 @@ def prepare(
         cache: where downloaded packages go.
         max_entries: refuse larger matrices.
         allow: folders outside the manifests' own that may hold their files.
+        download_seconds: the deadline of each download a manifest's URL asks for.
 
     Returns:
         The prepared publication.
@@ -112,7 +123,7 @@ def prepare(
         SevrefError: the first problem found.
     """
     manifest = load_manifest(paths)
-    sources = Sources(cache, allow)
+    sources = Sources(cache, allow, download_seconds)
     used = {fw for matrix in manifest.matrices for fw in matrix.firmware}
     firmware: dict[str, Firmware] = {}
     for ident, spec in manifest.firmware.items():
@@ -282,6 +293,7 @@ def build(
     signer: Signer | None = None,
     keys: Sequence[bytes] = (),
     allow: Sequence[Path] = (),
+    download_seconds: float = DOWNLOAD_SECONDS,
 ) -> BuildSummary:
     """Build a publication from manifests into ``out``, atomically.
 
@@ -302,6 +314,7 @@ def build(
         keys: the publisher's key chain (DSSE keys documents, oldest first);
             without one a chain of one document naming ``signer`` is made.
         allow: folders outside the manifests' own that may hold their files.
+        download_seconds: the deadline of each download a manifest's URL asks for.
 
     Returns:
         The summary.
@@ -310,7 +323,7 @@ def build(
         SevrefError: any problem; ``out`` is then untouched.
     """
     started = time.monotonic()
-    prepared = prepare(paths, cache, max_entries, allow)
+    prepared = prepare(paths, cache, max_entries, allow, download_seconds)
     manifest, expansion = prepared.manifest, prepared.expansion
     pub = manifest.publication
     issued_at, expires = (parse_time(t) for t in pub.validity(issue_time(manifest, issued)))

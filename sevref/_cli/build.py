@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from sevref._cli._common import Usage, size
 from sevref._cli._signer import add_signer_options, opened_signer
-from sevref.limits import DEFAULT_MAX_ENTRIES
+from sevref.limits import DEFAULT_MAX_ENTRIES, DOWNLOAD_SECONDS
 
 if TYPE_CHECKING:
     from sevref._cli._common import Commands
@@ -32,6 +32,13 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
         "--cache", metavar="DIR", help="where downloaded packages are kept (default $SEVREF_CACHE or ~/.cache/sevref)"
     )
     parser.add_argument("--allow-path", action="append", default=[], metavar="DIR", help=_ALLOW_HELP)
+    parser.add_argument(
+        "--download-timeout",
+        type=float,
+        default=DOWNLOAD_SECONDS,
+        metavar="SECONDS",
+        help=f"the longest a download a manifest's url or mirror asks for may take, whole (default {DOWNLOAD_SECONDS:g})",
+    )
 
 
 def register(commands: Commands) -> None:
@@ -83,6 +90,13 @@ def _cache(args: argparse.Namespace) -> Path:
     return Path(args.cache) if args.cache else default_cache()
 
 
+def _deadline(args: argparse.Namespace) -> float:
+    seconds: float = args.download_timeout
+    if not 0 < seconds < float("inf"):
+        raise Usage(f"--download-timeout: expected a positive number of seconds, found {seconds:g}")
+    return seconds
+
+
 def _build(args: argparse.Namespace, out: TextIO) -> int:
     from sevref.edge.keys import read_chain
     from sevref.errors import ConfigError
@@ -106,6 +120,7 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
             signer=signer,
             keys=keys,
             allow=[Path(folder) for folder in args.allow_path],
+            download_seconds=_deadline(args),
         )
     _print_summary(summary, out)
     return 0
@@ -141,7 +156,11 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
     from sevref.pipeline import prepare
 
     prepared = prepare(
-        [Path(p) for p in args.manifests], _cache(args), args.max_entries, [Path(f) for f in args.allow_path]
+        [Path(p) for p in args.manifests],
+        _cache(args),
+        args.max_entries,
+        [Path(f) for f in args.allow_path],
+        _deadline(args),
     )
     expansion = prepared.expansion
     print(f"ok: {expansion.entries} entries in {len(expansion.groups)} configurations", file=out)

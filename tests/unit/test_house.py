@@ -55,6 +55,7 @@ BUILD_SIDE = {
     "sevref.edge.signing",
     "sevref.edge.sources",
     "sevref.edge.debian",
+    "sevref.edge.download",
 }
 VERIFIER_SIDE = {
     "sevref.trust",
