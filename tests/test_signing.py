@@ -199,3 +199,20 @@ def test_usage(argv: list[str], message: str, unsigned: Path, capsys: pytest.Cap
 def test_index_sha256_must_be_a_sha256(unsigned: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = run(["sign", str(unsigned), "--index-sha256", "abc", *GOLDEN_KEY], capsys)
     assert status == 1 and "--index-sha256: expected 64 hex characters (32 bytes), found 'abc'" in err
+
+
+def test_the_demo_signed_later_is_the_demo_signed_at_once(
+    demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three Debian firmware builds, two matrices: every page and record as a one-step signed build writes them."""
+    monkeypatch.setenv("SEVREF_KEY_PASSPHRASE", "a passphrase for the demo")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764115200")  # as the demo fixture builds it
+    generate_key_files(tmp_path / "k", Algorithm.ECDSA_P256, b"a passphrase for the demo")
+    later = tmp_path / "later"
+    shutil.copytree(demo, later)
+    assert run(["sign", str(later), "--signing-key", str(tmp_path / "k.pem")], capsys)[0] == 0
+    manifests = sorted(str(p) for p in (REPO / "manifests").glob("*.yaml"))
+    command = ["build", *manifests, "--out", str(tmp_path / "once"), "--cache", str(REPO / ".cache")]
+    status, _, err = run([*command, "--signing-key", str(tmp_path / "k.pem")], capsys)
+    assert (status, err) == (0, "")
+    assert tree(later) == tree(tmp_path / "once")
