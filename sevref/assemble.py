@@ -7,6 +7,7 @@ firmware) meets them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from sevref.binfmt.hashtab import cmdline_sha256
@@ -164,9 +165,14 @@ def firmware_record(spec: FirmwareSpec, firmware: Firmware, sha384: bytes) -> Fi
         debian=None
         if d is None
         else DebianRef(
-            d.package, d.version, d.architecture, d.path, None if d.deb_sha256 is None else d.deb_sha256.hex()
+            d.package,
+            d.version,
+            d.architecture,
+            d.path,
+            None if d.deb_sha256 is None else d.deb_sha256.hex(),
+            d.deb_url,
         ),
-        file=None if d is not None or source.path is None else source.path.name,
+        file=_file_name(source, spec.id),
         ap_reset_eip=info.sev_es_reset_eip,
         reset_block=None if info.reset_block_source is None else str(info.reset_block_source),
         kernel_hashes=KernelHashesRecord(
@@ -177,7 +183,22 @@ def firmware_record(spec: FirmwareSpec, firmware: Firmware, sha384: bytes) -> Fi
         else tuple(SnpSection(s.gpa, s.size, s.kind.name if s.kind else f"{s.type:#x}") for s in sections),
         snp_prefix=firmware.snp_prefix.hex() if snp else None,
         modes={str(mode): _support(info, mode) for mode in (Mode.SEV, Mode.SEV_ES, Mode.SEV_SNP)},
+        url=source.url,
     )
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def _file_name(source: Source, ident: str) -> str | None:
+    """The name a firmware file goes by: a local file's, or a URL's last part (if a plain name; else ``<id>.fd``)."""
+    if source.debian is not None:
+        return None
+    if source.url is None:
+        return None if source.path is None else source.path.name
+    path = source.url.split("://", 1)[-1].partition("/")[2]  # after the host
+    last = path.split("#", 1)[0].split("?", 1)[0].rsplit("/", 1)[-1]
+    return last if _SAFE_NAME.fullmatch(last) else f"{ident}.fd"
 
 
 def publication_record(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "DEFAULT_MAX_ENTRIES",
+    "DOWNLOAD_SECONDS",
     "MAX_BATCH_BYTES",
     "MAX_BOOT_FILE_BYTES",
     "MAX_DEB_BYTES",
@@ -50,5 +51,7 @@ MAX_REPORT_FILE_BYTES = 1 << 20
 """An attestation report file larger than this is refused (a report is 1184 bytes)."""
 MAX_TIK_FILE_BYTES = 64
 """A TIK file larger than this is refused (16 bytes, or 32 for TEK || TIK)."""
+DOWNLOAD_SECONDS = 600.0
+"""A download (a file or a .deb a manifest names by URL) that takes longer than this, whole, is abandoned."""
 DEFAULT_MAX_ENTRIES = 5_000_000
 """``sevref build --max-entries`` default: a matrix that expands to more entries is refused."""

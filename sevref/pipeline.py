@@ -5,6 +5,11 @@
     load_manifest ─▶ Sources (pinned inputs) ─▶ expand ─▶ write_publication
                   ─▶ index ─▶ check_tree ─▶ sign_publication ─▶ install
 
+``sevref sign`` signs a publication built unsigned, as the build would have::
+
+    read_written (every file checked) ─▶ rewrite (pages with the key) ─▶ index ─▶ check_tree
+                  ─▶ sign_publication ─▶ install
+
 Files are read and written only by the edge (:mod:`sevref.edge`); this module
 decides what happens in which order. The verifier's composition is
 :mod:`sevref.verifier`.
@@ -24,11 +29,18 @@ from sevref.assemble import release_of
 from sevref.digest import Firmware
 from sevref.edge.files import check_out, install, locked_scratch, read_bytes
 from sevref.edge.publish import Tree, check_tree, sign_publication, write_publication
+from sevref.edge.signing import read_written, rewrite
 from sevref.edge.sources import Sources
 from sevref.errors import ConfigError, FirmwareFormatError
 from sevref.expand import AxisReport, Expansion, expand
 from sevref.keychain import first_document, verify_chain
-from sevref.limits import DEFAULT_MAX_ENTRIES, MAX_BOOT_FILE_BYTES, MAX_FIRMWARE_BYTES, MAX_MANIFEST_BYTES
+from sevref.limits import (
+    DEFAULT_MAX_ENTRIES,
+    DOWNLOAD_SECONDS,
+    MAX_BOOT_FILE_BYTES,
+    MAX_FIRMWARE_BYTES,
+    MAX_MANIFEST_BYTES,
+)
 from sevref.manifest.loader import parse_yaml
 from sevref.manifest.model import Manifest
 from sevref.manifest.reader import load_manifests
@@ -39,7 +51,17 @@ from sevref.sign import Signer
 from sevref.validate import check_document
 from sevref.values import format_time, parse_time
 
-__all__ = ["BuildSummary", "Prepared", "build", "issue_time", "load_manifest", "prepare", "release_chain"]
+__all__ = [
+    "BuildSummary",
+    "Prepared",
+    "SignSummary",
+    "build",
+    "issue_time",
+    "load_manifest",
+    "prepare",
+    "release_chain",
+    "sign",
+]
 
 
 def load_manifest(paths: Sequence[Path]) -> Manifest:
@@ -76,7 +98,11 @@ class Prepared:
 
 
 def prepare(
-    paths: Sequence[Path], cache: Path, max_entries: int = DEFAULT_MAX_ENTRIES, allow: Sequence[Path] = ()
+    paths: Sequence[Path],
+    cache: Path,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    allow: Sequence[Path] = (),
+    download_seconds: float = DOWNLOAD_SECONDS,
 ) -> Prepared:
     """Load manifests, read and check every pinned input, and expand the matrix.
 
@@ -88,6 +114,7 @@ def prepare(
         cache: where downloaded packages go.
         max_entries: refuse larger matrices.
         allow: folders outside the manifests' own that may hold their files.
+        download_seconds: the deadline of each download a manifest's URL asks for.
 
     Returns:
         The prepared publication.
@@ -96,7 +123,7 @@ def prepare(
         SevrefError: the first problem found.
     """
     manifest = load_manifest(paths)
-    sources = Sources(cache, allow)
+    sources = Sources(cache, allow, download_seconds)
     used = {fw for matrix in manifest.matrices for fw in matrix.firmware}
     firmware: dict[str, Firmware] = {}
     for ident, spec in manifest.firmware.items():
@@ -208,9 +235,21 @@ class BuildSummary:
     """HTML pages of the site."""
     largest_page: tuple[str, int]
     """The largest page and its size."""
+    index_sha256: str = ""
+    """The SHA-256 of ``index.json`` (what ``sevref sign --index-sha256`` checks)."""
+    keyid: str | None = None
+    """The key that signed it, or None: unsigned."""
 
     @classmethod
-    def of(cls, out: Path, tree: Tree, counts: Counts, reports: tuple[AxisReport, ...], seconds: float) -> BuildSummary:
+    def of(
+        cls,
+        out: Path,
+        tree: Tree,
+        counts: Counts,
+        reports: tuple[AxisReport, ...],
+        seconds: float,
+        keyid: str | None = None,
+    ) -> BuildSummary:
         """Summarise a written publication.
 
         Args:
@@ -219,6 +258,7 @@ class BuildSummary:
             counts: what it covers.
             reports: the expansion's axis reports.
             seconds: how long the build took.
+            keyid: the key that signed it, if any.
 
         Returns:
             The summary.
@@ -236,6 +276,8 @@ class BuildSummary:
             largest=(largest.path, largest.size),
             pages=len(pages),
             largest_page=(page.path, page.size),
+            index_sha256=next(f.sha256 for f in tree.files if f.path == "index.json"),
+            keyid=keyid,
         )
 
 
@@ -251,6 +293,7 @@ def build(
     signer: Signer | None = None,
     keys: Sequence[bytes] = (),
     allow: Sequence[Path] = (),
+    download_seconds: float = DOWNLOAD_SECONDS,
 ) -> BuildSummary:
     """Build a publication from manifests into ``out``, atomically.
 
@@ -271,6 +314,7 @@ def build(
         keys: the publisher's key chain (DSSE keys documents, oldest first);
             without one a chain of one document naming ``signer`` is made.
         allow: folders outside the manifests' own that may hold their files.
+        download_seconds: the deadline of each download a manifest's URL asks for.
 
     Returns:
         The summary.
@@ -280,7 +324,7 @@ def build(
     """
     started = time.monotonic()
     check_out(out)  # before any work: a wrong --out is found at once
-    prepared = prepare(paths, cache, max_entries, allow)
+    prepared = prepare(paths, cache, max_entries, allow, download_seconds)
     manifest, expansion = prepared.manifest, prepared.expansion
     pub = manifest.publication
     issued_at, expires = (parse_time(t) for t in pub.validity(issue_time(manifest, issued)))
@@ -307,7 +351,8 @@ def build(
         if signer is not None:
             sign_publication(tree, signer, chain, index)
         install(scratch, out)
-    return BuildSummary.of(out, tree, counts, expansion.reports, time.monotonic() - started)
+    keyid = None if signer is None else signer.keyid
+    return BuildSummary.of(out, tree, counts, expansion.reports, time.monotonic() - started, keyid)
 
 
 def _write_index(tree: Tree, site: Site, counts: Counts, signing: Signing | None) -> Index:
@@ -328,3 +373,81 @@ def _write_index(tree: Tree, site: Site, counts: Counts, signing: Signing | None
     check_document("index", data, "index.json")
     tree.write("index.json", canonical(data))
     return index
+
+
+@dataclass(frozen=True)
+class SignSummary:
+    """What ``sevref sign`` did."""
+
+    out: Path
+    """The publication's folder."""
+    keyid: str
+    """The key that signed it."""
+    keys_version: int
+    """The keys document that lists the key."""
+    previous_index_sha256: str
+    """The SHA-256 of the ``index.json`` that was read (before signing)."""
+    index_sha256: str
+    """The SHA-256 of the signed ``index.json``."""
+    files: int
+    """Files in the signed publication."""
+
+
+def sign(
+    out: Path, signer: Signer, *, keys: Sequence[bytes] = (), resign: bool = False, index_sha256: str | None = None
+) -> SignSummary:
+    """Sign a publication that ``sevref build`` wrote unsigned, atomically.
+
+    The result is what ``sevref build --signing-key`` writes from the same
+    manifests at the same issue time: the pages show the key, the index names
+    it, and the envelopes, the key chain, the in-toto statement and the
+    ``.sig`` files are added. Every file is checked against the written index
+    first; the signed publication is made in a scratch folder beside ``out``
+    and swapped into place.
+
+    Args:
+        out: the publication's folder.
+        signer: the release key.
+        keys: the publisher's key chain (DSSE keys documents, oldest first);
+            without one a chain of one document naming ``signer`` is made.
+        resign: replace the signatures of a publication that is signed already.
+        index_sha256: refuse unless the written ``index.json`` has this SHA-256.
+
+    Returns:
+        The summary.
+
+    Raises:
+        SevrefError: any problem; ``out`` is then untouched.
+    """
+    if not (out / "index.json").is_file():
+        raise ConfigError(f"{out}: no index.json; expected a publication that sevref build wrote")
+    with locked_scratch(out) as scratch:
+        written = read_written(out, resign=resign, index_sha256=index_sha256)
+        old = written.index
+        chain = release_chain(signer, keys, old.release.publisher)
+        site = Site(
+            release=old.release,
+            publisher_name=old.publisher_name,
+            contact=old.contact,
+            url=old.url,
+            description=written.description,
+            issued=old.issued,
+            expires=old.expires,
+            signing=_key_facts(signer, chain),
+            calculator=written.calculator,
+        )
+        tree = Tree(scratch)
+        rewrite(written, tree, site)
+        signing = Signing(signer.keyid, str(signer.algorithm), len(chain))
+        index = _write_index(tree, site, old.counts, signing)
+        check_tree(tree)
+        sign_publication(tree, signer, chain, index)
+        install(scratch, out)
+    return SignSummary(
+        out=out,
+        keyid=signer.keyid,
+        keys_version=len(chain),
+        previous_index_sha256=written.index_sha256,
+        index_sha256=next(f.sha256 for f in tree.files if f.path == "index.json"),
+        files=len(tree.files) + len(tree.unlisted),
+    )

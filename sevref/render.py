@@ -42,7 +42,7 @@ from sevref.ids import entry_id
 from sevref.records import CatalogRow, Counts, FirmwareRecord, GroupRecord, Release
 from sevref.values import format_time
 
-__all__ = ["ROWS_PER_PAGE", "Renderer", "Site", "reproduce_argv", "vcpus_label"]
+__all__ = ["ROWS_PER_PAGE", "Renderer", "Site", "fetch_commands", "reproduce_argv", "vcpus_label"]
 
 ROWS_PER_PAGE = 250
 """Configurations on one firmware page."""
@@ -123,6 +123,41 @@ def reproduce_argv(record: GroupRecord, firmware_file: str, vcpus: int | None) -
     return argv
 
 
+def fetch_commands(firmware: FirmwareRecord) -> list[str]:
+    """The shell commands that fetch a firmware image the way its manifest does.
+
+    ``apt-get download`` for a package apt knows; for a package or an image
+    downloaded from a URL, ``curl`` and a ``sha256sum -c`` of the pin (the
+    package's, then ``sevref digest --firmware-sha256`` checks the image's).
+    A local file has none: the publisher has it.
+
+    Args:
+        firmware: the firmware's record.
+
+    Returns:
+        One line per step, quoted for a POSIX shell.
+    """
+    debian = firmware.debian
+    if debian is not None and debian.url is None:
+        return [
+            f"apt-get download {debian.package}={debian.version}  "
+            f"# then: dpkg-deb -x {debian.package}_*.deb pkg && cp pkg/{debian.path} ."
+        ]
+    if debian is not None and debian.url is not None:
+        deb, check = debian.deb_file, f"{debian.deb_sha256}  {debian.deb_file}"
+        return [
+            f"curl -fL -o {shlex.quote(deb)} {shlex.quote(debian.url)} && echo {shlex.quote(check)} | sha256sum -c "
+            f"&& dpkg-deb -x {shlex.quote(deb)} pkg && cp {shlex.quote('pkg/' + debian.path)} ."
+        ]
+    if firmware.url is not None:
+        name = firmware.file_name
+        return [
+            f"curl -fL -o {shlex.quote(name)} {shlex.quote(firmware.url)} "
+            f"&& echo {shlex.quote(f'{firmware.sha256}  {name}')} | sha256sum -c"
+        ]
+    return []
+
+
 class Renderer:
     """Renders the pages of one release."""
 
@@ -201,14 +236,7 @@ class Renderer:
         )
         rows_html = markupsafe.Markup(text)  # noqa: S704  # nosec B704: built from escaped values above
         argv = reproduce_argv(record, firmware.file_name, record.entries[0][0])
-        debian = firmware.debian
-        steps = []
-        if debian:
-            steps.append(
-                f"apt-get download {debian.package}={debian.version}  "
-                f"# then: dpkg-deb -x {debian.package}_*.deb pkg && cp pkg/{debian.path} ."
-            )
-        steps.append(shlex.join(argv))
+        steps = [*fetch_commands(firmware), shlex.join(argv)]
         return self._page(
             "entry",
             f"entry/{record.id}.html",

@@ -434,3 +434,87 @@ def test_only_the_hsm_signer_needs_python_pkcs11(monkeypatch: pytest.MonkeyPatch
     assert one_line(caught) == (
         "PKCS#11 signing needs the python-pkcs11 package; install sevref with its hsm extra (sevref[hsm])"
     )
+
+
+def public_pem_file(key: Key, path: Path) -> Path:
+    path.write_bytes(
+        key.public().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return path
+
+
+def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    out = io.StringIO()
+    status = main(argv, out=out)
+    return status, out.getvalue(), capsys.readouterr().err
+
+
+def openssl_verifies(site: Path, public: Path, name: str) -> bool:
+    command = ["openssl", "dgst", "-sha256", "-verify", str(public), "-signature", f"{name}.sig", name]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=site)
+    return (done.returncode, done.stdout) == (0, "Verified OK\n")
+
+
+IDENTITY = ["--publisher", "golden", "--product", "tiny", "--stream", "test", "--at", "2026-02-01T00:00:00Z"]
+
+
+def test_built_in_ci_unsigned_then_signed_on_the_token_verifies(
+    env: Token, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release flow the README shows: CI builds unsigned, the token signs, verifiers check."""
+    site, key = tmp_path / "site", env.keys[Algorithm.ECDSA_P256]
+    assert cli(["build", str(GOLDEN), "--out", str(site)], capsys)[0] == 0
+    unsigned = {p: p.read_bytes() for p in site.rglob("*.json")}
+    # The module and the PIN from options this time (a PIN file, never the PIN itself).
+    monkeypatch.delenv("SEVREF_PKCS11_MODULE")
+    monkeypatch.delenv("SEVREF_PKCS11_PIN")
+    (tmp_path / "pin").write_text(f"{PIN}\n")
+    token = ["--pkcs11", key.uri, "--pkcs11-module", str(SOFTHSM), "--pin-file", str(tmp_path / "pin")]
+    status, out, err = cli(["sign", str(site), *token], capsys)
+    assert (status, err) == (0, "") and f"with key {hashlib.sha256(key.public_der.read_bytes()).hexdigest()}" in out
+    assert PIN not in out
+    public = public_pem_file(key, tmp_path / "release.pub")
+    status, out, err = cli(["verify", "--publication", str(site), "--trusted-key", str(public), *IDENTITY], capsys)
+    assert (status, err) == (0, "") and out.startswith("trusted: golden tiny test release 1.0 serial 3")
+    assert openssl_verifies(site, public, "index.json") and openssl_verifies(site, public, "firmware/tiny.json")
+    # The records are the ones CI built; only the index (which now names the key) changed.
+    changed = [p.relative_to(site).as_posix() for p, data in unsigned.items() if p.read_bytes() != data]
+    assert changed == ["index.json"]
+    assert 'data-keyid="' + hashlib.sha256(key.public_der.read_bytes()).hexdigest() in (site / "index.html").read_text()
+
+
+def test_the_key_chain_and_a_parallel_build_with_token_keys(
+    env: Token, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p256, p384 = env.keys[Algorithm.ECDSA_P256], env.keys[Algorithm.ECDSA_P384]
+    chain = ["key", "chain", "--keys", str(tmp_path / "chain"), "--publisher", "golden"]
+    status, out, err = cli([*chain, "--pkcs11", p256.uri, "--label", "release key on SoftHSM"], capsys)
+    assert (status, err) == (0, "") and out.startswith("wrote ") and out.rstrip().endswith("keys version 1")
+    # Rotation: keys/2 adds the P-384 key, countersigned by it on the token.
+    status, out, err = cli([*chain, "--pkcs11", p256.uri, "--add", p384.uri], capsys)
+    assert (status, err) == (0, "") and out.rstrip().endswith("keys version 2")
+    # A parallel build forks its workers after the token's session is open; they never use it.
+    site = tmp_path / "site"
+    build_argv = ["build", str(GOLDEN), "--out", str(site), "--jobs", "2", "--keys", str(tmp_path / "chain")]
+    status, out, err = cli([*build_argv, "--pkcs11", p384.uri], capsys)
+    assert (status, err) == (0, "") and "signed by key " in out
+    old = public_pem_file(p256, tmp_path / "old.pub")
+    status, out, err = cli(["verify", "--publication", str(site), "--trusted-key", str(old), *IDENTITY], capsys)
+    assert (status, err) == (0, "") and "(keys/2)" in out
+    assert openssl_verifies(site, public_pem_file(p384, tmp_path / "new.pub"), "index.json")
+
+
+def test_a_wrong_pin_on_the_command_line_leaves_the_publication_unsigned(
+    env: Token, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    assert cli(["build", str(GOLDEN), "--out", str(site)], capsys)[0] == 0
+    before = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}
+    monkeypatch.setenv("SEVREF_PKCS11_PIN", "0000-0000")
+    uri = env.keys[Algorithm.ECDSA_P256].uri
+    status, out, err = cli(["sign", str(site), "--pkcs11", uri], capsys)
+    assert (status, out) == (1, "")
+    assert err == f"sevref: error: {uri}: the PIN of token 'sevref release' is wrong (CKR_PIN_INCORRECT)\n"
+    assert {p: p.read_bytes() for p in site.rglob("*") if p.is_file()} == before
+    status, _, err = cli(["key", "chain", "--keys", str(tmp_path / "c"), "--publisher", "g", "--pkcs11", uri], capsys)
+    assert status == 1 and "0000-0000" not in err and not (tmp_path / "c").exists()

@@ -277,11 +277,13 @@ def test_browsing_works_without_javascript(browser: Any, served: str, signed_dem
         assert plain.page.get_attribute("#verification", "data-status") == "pending"
         assert "your browser checks it when JavaScript is on" in plain.status()
         plain.page.click("a:has-text('ovmf-code-4m')")
+        plain.page.wait_for_load_state("load")  # a click waits for the navigation to commit, not for the page
         assert plain.page.url.endswith("firmware/ovmf-code-4m.html")
         catalog = load(signed_demo[0], "catalog/ovmf-code-4m.json")["configurations"]
         assert plain.page.locator("#configurations-table tbody tr").count() == len(catalog) == 10
         assert plain.page.locator("form[data-filter-table]").is_hidden()
         plain.page.locator("#configurations-table a").first.click()
+        plain.page.wait_for_load_state("load")
         assert "/entry/" in plain.page.url
         assert plain.page.locator("table.digests tbody tr").count() >= 1
     finally:

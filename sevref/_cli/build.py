@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from sevref._cli._common import Usage, size
-from sevref.limits import DEFAULT_MAX_ENTRIES
+from sevref._cli._signer import add_signer_options, opened_signer
+from sevref.limits import DEFAULT_MAX_ENTRIES, DOWNLOAD_SECONDS
 
 if TYPE_CHECKING:
     from sevref._cli._common import Commands
-    from sevref.sign import KeySigner
+    from sevref.pipeline import BuildSummary
 
 _ALLOW_HELP = "a folder outside the manifests' own from which they may name files (repeatable)"
 
@@ -31,6 +32,13 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
         "--cache", metavar="DIR", help="where downloaded packages are kept (default $SEVREF_CACHE or ~/.cache/sevref)"
     )
     parser.add_argument("--allow-path", action="append", default=[], metavar="DIR", help=_ALLOW_HELP)
+    parser.add_argument(
+        "--download-timeout",
+        type=float,
+        default=DOWNLOAD_SECONDS,
+        metavar="SECONDS",
+        help=f"the longest a download a manifest's url or mirror asks for may take, whole (default {DOWNLOAD_SECONDS:g})",
+    )
 
 
 def register(commands: Commands) -> None:
@@ -56,12 +64,7 @@ def register(commands: Commands) -> None:
         metavar="TIME",
         help="issue time, e.g. 2026-11-26T00:00:00Z, or now (default: the manifest's, or SOURCE_DATE_EPOCH)",
     )
-    build.add_argument(
-        "--signing-key",
-        metavar="PEM",
-        help="sign the release with this key (passphrase: $SEVREF_KEY_PASSPHRASE or --passphrase-file)",
-    )
-    build.add_argument("--passphrase-file", metavar="FILE", help="file whose first line is the key's passphrase")
+    add_signer_options(build, required=False, key_help="sign the release with this key")
     build.add_argument(
         "--keys",
         metavar="DIR",
@@ -87,14 +90,11 @@ def _cache(args: argparse.Namespace) -> Path:
     return Path(args.cache) if args.cache else default_cache()
 
 
-def _signer(path: str | None, passphrase_file: str | None) -> KeySigner | None:
-    from sevref.edge.keys import load_signer, read_passphrase
-
-    if path is None:
-        if passphrase_file is not None:
-            raise Usage("--passphrase-file goes with --signing-key")
-        return None
-    return load_signer(Path(path), read_passphrase(Path(passphrase_file) if passphrase_file else None))
+def _deadline(args: argparse.Namespace) -> float:
+    seconds: float = args.download_timeout
+    if not 0 < seconds < float("inf"):
+        raise Usage(f"--download-timeout: expected a positive number of seconds, found {seconds:g}")
+    return seconds
 
 
 def _build(args: argparse.Namespace, out: TextIO) -> int:
@@ -104,22 +104,29 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise Usage(f"--jobs: expected 1 or more, found {args.jobs}")
-    signer = _signer(args.signing_key, args.passphrase_file)
     keys = read_chain(Path(args.keys)) if args.keys else []
     if args.keys and not keys:
         raise ConfigError(f"--keys {args.keys}: no 1.dsse.json; start a chain with sevref key chain")
-    summary = build(
-        [Path(p) for p in args.manifests],
-        Path(args.out),
-        cache=_cache(args),
-        jobs=args.jobs,
-        max_entries=args.max_entries,
-        issued=args.issued,
-        progress=sys.stderr,
-        signer=signer,
-        keys=keys,
-        allow=[Path(folder) for folder in args.allow_path],
-    )
+    # A key on a token is opened (and its PIN checked) before anything is computed or forked.
+    with opened_signer(args) as signer:
+        summary = build(
+            [Path(p) for p in args.manifests],
+            Path(args.out),
+            cache=_cache(args),
+            jobs=args.jobs,
+            max_entries=args.max_entries,
+            issued=args.issued,
+            progress=sys.stderr,
+            signer=signer,
+            keys=keys,
+            allow=[Path(folder) for folder in args.allow_path],
+            download_seconds=_deadline(args),
+        )
+    _print_summary(summary, out)
+    return 0
+
+
+def _print_summary(summary: BuildSummary, out: TextIO) -> None:
     counts = summary.counts
     print(
         f"built {counts.entries} entries ({counts.groups} configurations, {counts.firmware} firmware "
@@ -135,18 +142,25 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
         f"{summary.pages} pages, largest {page} ({size(page_size)})",
         file=out,
     )
-    print(
-        f"  signed by key {signer.keyid}" if signer else "  UNSIGNED: verifiers will refuse it (give --signing-key)",
-        file=out,
-    )
-    return 0
+    if summary.keyid is not None:
+        print(f"  signed by key {summary.keyid}", file=out)
+    else:
+        print(
+            "  UNSIGNED: verifiers will refuse it (give --signing-key or --pkcs11, or sign it with sevref sign); "
+            f"index.json sha256 {summary.index_sha256}",
+            file=out,
+        )
 
 
 def _validate(args: argparse.Namespace, out: TextIO) -> int:
     from sevref.pipeline import prepare
 
     prepared = prepare(
-        [Path(p) for p in args.manifests], _cache(args), args.max_entries, [Path(f) for f in args.allow_path]
+        [Path(p) for p in args.manifests],
+        _cache(args),
+        args.max_entries,
+        [Path(f) for f in args.allow_path],
+        _deadline(args),
     )
     expansion = prepared.expansion
     print(f"ok: {expansion.entries} entries in {len(expansion.groups)} configurations", file=out)

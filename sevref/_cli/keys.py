@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from sevref._cli._common import Parser, Usage
+from sevref._cli._signer import PKCS11_PREFIX, add_signer_options, open_key, opened_signer
 
 if TYPE_CHECKING:
     from sevref._cli._common import Commands
@@ -49,14 +50,13 @@ def register(commands: Commands) -> None:
         "--keys", required=True, metavar="DIR", help="the chain's folder (1.dsse.json, 2.dsse.json, ...)"
     )
     chain.add_argument("--publisher", required=True, metavar="ID", help="the publisher id (as in the manifest)")
+    add_signer_options(chain, required=True, key_help="an active key of the last document (or the first key)")
     chain.add_argument(
-        "--signing-key", required=True, metavar="PEM", help="an active key of the last document (or the first key)"
-    )
-    chain.add_argument(
-        "--passphrase-file", metavar="FILE", help="passphrase of --signing-key (default $SEVREF_KEY_PASSPHRASE)"
-    )
-    chain.add_argument(
-        "--add", action="append", default=[], metavar="PEM", help="a new key (private: it countersigns); repeatable"
+        "--add",
+        action="append",
+        default=[],
+        metavar="PEM|URI",
+        help="a new key, private (it countersigns): a key file or a pkcs11: URI of a key on the token; repeatable",
     )
     chain.add_argument(
         "--add-passphrase-file",
@@ -81,20 +81,19 @@ def _generate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _chain(args: argparse.Namespace, out: TextIO) -> int:
-    from sevref.edge.keys import extend_chain, load_signer, read_passphrase
+    from contextlib import ExitStack
 
-    signer = load_signer(
-        Path(args.signing_key), read_passphrase(Path(args.passphrase_file) if args.passphrase_file else None)
-    )
-    added = []
-    if args.add:
-        passphrase = read_passphrase(
-            Path(args.add_passphrase_file) if args.add_passphrase_file else None, "SEVREF_NEW_KEY_PASSPHRASE"
-        )
-        added = [load_signer(Path(path), passphrase) for path in args.add]
+    from sevref.edge.keys import extend_chain
+
     if args.revoke and not args.reason:
         raise Usage("--revoke needs --reason")
+    if args.add_passphrase_file and all(key.startswith(PKCS11_PREFIX) for key in args.add):
+        raise Usage("--add-passphrase-file goes with --add PEM")
     revoked = {keyid: args.reason for keyid in args.revoke}
-    version, path = extend_chain(Path(args.keys), args.publisher, signer, added, revoked, args.label)
+    with opened_signer(args) as signer, ExitStack() as stack:
+        if signer is None:  # pragma: no cover - argparse requires a key
+            raise Usage("give --signing-key or --pkcs11")
+        added = [open_key(key, args, stack, args.add_passphrase_file, "SEVREF_NEW_KEY_PASSPHRASE") for key in args.add]
+        version, path = extend_chain(Path(args.keys), args.publisher, signer, added, revoked, args.label)
     print(f"wrote {path}: keys version {version}", file=out)
     return 0

@@ -64,12 +64,7 @@ def obtain_deb(name: str, version: str, architecture: str, sha256: bytes | None,
         )
         debs = sorted(Path(folder).glob("*.deb"))
         if run.returncode != 0 or len(debs) != 1:
-            lines = [line for line in run.stderr.splitlines() if line.startswith("E:")] or run.stderr.splitlines()
-            reason = lines[-1] if lines else f"exit status {run.returncode}"
-            raise FetchError(
-                f"apt-get download {name}={version} failed: {reason} (are the package lists current? "
-                f"run apt-get update)"
-            )
+            raise FetchError(f"apt-get download {name}={version} failed: {_apt_problem(run.stderr, run.returncode)}")
         if debs[0].name != target.name:
             raise FetchError(f"apt-get download {name}={version}: got {debs[0].name}; expected {target.name}")
         found = file_sha256(debs[0], "package")
@@ -77,6 +72,23 @@ def obtain_deb(name: str, version: str, architecture: str, sha256: bytes | None,
             raise DigestMismatchError(f"{debs[0].name}: sha256 is {found.hex()}, expected {sha256.hex()} (the pin)")
         os.replace(debs[0], target)
     return target
+
+
+_NEXT_STEP = "give debian.url (the .deb's URL, e.g. in a snapshot archive) or debian.mirror (an archive root)"
+
+
+def _apt_problem(stderr: str, status: int) -> str:
+    """Say why apt-get download failed, and what the manifest can do about it."""
+    lines = [line for line in stderr.splitlines() if line.startswith("E:")] or stderr.splitlines()
+    said = lines[-1] if lines else f"exit status {status}"
+    if "was not found" in said:  # E: Version '…' for '…' was not found
+        return (
+            f"the archive no longer has this version, or apt's lists are another release's ({said}); {_NEXT_STEP}, "
+            "or point APT_CONFIG at lists that have it"
+        )
+    if "Unable to locate package" in said:
+        return f"apt's lists do not know the package ({said}); run apt-get update, or {_NEXT_STEP}"
+    return f"{said} (are the package lists current? run apt-get update, or {_NEXT_STEP})"
 
 
 def read_deb_file(deb: Path, member: str) -> tuple[bytes, dict[str, str]]:

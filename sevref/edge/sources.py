@@ -1,8 +1,9 @@
 """Inputs: the files a manifest pins, and the digest engine's file cache.
 
 :class:`Sources` reads what a manifest names (a local file inside the
-manifest's folder, or a file inside a Debian package), each once, and checks
-every sha256 pin. :class:`Inputs` is the file cache of ``sevref digest``: each
+manifest's folder, a file by URL, or a file inside a Debian package obtained
+with ``apt-get download`` or from its URL or a mirror), each once, and checks
+every sha256 pin; its errors start with the manifest's ``file:line:column``. :class:`Inputs` is the file cache of ``sevref digest``: each
 distinct path is read and hashed once per run, and :func:`compute_digests`
 shares every piece of work requests have in common.
 """
@@ -18,9 +19,10 @@ from pathlib import Path
 from sevref.binfmt.deb import DebPackage
 from sevref.digest import Firmware, KernelBoot, LaunchConfig, launch_digests
 from sevref.edge.debian import obtain_deb, read_deb
+from sevref.edge.download import download
 from sevref.edge.files import file_sha256, read_bytes
 from sevref.errors import ConfigError, DigestMismatchError, FetchError, SevrefError
-from sevref.limits import MAX_FIRMWARE_BYTES
+from sevref.limits import DOWNLOAD_SECONDS, MAX_DEB_BYTES, MAX_FIRMWARE_BYTES
 from sevref.manifest.model import Source
 from sevref.request import DigestRequest
 
@@ -192,15 +194,17 @@ def default_cache() -> Path:
 class Sources:
     """Reads the files a manifest pins, each once, checking every pin."""
 
-    def __init__(self, cache: Path, allow: Sequence[Path] = ()) -> None:
+    def __init__(self, cache: Path, allow: Sequence[Path] = (), deadline: float = DOWNLOAD_SECONDS) -> None:
         """Start with nothing read.
 
         Args:
-            cache: where downloaded packages go.
+            cache: where downloaded packages and files go.
             allow: folders outside a manifest's own from which it may name files
                 (``--allow-path``).
+            deadline: seconds a whole download may take.
         """
         self.cache = cache
+        self.deadline = deadline
         self.allow = [folder.resolve() for folder in allow]
         self._debs: dict[Path, DebPackage] = {}
 
@@ -236,37 +240,56 @@ class Sources:
             The bytes, whose sha256 is the pin.
 
         Raises:
-            SevrefError: unreadable, not in its package, or not matching its pin.
+            SevrefError: unreadable, not obtained, not in its package, or not
+                matching its pin; the message starts with the source's
+                ``file:line:column``.
         """
-        if source.path is not None:
-            try:
+        # Errors name the manifest's file:line:column, and the input unless the reader already did.
+        origin = source.debian.origin if source.debian is not None and source.debian.origin else source.origin
+        where = origin if source.path is not None else f"{origin}: {what}"
+        try:
+            if source.path is not None:
                 data = read_bytes(self._inside(source, what), what, limit)
-            except FetchError as error:
-                raise FetchError(f"{source.origin}: {error.diagnostic()}") from error
-        else:
-            debian = source.debian
-            if debian is None:  # pragma: no cover - the schema requires one of them
-                raise ConfigError(f"{source.origin}: {what}: no path and no Debian package")
-            deb = obtain_deb(
-                debian.package, debian.version, debian.architecture, debian.deb_sha256, self.cache / "debs"
-            )
-            if deb not in self._debs:
-                self._debs[deb] = read_deb(deb)
-            package = self._debs[deb]
-            control = package.control
-            found = (control.get("Package"), control.get("Version"), control.get("Architecture"))
-            if found != (debian.package, debian.version, debian.architecture):
-                raise FetchError(
-                    f"{source.origin}: {deb.name}: its control file says {' '.join(map(str, found))}; "
-                    f"expected {debian.package} {debian.version} {debian.architecture}"
-                )
-            data = package.read(debian.path)
-            if len(data) > limit:
-                raise FetchError(f"{source.origin}: {what}: {len(data)} bytes; expected at most {limit}")
+            elif source.url is not None:
+                path = download(source.url, source.sha256, limit=limit, cache=self.cache, seconds=self.deadline)
+                data = read_bytes(path, what, limit)
+            else:
+                data = self._from_package(source, what, limit)
+        except (FetchError, DigestMismatchError) as error:
+            raise type(error)(f"{where}: {error.diagnostic()}") from error
         found_hash = hashlib.sha256(data).digest()
         if found_hash != source.sha256:
             raise DigestMismatchError(
                 f"{source.origin}: {what} {source.label()}: sha256 is {found_hash.hex()}, "
                 f"expected {source.sha256.hex()} (the pin)"
             )
+        return data
+
+    def _from_package(self, source: Source, what: str, limit: int) -> bytes:
+        """A file out of a Debian package: downloaded from its URL or mirror, else by apt-get download."""
+        debian = source.debian
+        if debian is None:  # pragma: no cover - the schema requires a path, a URL or a package
+            raise ConfigError(f"{source.origin}: {what}: no path, URL or Debian package")
+        url = debian.deb_url
+        if url is not None:
+            if debian.deb_sha256 is None:  # pragma: no cover - the schema requires it
+                raise ConfigError(f"{source.origin}: {what}: a package by URL needs deb_sha256")
+            deb = download(url, debian.deb_sha256, limit=MAX_DEB_BYTES, cache=self.cache, seconds=self.deadline)
+        else:
+            deb = obtain_deb(
+                debian.package, debian.version, debian.architecture, debian.deb_sha256, self.cache / "debs"
+            )
+        if deb not in self._debs:
+            self._debs[deb] = read_deb(deb)
+        package = self._debs[deb]
+        control = package.control
+        found = (control.get("Package"), control.get("Version"), control.get("Architecture"))
+        if found != (debian.package, debian.version, debian.architecture):
+            raise FetchError(
+                f"{deb.name}: its control file says {' '.join(map(str, found))}; "
+                f"expected {debian.package} {debian.version} {debian.architecture}"
+            )
+        data = package.read(debian.path)
+        if len(data) > limit:
+            raise FetchError(f"{len(data)} bytes; expected at most {limit}")
         return data

@@ -45,7 +45,43 @@ class DebianSource:
     path: str
     """The file's installed path, without a leading /."""
     deb_sha256: bytes | None
-    """Pin of the .deb itself, if given."""
+    """Pin of the .deb itself, if given (required with ``url`` or ``mirror``)."""
+    url: str | None = None
+    """The .deb's own URL (a pool path, a snapshot archive), instead of ``apt-get download``."""
+    mirror: str | None = None
+    """An archive root whose pool holds the .deb, instead of ``apt-get download``."""
+    source_package: str | None = None
+    """The source package, when its name is not the binary package's (it names the pool folder)."""
+    origin: str = ""
+    """``file:line:column`` of the ``debian`` mapping in its manifest."""
+
+    @property
+    def file_name(self) -> str:
+        """The .deb's name in a Debian pool: ``<package>_<version without epoch>_<architecture>.deb``."""
+        return f"{self.package}_{self.version.split(':', 1)[-1]}_{self.architecture}.deb"
+
+    def pool_path(self) -> str:
+        """Where a Debian archive keeps the .deb, below its root.
+
+        ``pool/main/<prefix>/<source package>/<file>``: the prefix is the
+        source package's first letter, or its first four for ``lib*`` packages
+        (``pool/main/libp/libpaper/``), as the archive software lays it out.
+
+        Returns:
+            The path, without a leading /.
+        """
+        source = self.source_package or self.package
+        prefix = source[:4] if source.startswith("lib") and len(source) > 3 else source[:1]
+        return f"pool/main/{prefix}/{source}/{self.file_name}"
+
+    @property
+    def deb_url(self) -> str | None:
+        """The URL the .deb is downloaded from: ``url``, or ``mirror`` and the pool path; None: apt-get download."""
+        if self.url is not None:
+            return self.url
+        if self.mirror is not None:
+            return f"{self.mirror.rstrip('/')}/{self.pool_path().replace(':', '%3A')}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -58,6 +94,8 @@ class Source:
     """A local file (absolute after loading)."""
     debian: DebianSource | None = None
     """A file inside a Debian package."""
+    url: str | None = None
+    """A file downloaded from this http(s) URL."""
     origin: str = ""
     """``file:line:column`` of the source in its manifest."""
     root: Path | None = None
@@ -72,7 +110,7 @@ class Source:
         if self.debian is not None:
             d = self.debian
             return f"{d.package} {d.version} ({d.architecture}): {d.path}"
-        return str(self.path)
+        return str(self.path) if self.url is None else self.url
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ def _show(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+_URL_PATTERN = r"^https?://[^\s/?#@]+(/[^\s]*)?$"
+"""The manifest schema's ``url`` pattern (``#/$defs/url``), said in words."""
+_WHY = {"deb_sha256": " (nothing else authenticates a downloaded package)"}
 _TYPE_NAMES = {"string": "text", "integer": "an integer", "array": "a list", "object": "a mapping", "null": "null"}
 
 
@@ -66,9 +69,19 @@ def _describe(error: jsonschema.ValidationError) -> str:
         options = value if error.validator == "enum" else [value]
         return f"expected one of {', '.join(_show(o) for o in options)}, found {_show(found)}"
     if error.validator == "pattern":
+        if value == _URL_PATTERN:
+            return f"expected an http:// or https:// URL without a user name or password, found {_show(found)}"
         return f"expected text matching {value}, found {_show(found)}"
     if error.validator in ("minimum", "maximum", "minItems", "maxItems", "minLength", "maxLength", "minProperties"):
         return f"expected {error.validator} {value}, found {_show(found)}"
+    if error.validator == "dependentRequired" and isinstance(found, dict) and isinstance(value, dict):
+        for key, needed in value.items():
+            missing = [name for name in needed if key in found and name not in found]
+            if missing:
+                why = _WHY.get(missing[0], "")
+                return f"{', '.join(missing)} is missing; expected it with {key}{why}"
+    if error.validator == "not" and isinstance(value, dict) and "required" in value:
+        return f"expected one of {', '.join(value['required'])}, found both"
     if error.validator == "oneOf" and error.context:
         deepest = max(error.context, key=lambda e: len(e.absolute_path))
         if deepest.absolute_path:

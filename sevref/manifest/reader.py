@@ -70,6 +70,8 @@ class _Reader:
         if "path" in raw:
             path = Path(raw["path"])
             return Source(pin, path=path if path.is_absolute() else doc.folder / path, origin=where, root=doc.folder)
+        if "url" in raw:
+            return Source(pin, url=raw["url"], origin=where)
         deb = raw["debian"]
         inner = PurePosixPath(deb["path"])
         if inner.is_absolute() or ".." in inner.parts:
@@ -83,6 +85,10 @@ class _Reader:
             architecture=deb.get("architecture", "all"),
             path=str(inner),
             deb_sha256=bytes.fromhex(deb["deb_sha256"]) if "deb_sha256" in deb else None,
+            url=deb.get("url"),
+            mirror=deb.get("mirror"),
+            source_package=deb.get("source_package"),
+            origin=doc.where(pointer + "/debian"),
         )
         return Source(pin, debian=debian, origin=where)
 

@@ -25,6 +25,13 @@ class DebianRef:
     """The file's installed path, without a leading /."""
     deb_sha256: str | None
     """The .deb's pin, if the manifest gave one."""
+    url: str | None = None
+    """Where the .deb was downloaded from (the manifest's url, or its mirror's pool path); None: apt-get download."""
+
+    @property
+    def deb_file(self) -> str:
+        """The .deb's file name as a pool holds it: ``<package>_<version without epoch>_<architecture>.deb``."""
+        return f"{self.package}_{self.version.split(':', 1)[-1]}_{self.architecture}.deb"
 
     @property
     def label(self) -> str:
@@ -91,6 +98,8 @@ class FirmwareRecord:
     """The SEV-SNP chain over the firmware pages alone."""
     modes: Mapping[str, str]
     """Mode -> "supported" or why not."""
+    url: str | None = None
+    """Where the image was downloaded from, when the manifest gave a URL (then ``file`` is its name)."""
 
     @property
     def file_name(self) -> str:
@@ -111,19 +120,20 @@ class FirmwareRecord:
             The mapping.
         """
         d = self.debian
-        source: dict[str, object] = (
-            {"file": self.file}
-            if d is None
-            else {
-                "debian": {
-                    "package": d.package,
-                    "version": d.version,
-                    "architecture": d.architecture,
-                    "path": d.path,
-                    "deb_sha256": d.deb_sha256,
-                }
+        # "url" appears only where a URL was used, so that the records of packages
+        # obtained with apt-get download and of local files are as they were.
+        source: dict[str, object]
+        if d is None:
+            source = {"file": self.file} if self.url is None else {"url": self.url, "file": self.file}
+        else:
+            debian = {
+                "package": d.package,
+                "version": d.version,
+                "architecture": d.architecture,
+                "path": d.path,
+                "deb_sha256": d.deb_sha256,
             }
-        )
+            source = {"debian": debian if d.url is None else {**debian, "url": d.url}}
         area = self.kernel_hashes
         return {
             "id": self.id,
@@ -167,6 +177,7 @@ class FirmwareRecord:
             size=data["size"],
             debian=None if debian is None else DebianRef(**debian),
             file=data["source"].get("file"),
+            url=data["source"].get("url"),
             ap_reset_eip=int_or_none(data["ap_reset_eip"]),
             reset_block=data["reset_block"],
             kernel_hashes=KernelHashesRecord(area["supported"], int_or_none(area["base"]), int_or_none(area["size"])),

@@ -52,8 +52,10 @@ BUILD_SIDE = {
     "sevref.pipeline",
     "sevref.request",
     "sevref.edge.publish",
+    "sevref.edge.signing",
     "sevref.edge.sources",
     "sevref.edge.debian",
+    "sevref.edge.download",
 }
 VERIFIER_SIDE = {
     "sevref.trust",
