@@ -19,14 +19,15 @@ from hypothesis import strategies as st
 
 from sevref._cli import main
 from sevref.errors import RenderError
-from sevref.records import Release, vcpu_runs
+from sevref.records import CatalogRow, EntryStatus, GroupRecord, Release, vcpu_runs
 from sevref.render import ROWS_PER_PAGE, Renderer, Site, vcpus_label
 from sevref.values import parse_time
 from tests.test_build import BASE, GOLDEN, groups_of, load, manifest, run
 
 PUBLICATION = GOLDEN / "publication"
 ROW = re.compile(
-    r'<tr id="([0-9a-f]{20}(?:-[0-9]{4})?)"><td><a href="#\1">([^<]*)</a></td><td><code class="hash">([0-9a-f]+)</code>'
+    r'<tr id="([0-9a-f]{20}(?:-[0-9]{4})?)"(?: class="status-([a-z]+)")?><td><a href="#\1">([^<]*)</a></td>'
+    r'<td><code class="hash">([0-9a-f]+)</code>'
 )
 PRE = re.compile(r"<pre><code>(.*?)</code></pre>", re.S)
 
@@ -42,8 +43,15 @@ def test_every_group_has_a_page_showing_exactly_its_published_digests() -> None:
     for g in groups:
         text = page(PUBLICATION, f"entry/{g['id']}.html")
         rows = ROW.findall(text)
+        record = GroupRecord.from_dict(g)
         expected = [
-            (g["id"] if n is None else f"{g['id']}-{n:04d}", "any" if n is None else str(n), d) for n, d in g["entries"]
+            (
+                g["id"] if n is None else f"{g['id']}-{n:04d}",
+                "" if record.state_at(n).status is EntryStatus.ACTIVE else str(record.state_at(n).status),
+                "any" if n is None else str(n),
+                d,
+            )
+            for n, d in g["entries"]
         ]
         assert rows == expected
         assert f"<code>{g['id']}</code>" in text and g["firmware_sha256"] in text
@@ -90,10 +98,13 @@ def test_firmware_page_lists_every_configuration_with_its_catalog_row() -> None:
             g["boot"],
             g["status"],
         )
+        record, catalog_row = GroupRecord.from_dict(g), CatalogRow.from_dict(row)
+        assert all(catalog_row.status_at(n) is record.state_at(n).status for n in counts)
     runs = re.findall(r'data-vcpus="([^"]*)"', text)
     assert runs == [" ".join(f"{a}-{b}" for a, b in row["vcpus"] or ()) for row in catalog["configurations"]]
     home = page(PUBLICATION, "index.html")
-    assert "firmware/tiny.html" in home and "111 entries in 35 configurations of 1 firmware build" in home
+    covers = "111 entries (102 active, 8 deprecated, 1 revoked) in 35 configurations of 1 firmware build"
+    assert "firmware/tiny.html" in home and covers in home
     assert load(PUBLICATION, "index.json")["signing"]["keyid"] in home
 
 
