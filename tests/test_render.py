@@ -157,6 +157,20 @@ def test_firmware_pages_are_paginated(tmp_path: Path, capsys: pytest.CaptureFixt
     assert len(load(site, "catalog/fw.json")["configurations"]) == count
 
 
+def test_the_home_page_counts_only_the_modes_the_release_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # BASE publishes SEV-ES only, on firmware that supports all three modes.
+    rule = "lifecycle:\n  - match: {vcpus: [2]}\n    status: revoked\n    reason: r\n"
+    path = manifest(tmp_path, BASE + rule)
+    assert run(["build", str(path), "--out", str(tmp_path / "site")], capsys)[0] == 0
+    home = page(tmp_path / "site", "index.html")
+    columns = re.findall(r'<th scope="col">([^<]*)</th>', home.split("</thead>")[0])
+    assert columns == ["Firmware", "Package", "SHA-256", "UEFI variables", "sev-es"]
+    assert "<td>4 entries (3 active, 1 revoked)</td>" in home
+    assert "Covers</dt><dd>4 entries (3 active, 1 revoked) in 1 configurations" in home
+
+
 @given(st.sets(st.integers(1, 4096), min_size=1, max_size=80))
 def test_vcpu_runs_cover_exactly_the_counts(counts: set[int]) -> None:
     runs = vcpu_runs(sorted(counts))
