@@ -11,26 +11,32 @@ import re
 from collections.abc import Mapping, Sequence
 
 from sevref.binfmt.hashtab import cmdline_sha256
-from sevref.binfmt.ovmf import OvmfInfo
+from sevref.binfmt.ovmf import OvmfInfo, VolumeKind
 from sevref.binfmt.vmsa import VmsaProfile
 from sevref.digest import Firmware, LaunchConfig, Mode, check_launch
-from sevref.errors import ConfigError, FirmwareFormatError
+from sevref.errors import ConfigError, FirmwareFormatError, ManifestError
 from sevref.expand import AxisReport, Group
 from sevref.hosts import QemuFix
-from sevref.manifest.model import FirmwareSpec, Manifest, Publication, Source
+from sevref.manifest.model import FirmwareSpec, Lifecycle, Manifest, Publication, Source
 from sevref.records import (
     CALCULATOR,
     SCHEMAS,
     DebianRef,
+    EntryState,
     EntryStatus,
     FirmwareRecord,
     GroupRecord,
     KernelHashesRecord,
+    Nvram,
     Release,
     SnpSection,
+    StatusException,
+    Store,
+    vcpu_runs,
 )
+from sevref.records.firmware import Basis
 
-__all__ = ["firmware_record", "group_record", "package_label", "publication_record", "release_of"]
+__all__ = ["firmware_nvram", "firmware_record", "group_record", "package_label", "publication_record", "release_of"]
 
 _QUANTITY = {
     Mode.SEV: ("sha256", "GCTX.LD"),
@@ -69,13 +75,13 @@ def package_label(source: Source) -> str | None:
     return None if source.debian is None else f"{source.debian.package} {source.debian.version}"
 
 
-def group_record(group: Group, digests: Sequence[bytes], source: Source) -> GroupRecord:
+def group_record(group: Group, digests: Sequence[bytes], firmware: FirmwareRecord) -> GroupRecord:
     """The published record of a group.
 
     Args:
         group: the group.
         digests: one per vCPU count of the group (one for SEV).
-        source: the firmware's source (for its package).
+        firmware: the record of its firmware (its package, and where it keeps UEFI variables).
 
     Returns:
         The record.
@@ -94,7 +100,8 @@ def group_record(group: Group, digests: Sequence[bytes], source: Source) -> Grou
         digest_quantity=quantity,
         firmware=group.firmware,
         firmware_sha256=group.firmware_sha256.hex(),
-        firmware_package=package_label(source),
+        firmware_package=firmware.package,
+        firmware_nvram=firmware.nvram,
         host_stack=host.id,
         vmm=str(host.vmm),
         qemu_version=facts["qemu_version"],
@@ -113,13 +120,19 @@ def group_record(group: Group, digests: Sequence[bytes], source: Source) -> Grou
         cmdline_sha256=None if boot is None else cmdline_sha256(boot.cmdline).hex(),
         policy=group.expected.policy,
         min_api=group.expected.min_api,
-        status=EntryStatus.ACTIVE if status is None else status.status,
-        status_reason=None if status is None else status.reason,
-        successor=None if status is None else status.successor,
+        status=_state(status).status,
+        status_reason=_state(status).reason,
+        successor=_state(status).successor,
         matrix=group.matrix,
         calculator=CALCULATOR,
         entries=tuple((count, digest.hex()) for count, digest in zip(counts, digests, strict=True)),
+        exceptions=tuple(StatusException(vcpu_runs(found), _state(rule)) for found, rule in group.exceptions),
     )
+
+
+def _state(rule: Lifecycle | None) -> EntryState:
+    """The published status a lifecycle rule gives (None: active)."""
+    return EntryState(EntryStatus.ACTIVE) if rule is None else EntryState(rule.status, rule.reason, rule.successor)
 
 
 # Firmware-only launches of each mode: what a firmware must offer for the mode at all.
@@ -137,6 +150,64 @@ def _support(info: OvmfInfo, mode: Mode) -> str:
     except (ConfigError, FirmwareFormatError) as error:
         return error.diagnostic()
     return "supported"
+
+
+def firmware_nvram(spec: FirmwareSpec, info: OvmfInfo) -> Nvram:
+    """Judge where a firmware keeps its UEFI variables: from its image, and from what the manifest states.
+
+    The image tells where it can (:func:`sevref.binfmt.ovmf.first_volume`): a
+    variable store volume at offset 0 is a store inside the image, a code volume
+    there is a split ``OVMF_CODE`` image whose store is a separate file. It
+    cannot tell an AmdSevX64 build, whose image carries the same empty store
+    template but keeps its variables in memory when launched with ``-bios``,
+    from a unified ``OvmfPkgX64`` image that uses its store: the publisher says
+    ``nvram: none``, which is accepted only from an image that also reserves
+    the SEV kernel-hashes area, as AmdSevX64 builds do and ``OvmfPkgX64``
+    builds do not. Nothing is called stateless unless the publisher says so.
+
+    Args:
+        spec: the firmware's manifest entry.
+        info: its parsed image.
+
+    Returns:
+        Where the variables are kept, and how sevref knows.
+
+    Raises:
+        ManifestError: the manifest's ``nvram`` contradicts the image.
+    """
+    volume = info.first_volume
+    stated = spec.nvram
+    if volume is not None and volume.kind is VolumeKind.VARIABLE_STORE:
+        if stated in (None, Store.EMBEDDED):
+            return Nvram(Store.EMBEDDED, Basis.IMAGE)
+        if stated is Store.NONE and info.kernel_hashes_supported():
+            return Nvram(Store.NONE, Basis.MANIFEST)
+        why = (
+            "and no SEV kernel-hashes area, as an OvmfPkgX64 build that keeps its variables there (an AmdSevX64 "
+            "build, stateless under -bios, reserves one)"
+            if stated is Store.NONE
+            else "of its own"
+        )
+        found = f"the image starts with a UEFI variable store ({volume.describe()}) {why}"
+        raise _contradiction(spec, found, Store.EMBEDDED)
+    if volume is not None and volume.kind is VolumeKind.FIRMWARE_FILES:
+        if stated in (None, Store.SEPARATE):
+            return Nvram(Store.SEPARATE, Basis.IMAGE)
+        found = (
+            f"the image starts with its code ({volume.describe()}) and has no variable store: its variables are "
+            f"in whatever OVMF_VARS file the host adds as pflash unit 1, unmeasured"
+        )
+        raise _contradiction(spec, found, Store.SEPARATE)
+    if stated is None:
+        return Nvram(Store.UNKNOWN, Basis.ASSUMED)
+    return Nvram(stated, Basis.MANIFEST)
+
+
+def _contradiction(spec: FirmwareSpec, found: str, expected: Store) -> ManifestError:
+    return ManifestError(
+        f"{spec.nvram_origin or spec.origin}: firmware {spec.id}: nvram: {spec.nvram}, but {found}; "
+        f"expected nvram: {expected}"
+    )
 
 
 def firmware_record(spec: FirmwareSpec, firmware: Firmware, sha384: bytes) -> FirmwareRecord:
@@ -183,6 +254,7 @@ def firmware_record(spec: FirmwareSpec, firmware: Firmware, sha384: bytes) -> Fi
         else tuple(SnpSection(s.gpa, s.size, s.kind.name if s.kind else f"{s.type:#x}") for s in sections),
         snp_prefix=firmware.snp_prefix.hex() if snp else None,
         modes={str(mode): _support(info, mode) for mode in (Mode.SEV, Mode.SEV_ES, Mode.SEV_SNP)},
+        nvram=firmware_nvram(spec, info),
         url=source.url,
     )
 

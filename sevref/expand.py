@@ -15,6 +15,7 @@ the rule that would leave the combination out.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -62,7 +63,9 @@ class Group:
     matrix: str
     """The matrix that lists it (the first by id when several do)."""
     status: Lifecycle | None = None
-    """A lifecycle rule that marks it, if any."""
+    """The lifecycle rule that marks its entries, if any (those :attr:`exceptions` do not name)."""
+    exceptions: tuple[tuple[tuple[int, ...], Lifecycle | None], ...] = ()
+    """(vCPU counts, rule or None: active) of the entries another rule marks, or none does, by first count."""
 
     def identity(self) -> dict[str, object]:
         """The fields that make the configuration what it is (not labels, not metadata).
@@ -310,7 +313,8 @@ def expand(manifest: Manifest, firmware: Mapping[str, OvmfInfo], max_entries: in
 
     Raises:
         ManifestError: an impossible or unpredictable combination, conflicting
-            metadata for one configuration, or more than ``max_entries`` entries;
+            metadata for one configuration, a matrix (or the whole publication)
+            that expands to no entry, or more than ``max_entries`` entries;
             each with the matrix's file and line.
     """
     groups: dict[str, Group] = {}
@@ -359,22 +363,51 @@ def expand(manifest: Manifest, firmware: Mapping[str, OvmfInfo], max_entries: in
                     f"{matrix.origin}: {AxisReport(matrix.id, axes, product, count).describe()}: more than "
                     f"--max-entries {max_entries} entries in all; expected at most that"
                 )
+        if count == 0:
+            raise ManifestError(
+                f"{matrix.origin}: {AxisReport(matrix.id, axes, product, 0).describe()}: its include and exclude "
+                f"rules leave nothing; expected at least one entry"
+            )
         reports.append(AxisReport(matrix.id, axes, product, count))
+    if not groups:
+        raise ManifestError(
+            f"{manifest.publication.origin}: publication: its matrices expand to 0 entries; expected at least one"
+        )
     ordered = tuple(_with_status(groups[key], manifest.lifecycle) for key in sorted(groups))
     return Expansion(ordered, tuple(reports))
 
 
 def _with_status(group: Group, rules: Sequence[Lifecycle]) -> Group:
-    for rule in rules:
-        pattern = rule.match
-        if not _matches(pattern, group.mode, group.firmware, group.host.id, group.boot, group.cpu):
-            continue
-        if pattern.vcpus is not None and not set(group.vcpus) <= pattern.vcpus:
-            if set(group.vcpus) & pattern.vcpus:
-                raise ManifestError(
-                    f"{rule.origin}: lifecycle rule covers some vCPU counts of configuration {group.id} but not "
-                    f"all; expected it to cover a configuration's counts all or none"
-                )
-            continue
-        return Group(**{**group.__dict__, "status": rule})
-    return group
+    """Mark each entry with the first lifecycle rule that matches it.
+
+    A rule that names vCPU counts marks those entries only; SEV's one entry,
+    which stands for every count, matches any counts. The group keeps the
+    marking most of its entries have (of equals, that of the lowest count),
+    and the other entries become its exceptions, so that the common case (one
+    marking for all) stays one status.
+    """
+    rules = [r for r in rules if _matches(r.match, group.mode, group.firmware, group.host.id, group.boot, group.cpu)]
+    if not rules:
+        return group
+    counts: Sequence[int | None] = group.vcpus or (None,)
+    # Rules that publish the same status, reason and successor mark entries alike.
+    same: dict[tuple[object, ...], int] = {}
+    alike = [same.setdefault((r.status, r.reason, r.successor), i) for i, r in enumerate(rules)]
+    marks = [
+        next((alike[i] for i, r in enumerate(rules) if n is None or r.match.vcpus is None or n in r.match.vcpus), None)
+        for n in counts
+    ]
+    tally = Counter(marks)
+    default = max(tally, key=tally.__getitem__)  # the first seen of the most common: ties go to the lowest count
+    others: dict[int | None, list[int]] = {}
+    for count, mark in zip(counts, marks, strict=True):
+        if mark != default and count is not None:
+            others.setdefault(mark, []).append(count)
+    exceptions = tuple((tuple(found), None if mark is None else rules[mark]) for mark, found in others.items())
+    return Group(
+        **{
+            **group.__dict__,
+            "status": None if default is None else rules[default],
+            "exceptions": tuple(sorted(exceptions, key=lambda e: e[0][0])),
+        }
+    )

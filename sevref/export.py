@@ -85,10 +85,9 @@ def trustee_message(
         {
             encoding.write(bytes.fromhex(digest))
             for group in all_groups(publication)
-            if group.mode is Mode.SEV_SNP
-            and group.status is EntryStatus.ACTIVE
-            and (firmware is None or group.firmware in firmware)
-            for _, digest in group.entries
+            if group.mode is Mode.SEV_SNP and (firmware is None or group.firmware in firmware)
+            for count, digest in group.entries
+            if group.state_at(count).status is EntryStatus.ACTIVE
         }
     )
     if not values:

@@ -10,12 +10,15 @@
 A digest that matches is not yet an acceptable guest: the entry may be revoked,
 the guest's policy may differ from the one the publisher expects, or its
 platform may be older than the minimum API. Each such finding is a note; a
-match is acceptable when none of its notes is blocking.
+match is acceptable when none of its notes is blocking. Every match also says
+whether its firmware is stateless (:func:`firmware_notes`): a verifier that
+requires it refuses a stateful one.
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import hmac
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,10 +27,19 @@ from sevref.binfmt.report import AttestationReport
 from sevref.digest import LaunchMeasureInputs, sev_launch_measurement
 from sevref.errors import Check, TrustError
 from sevref.ids import parse_entry_id
-from sevref.records import EntryStatus, FirmwareRecord, GroupRecord
+from sevref.records import EntryState, EntryStatus, FirmwareRecord, GroupRecord, State
 from sevref.trust import TrustedPublication
 
-__all__ = ["Match", "all_groups", "entry", "firmware_record", "lookup_digest", "scan_launch_measurement", "snp_notes"]
+__all__ = [
+    "Match",
+    "all_groups",
+    "entry",
+    "firmware_notes",
+    "firmware_record",
+    "lookup_digest",
+    "scan_launch_measurement",
+    "snp_notes",
+]
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,11 @@ class Match:
     """(finding, blocking) pairs."""
 
     @property
+    def state(self) -> EntryState:
+        """The entry's own lifecycle status."""
+        return self.group.state_at(self.vcpus)
+
+    @property
     def acceptable(self) -> bool:
         """True when no note blocks the match."""
         return not any(blocking for _, blocking in self.notes)
@@ -59,7 +76,7 @@ class Match:
         Returns:
             A new match.
         """
-        return Match(self.entry_id, self.vcpus, self.digest, self.group, (*self.notes, *notes))
+        return dataclasses.replace(self, notes=(*self.notes, *notes))
 
     def to_dict(self) -> dict[str, object]:
         """The JSON form the verifier prints.
@@ -69,23 +86,26 @@ class Match:
         """
         configuration = self.group.to_dict()
         del configuration["entries"]
+        state = self.state
+        nvram = self.group.firmware_nvram
         return {
             "entry": self.entry_id,
             "vcpus": self.vcpus,
             "digest": self.digest,
+            "status": str(state.status),
+            "status_reason": state.reason,
+            "successor": state.successor,
             "acceptable": self.acceptable,
             "notes": [{"note": text, "blocking": blocking} for text, blocking in self.notes],
+            "firmware_nvram": {**nvram.to_dict(), "explanation": nvram.explain()},
             "configuration": configuration,
         }
 
 
-def _status_notes(group: GroupRecord) -> list[tuple[str, bool]]:
-    if group.status is EntryStatus.ACTIVE:
+def _status_notes(state: EntryState) -> list[tuple[str, bool]]:
+    if state.status is EntryStatus.ACTIVE:
         return []
-    text = f"{group.status}: {group.status_reason or 'no reason given'}"
-    if group.successor:
-        text += f"; use {group.successor}"
-    return [(text, group.status is EntryStatus.REVOKED)]
+    return [(state.describe(), state.status is EntryStatus.REVOKED)]
 
 
 def _group(publication: TrustedPublication, group_id: str) -> GroupRecord:
@@ -150,7 +170,7 @@ def entry(publication: TrustedPublication, entry_id: str) -> Match:
     digest = group.digest_for(vcpus)
     if digest is None:
         raise TrustError(Check.INTEGRITY, f"entry {entry_id}: group {group.id} has no entry for {vcpus} vCPUs")
-    return Match(entry_id, vcpus, digest, group, tuple(_status_notes(group)))
+    return Match(entry_id, vcpus, digest, group, tuple(_status_notes(group.state_at(vcpus))))
 
 
 def lookup_digest(publication: TrustedPublication, digest: str) -> list[Match]:
@@ -236,3 +256,25 @@ def snp_notes(matches: Sequence[Match], report: AttestationReport) -> list[Match
     """
     api = (report.current_major, report.current_minor)
     return [m.with_notes(_expected_notes(m.group, report.policy, api)) for m in matches]
+
+
+def firmware_notes(matches: Sequence[Match], require_stateless: bool = False) -> list[Match]:
+    """Say of each match whether its firmware is stateless (its group record repeats the firmware's ``nvram``).
+
+    QEMU's documentation: a firmware that uses state from an NVRAM store is not
+    secure to measure, because the NVRAM area is not measured.
+
+    Args:
+        matches: the matches.
+        require_stateless: make a stateful firmware a blocking note.
+
+    Returns:
+        The matches with the note.
+    """
+    out = []
+    for match in matches:
+        nvram = match.group.firmware_nvram
+        blocking = require_stateless and nvram.state is State.STATEFUL
+        text = f"firmware {match.group.firmware} is {nvram.label()}. {nvram.explain()}"
+        out.append(match.with_notes([(text + " (--require-stateless)", True) if blocking else (text, False)]))
+    return out

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from sevref.assemble import release_of
+from sevref.assemble import firmware_nvram, release_of
 from sevref.digest import Firmware
 from sevref.edge.files import check_out, install, locked_scratch, read_bytes
 from sevref.edge.publish import Tree, check_tree, sign_publication, write_publication
@@ -134,6 +134,7 @@ def prepare(
                 )
             except FirmwareFormatError as error:
                 raise FirmwareFormatError(f"{spec.origin}: firmware {ident}: {error.diagnostic()}") from error
+            firmware_nvram(spec, firmware[ident].info)  # a stated nvram the image contradicts stops here
     for boot in manifest.boots.values():
         for source, what in ((boot.kernel, "kernel"), (boot.initrd, "initrd")):
             if source is not None:

@@ -39,10 +39,10 @@ from markupsafe import escape
 
 from sevref.errors import RenderError
 from sevref.ids import entry_id
-from sevref.records import CatalogRow, Counts, FirmwareRecord, GroupRecord, Release
+from sevref.records import CatalogRow, Counts, EntryStatus, FirmwareRecord, GroupRecord, Nvram, Release, State
 from sevref.values import format_time
 
-__all__ = ["ROWS_PER_PAGE", "Renderer", "Site", "fetch_commands", "reproduce_argv", "vcpus_label"]
+__all__ = ["ROWS_PER_PAGE", "Renderer", "Site", "fetch_commands", "reproduce_argv", "status_label", "vcpus_label"]
 
 ROWS_PER_PAGE = 250
 """Configurations on one firmware page."""
@@ -85,6 +85,47 @@ def vcpus_label(runs: Sequence[Sequence[int]] | None) -> str:
     if runs is None:
         return "any"
     return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in runs)
+
+
+def status_label(row: CatalogRow) -> str:
+    """A configuration's lifecycle status for people: its own, and any entries that differ.
+
+    Args:
+        row: the configuration's catalog row.
+
+    Returns:
+        E.g. ``active`` or ``active; revoked: 2, 8``.
+    """
+    others = "".join(f"; {status}: {vcpus_label(runs)}" for status, runs in row.exceptions)
+    return f"{row.status}{others}"
+
+
+def _counts_label(counts: Mapping[EntryStatus, int]) -> str:
+    """``12 entries``, or ``12 entries (10 active, 2 revoked)`` when not all are active."""
+    total = sum(counts.values())
+    text = f"{total} entr{'y' if total == 1 else 'ies'}"
+    if set(counts) - {EntryStatus.ACTIVE}:
+        text += " (" + ", ".join(f"{n} {status}" for status, n in counts.items()) + ")"
+    return text
+
+
+def _tally(rows: Sequence[CatalogRow]) -> dict[EntryStatus, int]:
+    """Entries by status over catalog rows, in status order."""
+    counts = dict.fromkeys(EntryStatus, 0)
+    for row in rows:
+        for status, n in row.status_counts().items():
+            counts[status] += n
+    return {status: n for status, n in counts.items() if n}
+
+
+def _nvram(record: Nvram) -> dict[str, object]:
+    """What the pages say about a firmware's UEFI variables."""
+    return {
+        "state": str(record.state),
+        "stateful": record.state is State.STATEFUL,
+        "label": record.label(),
+        "explain": record.explain(),
+    }
 
 
 def reproduce_argv(record: GroupRecord, firmware_file: str, vcpus: int | None) -> list[str]:
@@ -224,14 +265,29 @@ class Renderer:
         """
         firmware = self.firmware[record.firmware]
         rows = [
-            {"id": entry_id(record.id, count), "vcpus": count, "digest": digest} for count, digest in record.entries
+            {
+                "id": entry_id(record.id, count),
+                "vcpus": count,
+                "digest": digest,
+                "status": record.state_at(count).status,
+            }
+            for count, digest in record.entries
         ]
         # A page can hold thousands of rows: formatting them here costs a quarter of a
         # template loop (or of Markup.format). Every value is escaped on the way in.
+        # Entries whose status is not active are marked; a column says each status when they differ.
+        column = bool(record.exceptions)
         text = "".join(
-            f'<tr id="{e}"><td><a href="#{e}">{n}</a></td><td><code class="hash">{d}</code></td></tr>\n'
-            for e, n, d in (
-                (escape(r["id"]), "any" if r["vcpus"] is None else int(r["vcpus"]), escape(r["digest"])) for r in rows
+            f'<tr id="{e}"{mark}><td><a href="#{e}">{n}</a></td><td><code class="hash">{d}</code></td>{cell}</tr>\n'
+            for e, n, d, mark, cell in (
+                (
+                    escape(r["id"]),
+                    "any" if r["vcpus"] is None else int(r["vcpus"]),
+                    escape(r["digest"]),
+                    "" if r["status"] is EntryStatus.ACTIVE else f' class="status-{r["status"]}"',
+                    f"<td>{r['status']}</td>" if column else "",
+                )
+                for r in rows
             )
         )
         rows_html = markupsafe.Markup(text)  # noqa: S704  # nosec B704: built from escaped values above
@@ -242,6 +298,12 @@ class Renderer:
             f"entry/{record.id}.html",
             g={**record.to_dict(), "rows": rows},
             rows_html=rows_html,
+            status_column=column,
+            exceptions=[
+                {"vcpus": vcpus_label(e.vcpus), "status": str(e.state.status), "describe": e.state.describe()}
+                for e in record.exceptions
+            ],
+            nvram=_nvram(firmware.nvram),
             reproduce="\n".join(steps),
         )
 
@@ -278,6 +340,8 @@ class Renderer:
                     "vcpus_label": vcpus_label(row.vcpus),
                     "vcpus_list": " ".join(f"{a}-{b}" for a, b in row.vcpus or ()),
                     "entry_count": row.entry_count,
+                    "status_label": status_label(row),
+                    "marked": [f"{n} {status}" for status, n in row.status_counts().items() if status != row.status],
                 }
                 for i, row in enumerate(rows[first : first + ROWS_PER_PAGE], start=first)
             ]
@@ -286,6 +350,8 @@ class Renderer:
                     "firmware",
                     page_name(n),
                     fw=record.to_dict(),
+                    nvram=_nvram(record.nvram),
+                    counts=_counts_label(_tally(rows)),
                     groups=groups,
                     total=len(rows),
                     page=n,
@@ -312,14 +378,26 @@ class Renderer:
         Returns:
             (path, bytes).
         """
+        present = {row.mode for rows in firmware_rows.values() for row in rows}
+        modes = [mode for mode in _MODES if mode in present]  # only the modes the release has
         firmware = []
         for ident, record in self.firmware.items():
-            per_mode: dict[str, int] = {}
-            for row in firmware_rows.get(ident, ()):
-                per_mode[row.mode] = per_mode.get(row.mode, 0) + row.entry_count
-            firmware.append({**record.to_dict(), "counts": per_mode, "package": record.package})
+            rows = firmware_rows.get(ident, ())
+            tallies = {mode: _tally([r for r in rows if r.mode == mode]) for mode in modes}
+            per_mode = {mode: _counts_label(tally) if tally else None for mode, tally in tallies.items()}
+            firmware.append(
+                {**record.to_dict(), "counts": per_mode, "package": record.package, "nvram_view": _nvram(record.nvram)}
+            )
+        stateful = [{"id": r.id, **_nvram(r.nvram)} for r in self.firmware.values() if r.nvram.state is State.STATEFUL]
         return self._page(
-            "index", "index.html", counts=counts, firmware=firmware, modes=_MODES, host_stacks=host_stacks
+            "index",
+            "index.html",
+            counts=counts,
+            covers=_counts_label(_tally([row for rows in firmware_rows.values() for row in rows])),
+            firmware=firmware,
+            stateful=stateful,
+            modes=modes,
+            host_stacks=host_stacks,
         )
 
     def search(self, hosts: Sequence[str]) -> tuple[str, bytes]:

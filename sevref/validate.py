@@ -1,7 +1,7 @@
 """Judging published data: schemas and invariants. Nothing here changes what it checks.
 
 Each kind of published file has a JSON Schema in ``schema/`` (draft 2020-12,
-``$id`` ``urn:sevref:schema:<kind>:1``). A build checks every group record as
+``$id`` ``urn:sevref:schema:<kind>:<version>``, :data:`sevref.records.SCHEMAS`). A build checks every group record as
 it is produced and every file once written; a verifier checks what it loads.
 
 A publication can hold millions of digests, and a general JSON Schema
@@ -10,6 +10,11 @@ digest shard's table, a firmware's candidates, the index's files) are therefore 
 dedicated function that implements exactly their item schema, while the
 validator checks the rest of the document and the first item of each list.
 The tests hold each dedicated function to its schema on valid and broken items.
+
+Some rules a JSON Schema cannot say are checked here too, after the schema:
+the vCPU counts of a group's lifecycle ``exceptions`` (and of a catalog row's)
+are counts the group has, each in at most one exception, in order, and an
+exception never repeats the group's own status.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from sevref._resources import resource
 from sevref.digest import MAX_VCPUS
 from sevref.errors import LayoutError
 from sevref.ids import ENTRY_ID
+from sevref.records._common import SCHEMAS
 
-__all__ = ["KINDS", "LONG_LISTS", "check_document", "check_group", "validator"]
+__all__ = ["KINDS", "LONG_LISTS", "check_document", "check_group", "exception_problem", "validator"]
 
 KINDS = ("index", "publication", "groups", "digests", "firmware", "catalog")
 """The kinds of published JSON file, each with ``schema/<kind>.schema.json``."""
@@ -36,6 +42,7 @@ KINDS = ("index", "publication", "groups", "digests", "firmware", "catalog")
 _DIGEST = re.compile(r"[0-9a-f]{64}|[0-9a-f]{96}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PATH = re.compile(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*")
+_STATUSES = ("active", "deprecated", "revoked")
 
 
 def _entry_pair(item: Any) -> str | None:
@@ -100,6 +107,62 @@ LONG_LISTS: Mapping[str, tuple[str, Callable[..., str | None]]] = {
 _KEYED = frozenset({"digests"})  # kinds whose long list is an object: their checker takes (key, value)
 
 
+def _runs(runs: list[list[int]], counts: Callable[[int], bool], what: str) -> str | None:
+    """Runs in canonical form (ascending, apart, first <= last) of counts that ``counts`` accepts."""
+    last = -1
+    for first, end in runs:
+        if first > end or first <= last + 1:
+            return f"{what}: run [{first}, {end}] is not after the run before it with a gap, or ends before it starts"
+        missing = next((n for n in range(first, end + 1) if not counts(n)), None)
+        if missing is not None:
+            return f"{what}: vCPU count {missing} has no entry in this configuration"
+        last = end
+    return None
+
+
+def exception_problem(record: Mapping[str, Any], catalog: bool = False) -> str | None:
+    """What is wrong with a schema-valid group record's (or catalog row's) lifecycle exceptions, if anything.
+
+    Args:
+        record: a group record, or a catalog row with ``catalog``.
+        catalog: check a catalog row (its exceptions name a status only, one per status, in status order).
+
+    Returns:
+        The problem, or None.
+    """
+    exceptions = record["exceptions"]
+    if catalog:
+        runs = record["vcpus"] or []
+        counts: set[int] = {n for first, last in runs for n in range(first, last + 1)}
+        own: tuple[Any, ...] = (record["status"],)
+        order = [_STATUSES.index(e["status"]) for e in exceptions]
+    else:
+        counts = {count for count, _ in record["entries"] if count is not None}
+        own = (record["status"], record["status_reason"], record["successor"])
+        order = [e["vcpus"][0][0] for e in exceptions]
+    if order != sorted(set(order)):
+        return "/exceptions: expected them in " + ("status order, one per status" if catalog else "vCPU order")
+    seen: dict[int, int] = {}
+    for index, exception in enumerate(exceptions):
+        what = f"/exceptions/{index}"
+        problem = _runs(exception["vcpus"], counts.__contains__, what)
+        if problem is not None:
+            return problem
+        state = (
+            (exception["status"],)
+            if catalog
+            else (exception["status"], exception["status_reason"], exception["successor"])
+        )
+        if state == own:
+            return f"{what}: status {exception['status']} is the configuration's own; expected another status or reason"
+        for first, last in exception["vcpus"]:
+            for count in range(first, last + 1):
+                if count in seen:
+                    return f"{what}: vCPU count {count} is also in /exceptions/{seen[count]}; expected each entry once"
+                seen[count] = index
+    return None
+
+
 @cache
 def _registry() -> Registry[Any]:
     resources = []
@@ -144,7 +207,7 @@ def validator(kind: str) -> jsonschema.Draft202012Validator:
         A validator for the schema with its references inlined.
     """
     registry = _registry()
-    uri = "urn:sevref:schema:groups:1#/$defs/group" if kind == "group" else f"urn:sevref:schema:{kind}:1"
+    uri = f"{SCHEMAS['groups']}#/$defs/group" if kind == "group" else SCHEMAS[kind]
     return jsonschema.Draft202012Validator(_inline({"$ref": uri}, "", registry))
 
 
@@ -168,6 +231,15 @@ def _check(kind: str, data: Mapping[str, Any], what: str) -> None:
     if error is not None:
         path = "/" + "/".join(str(p) for p in error.absolute_path)
         raise LayoutError(f"{what}: {path}: {error.message}")
+    if kind == "group":
+        problem = exception_problem(data)
+        if problem is not None:
+            raise LayoutError(f"{what}: {problem}")
+    elif kind == "catalog":
+        for index, row in enumerate(data["configurations"]):
+            problem = exception_problem(row, catalog=True)
+            if problem is not None:
+                raise LayoutError(f"{what}: /configurations/{index}{problem}")
 
 
 def check_document(kind: str, data: Mapping[str, Any], what: str) -> None:

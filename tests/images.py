@@ -139,7 +139,27 @@ def _tdvf(size: int) -> bytes:
     return b"TDVF" + struct.pack("<III", 16 + len(body), 1, len(sections)) + body
 
 
-def amdsev_image(size: int = 4096, *, seed: bytes = b"sevref synthetic AmdSevX64") -> bytes:
+# The empty variable store an AmdSevX64 (or unified OvmfPkgX64) build of 4 MiB starts with, byte for byte as
+# edk2's OvmfPkg/Include/Fdf/VarStore.fdf.inc writes it for FD_SIZE_IN_KB 4096: a firmware volume header
+# (gEfiSystemNvDataFvGuid, FvLength 0x84000, "_FVH", HeaderLength 0x48, CheckSum bytes af b8, 0x84 blocks of
+# 0x1000) and a VARIABLE_STORE_HEADER (gEfiAuthenticatedVariableGuid, size 0x3ffb8, FORMATTED, HEALTHY).
+VARSTORE_4M = bytes(16) + bytes.fromhex(
+    "8d2bf1ff96768b4ca9852747075b4f50"  # FileSystemGuid: gEfiSystemNvDataFvGuid
+    "0040080000000000"  # FvLength 0x84000
+    "5f465648fffe0400"  # "_FVH", Attributes 0x0004feff
+    "4800afb800000002"  # HeaderLength 0x48, CheckSum (bytes af b8), ExtHeaderOffset 0, Reserved 0, Revision 2
+    "8400000000100000"  # BlockMap[0]: 0x84 blocks of 0x1000 bytes
+    "0000000000000000"  # BlockMap[1]: end
+    "782cf3aa7b949a43a1802e144ec37792"  # VARIABLE_STORE_HEADER Signature: gEfiAuthenticatedVariableGuid
+    "b8ff0300"  # Size 0x3ffb8
+    "5afe000000000000"  # Format FORMATTED, State HEALTHY, reserved
+)
+"""The start of an edk2 4 MiB unified image: its empty UEFI variable store (``VarStore.fdf.inc``)."""
+
+
+def amdsev_image(
+    size: int = 4096, *, seed: bytes = b"sevref synthetic AmdSevX64", variable_store: bool = False
+) -> bytes:
     """A synthetic image laid out as the top of an edk2 AmdSevX64 build, able to measure a kernel.
 
     Everything that is not a structure QEMU or a measuring tool reads is
@@ -155,6 +175,10 @@ def amdsev_image(size: int = 4096, *, seed: bytes = b"sevref synthetic AmdSevX64
         size: the image size, a multiple of 4096 (a real AmdSevX64 build is 4 MiB;
             4096 gives only its last page, like upstream test fixtures).
         seed: what the filler bytes derive from.
+        variable_store: start the image with the empty variable store a real
+            4 MiB AmdSevX64 build starts with (:data:`VARSTORE_4M`, the rest of its
+            0x84000 bytes erased to 0xff), as ``AmdSevX64.fdf`` includes
+            ``VarStore.fdf.inc``; the image must then be 4 MiB.
 
     Returns:
         The image.
@@ -162,6 +186,10 @@ def amdsev_image(size: int = 4096, *, seed: bytes = b"sevref synthetic AmdSevX64
     if size < 4096 or size % 4096:
         raise ValueError(f"size: expected a multiple of 4096, found {size}")
     image = bytearray(hashlib.shake_256(seed).digest(size))
+    if variable_store:
+        if size != 4 << 20:
+            raise ValueError(f"variable_store: expected a 4 MiB image, found {size} bytes")
+        image[:0x84000] = VARSTORE_4M + b"\xff" * (0x84000 - len(VARSTORE_4M))
 
     def put(from_end: int, data: bytes) -> None:
         image[size - from_end : size - from_end + len(data)] = data

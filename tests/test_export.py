@@ -28,9 +28,11 @@ from typing import Any
 import pytest
 
 from sevref._cli import main
+from sevref.digest import Mode
 from sevref.edge.keys import generate_key_files
 from sevref.errors import ConfigError
 from sevref.export import TrusteeEncoding, trustee_message, virt_qemu_sev_validate
+from sevref.records import EntryStatus, GroupRecord
 from sevref.sign import Algorithm
 from sevref.trust import TrustedPublication
 from sevref.verifier import trust
@@ -333,7 +335,19 @@ def test_entries_the_tool_cannot_check_are_refused(golden_site: Site) -> None:
 
 
 def active_snp(site: Site) -> set[str]:
-    return {d for g in site.groups() if g["mode"] == "sev-snp" and g["status"] == "active" for _, d in g["entries"]}
+    """The SEV-SNP digests of entries whose own status is active (an entry may be revoked alone)."""
+    records = [GroupRecord.from_dict(g) for g in site.groups() if g["mode"] == "sev-snp"]
+    return {d for r in records for n, d in r.entries if r.state_at(n).status is EntryStatus.ACTIVE}
+
+
+def test_an_entry_revoked_alone_is_not_exported(golden_site: Site) -> None:
+    """The golden publication revokes one vCPU count (3) of one SEV-SNP configuration, and nothing else of it."""
+    records = [GroupRecord.from_dict(g) for g in golden_site.groups()]
+    marked = [(r, n, d) for r in records for n, d in r.entries if r.state_at(n).status is EntryStatus.REVOKED]
+    assert [(r.mode, r.cpu, n) for r, n, _ in marked] == [(Mode.SEV_SNP, "EPYC-Milan", 3)]
+    record, _, revoked = marked[0]
+    values = set(decode(trustee_message(golden_site.trusted())))
+    assert revoked not in values and {d for n, d in record.entries if n != 3} <= values
 
 
 def decode(message: dict[str, str]) -> list[str]:

@@ -19,14 +19,15 @@ from hypothesis import strategies as st
 
 from sevref._cli import main
 from sevref.errors import RenderError
-from sevref.records import Release, vcpu_runs
+from sevref.records import CatalogRow, EntryStatus, GroupRecord, Release, vcpu_runs
 from sevref.render import ROWS_PER_PAGE, Renderer, Site, vcpus_label
 from sevref.values import parse_time
 from tests.test_build import BASE, GOLDEN, groups_of, load, manifest, run
 
 PUBLICATION = GOLDEN / "publication"
 ROW = re.compile(
-    r'<tr id="([0-9a-f]{20}(?:-[0-9]{4})?)"><td><a href="#\1">([^<]*)</a></td><td><code class="hash">([0-9a-f]+)</code>'
+    r'<tr id="([0-9a-f]{20}(?:-[0-9]{4})?)"(?: class="status-([a-z]+)")?><td><a href="#\1">([^<]*)</a></td>'
+    r'<td><code class="hash">([0-9a-f]+)</code>'
 )
 PRE = re.compile(r"<pre><code>(.*?)</code></pre>", re.S)
 
@@ -42,8 +43,15 @@ def test_every_group_has_a_page_showing_exactly_its_published_digests() -> None:
     for g in groups:
         text = page(PUBLICATION, f"entry/{g['id']}.html")
         rows = ROW.findall(text)
+        record = GroupRecord.from_dict(g)
         expected = [
-            (g["id"] if n is None else f"{g['id']}-{n:04d}", "any" if n is None else str(n), d) for n, d in g["entries"]
+            (
+                g["id"] if n is None else f"{g['id']}-{n:04d}",
+                "" if record.state_at(n).status is EntryStatus.ACTIVE else str(record.state_at(n).status),
+                "any" if n is None else str(n),
+                d,
+            )
+            for n, d in g["entries"]
         ]
         assert rows == expected
         assert f"<code>{g['id']}</code>" in text and g["firmware_sha256"] in text
@@ -90,10 +98,13 @@ def test_firmware_page_lists_every_configuration_with_its_catalog_row() -> None:
             g["boot"],
             g["status"],
         )
+        record, catalog_row = GroupRecord.from_dict(g), CatalogRow.from_dict(row)
+        assert all(catalog_row.status_at(n) is record.state_at(n).status for n in counts)
     runs = re.findall(r'data-vcpus="([^"]*)"', text)
     assert runs == [" ".join(f"{a}-{b}" for a, b in row["vcpus"] or ()) for row in catalog["configurations"]]
     home = page(PUBLICATION, "index.html")
-    assert "firmware/tiny.html" in home and "111 entries in 35 configurations of 1 firmware build" in home
+    covers = "111 entries (102 active, 8 deprecated, 1 revoked) in 35 configurations of 1 firmware build"
+    assert "firmware/tiny.html" in home and covers in home
     assert load(PUBLICATION, "index.json")["signing"]["keyid"] in home
 
 
@@ -144,6 +155,20 @@ def test_firmware_pages_are_paginated(tmp_path: Path, capsys: pytest.CaptureFixt
     listed = {f["path"] for f in load(site, "index.json")["files"]}
     assert {"firmware/fw.html", "firmware/fw/2.html", "catalog/fw.json"} <= listed
     assert len(load(site, "catalog/fw.json")["configurations"]) == count
+
+
+def test_the_home_page_counts_only_the_modes_the_release_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # BASE publishes SEV-ES only, on firmware that supports all three modes.
+    rule = "lifecycle:\n  - match: {vcpus: [2]}\n    status: revoked\n    reason: r\n"
+    path = manifest(tmp_path, BASE + rule)
+    assert run(["build", str(path), "--out", str(tmp_path / "site")], capsys)[0] == 0
+    home = page(tmp_path / "site", "index.html")
+    columns = re.findall(r'<th scope="col">([^<]*)</th>', home.split("</thead>")[0])
+    assert columns == ["Firmware", "Package", "SHA-256", "UEFI variables", "sev-es"]
+    assert "<td>4 entries (3 active, 1 revoked)</td>" in home
+    assert "Covers</dt><dd>4 entries (3 active, 1 revoked) in 1 configurations" in home
 
 
 @given(st.sets(st.integers(1, 4096), min_size=1, max_size=80))

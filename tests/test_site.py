@@ -9,7 +9,10 @@ known-answer vectors of tests/vectors (computed by sev-snp-measure 0.0.9 and
 from __future__ import annotations
 
 import base64
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import sync_playwright
 
+from sevref.edge.keys import generate_key_files
+from sevref.sign import Algorithm
 from tests.browser import ARGS, CHROMIUM, settled
 from tests.conftest import missing, serve
 from tests.test_build import GOLDEN, load
@@ -387,5 +392,71 @@ def test_a_page_opened_from_disk_says_why_it_cannot_verify(browser: Any, signed_
     try:
         assert visit.go((signed_demo[0] / "index.html").as_uri()) == "failed"
         assert "serve the folder over HTTP" in visit.status()
+    finally:
+        visit.close()
+
+
+@pytest.fixture(scope="module")
+def lifecycle_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The golden manifest (one SEV-SNP configuration revokes its 3-vCPU entry alone), signed and issued now."""
+    folder = tmp_path_factory.mktemp("lifecycle")
+    shutil.copytree(GOLDEN / "inputs", folder / "inputs")
+    text = (GOLDEN / "manifest.yaml").read_text(encoding="utf-8")
+    validity = '  issued: "2026-01-01T00:00:00Z"\n  expires: "2026-07-01T00:00:00Z"\n'
+    assert validity in text
+    (folder / "m.yaml").write_text(text.replace(validity, "  valid_for_days: 30\n"), encoding="utf-8")
+    generate_key_files(folder / "key", Algorithm.ECDSA_P256, b"lifecycle-site-passphrase")
+    command = [sys.executable, "-m", "sevref", "build", str(folder / "m.yaml"), "--out", str(folder / "site")]
+    command += ["--issued", "now", "--signing-key", str(folder / "key.pem")]
+    env = {**os.environ, "SEVREF_KEY_PASSPHRASE": "lifecycle-site-passphrase"}
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    with serve(folder / "site") as base:
+        yield base, folder / "site"
+
+
+def test_an_entry_revoked_alone_is_marked_on_every_page(browser: Any, lifecycle_site: tuple[str, Path]) -> None:
+    base, site = lifecycle_site
+    groups = [
+        g
+        for path in sorted((site / "groups").glob("*.json"))
+        for g in load(site, str(path.relative_to(site)))["groups"]
+    ]
+    (group,) = [g for g in groups if g["exceptions"]]
+    assert (group["mode"], group["cpu"], group["status"]) == ("sev-snp", "EPYC-Milan", "active")
+    digests = {count: digest for count, digest in group["entries"]}
+    revoked = f"{group['id']}-0003"
+    visit = Visit(browser, base)
+    try:
+        # The configuration's page: exactly the 3-vCPU row is marked revoked, and a warning says why.
+        assert visit.go(f"entry/{group['id']}.html") == "verified", visit.status()
+        rows = visit.page.locator("table.digests tbody tr")
+        statuses = {
+            rows.nth(i).get_attribute("id"): rows.nth(i).locator("td").last.inner_text() for i in range(rows.count())
+        }
+        assert statuses == {f"{group['id']}-{n:04d}": "revoked" if n == 3 else "active" for n in digests}
+        assert visit.page.locator("tr.status-revoked").count() == 1
+        assert visit.page.get_attribute(f"tr[id='{revoked}']", "class") == "status-revoked"
+        assert "3 vCPUs: revoked: example: a flaw found in 3-vCPU launches." in visit.page.inner_text("main")
+        # The firmware page counts it.
+        assert visit.go("firmware/tiny.html") == "verified"
+        row = visit.page.locator(f"#configurations-table tr:has(a[href='../entry/{group['id']}.html'])")
+        assert [c.strip() for c in row.locator("td").all_inner_texts()][-2:] == [
+            "active; revoked: 3",
+            "4 digests (1 revoked)",
+        ]
+        # The home page shows revoked and deprecated counts beside active ones.
+        assert visit.go("index.html") == "verified"
+        assert "111 entries (102 active, 8 deprecated, 1 revoked)" in visit.page.inner_text("main")
+        # Search by digest: the revoked entry says so; its neighbour is active.
+        for count, expected in ((3, "revoked"), (2, "active")):
+            visit.go(f"search.html?digest={digests[count]}")
+            (found,) = result_rows(visit)
+            assert (found[0], found[5], found[6]) == (f"{group['id']}-{count:04d}", str(count), expected)
+        # Filter search: the entry's own status with a vCPU count, the configuration's statuses without one.
+        for vcpus, expected in (("3", "revoked"), ("2", "active"), ("", "active; revoked: 3")):
+            visit.go(f"search.html?firmware=tiny&mode=sev-snp&host=qemu9.1-init2&cpu=EPYC-Milan&vcpus={vcpus}")
+            rows_found = [r for r in result_rows(visit) if r[0].startswith(group["id"])]
+            assert [r[6] for r in rows_found] == [expected], rows_found
+        assert visit.errors() == []
     finally:
         visit.close()

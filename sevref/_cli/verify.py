@@ -33,8 +33,9 @@ def register(commands: Commands) -> None:
         description=(
             "Check a publication (key chain, signature, identity, expiry, rollback, every file's sha256), "
             "then match evidence: an SEV-SNP report or measurement by direct lookup, or an SEV/SEV-ES launch "
-            "measurement by scanning the candidates with the guest owner's TIK. Exit 0: match (or a trusted "
-            "publication when no evidence is given); 1: no acceptable match; 3: publication not trusted; 2: usage."
+            "measurement by scanning the candidates with the guest owner's TIK. A match says whether its firmware "
+            "is stateless. Exit 0: match (or a trusted publication when no evidence is given); 1: no acceptable "
+            "match; 3: publication not trusted; 2: usage."
         ),
     )
     add_trust_options(verify)
@@ -58,6 +59,11 @@ def register(commands: Commands) -> None:
         "--firmware", action="append", metavar="ID", help="only candidates of this firmware; repeatable"
     )
     verify.add_argument("--vcpus", type=int, metavar="N", help="only candidates with this vCPU count")
+    verify.add_argument(
+        "--require-stateless",
+        action="store_true",
+        help="refuse a match whose firmware keeps UEFI variables the measurement does not cover (a stateful firmware)",
+    )
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.set_defaults(handler=_verify)
 
@@ -99,11 +105,13 @@ def _check_evidence_options(args: argparse.Namespace) -> None:
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
     from sevref.errors import TrustError
+    from sevref.match import firmware_notes
 
     _check_evidence_options(args)
     try:
         publication = trusted(args, not args.only_needed)
         matches, what = _match(args, publication)
+        matches = firmware_notes(matches, args.require_stateless)
     except TrustError as error:
         print(f"sevref: {error.diagnostic()}", file=sys.stderr)
         return 3
@@ -168,7 +176,7 @@ def _describe(match: Match) -> str:
         words.append(f"{match.vcpus} vCPUs")
     if g.boot:
         words.append(f"boot {g.boot}")
-    return f"{'match' if match.acceptable else 'refused'}: {' '.join(words)} [{g.status}]"
+    return f"{'match' if match.acceptable else 'refused'}: {' '.join(words)} [{match.state.status}]"
 
 
 def _match(args: argparse.Namespace, publication: TrustedPublication) -> tuple[list[Match], str | None]:

@@ -11,6 +11,16 @@ footer of a table of GUIDed entries, ``{u16 size; GUID 96b582de-…}``, where
 
 QEMU silently ignores a table it cannot read. sevref refuses it instead: a
 measurement over an image QEMU would half-understand is a wrong measurement.
+
+The image's first bytes tell where its UEFI variables are kept. edk2 lays out
+an OVMF flash device as firmware volumes (PI specification volume 3, 3.2.1,
+``EFI_FIRMWARE_VOLUME_HEADER``: ``_FVH`` at offset 0x28). A unified image
+(``OvmfPkgX64.fdf`` ``[FD.OVMF]``, and ``OvmfPkg/AmdSev/AmdSevX64.fdf``) starts
+with the variable store of ``OvmfPkg/Include/Fdf/VarStore.fdf.inc``: a volume
+whose file system GUID is ``gEfiSystemNvDataFvGuid``, followed by a variable
+store header. A split ``OVMF_CODE`` image (``[FD.OVMF_CODE]``) starts with the
+code volume ``FVMAIN_COMPACT`` (``gEfiFirmwareFileSystem2Guid``); its store is
+the separate ``OVMF_VARS`` image. :func:`first_volume` reads which.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ import enum
 import itertools
 from dataclasses import dataclass
 
-from sevref.binfmt._struct import guid_bytes, guid_str, u16, u32
+from sevref.binfmt._struct import guid_bytes, guid_str, u16, u32, u64
 from sevref.errors import FirmwareFormatError
 
 __all__ = [
@@ -30,11 +40,14 @@ __all__ = [
     "SEV_METADATA_GUID",
     "SEV_SECRET_GUID",
     "Area",
+    "FirmwareVolume",
     "OvmfInfo",
     "ResetBlockSource",
     "SectionType",
     "SnpSection",
     "TableEntry",
+    "VolumeKind",
+    "first_volume",
     "parse_ovmf",
 ]
 
@@ -49,6 +62,16 @@ SEV_SECRET_GUID = "4c2eb361-7d9b-4cc3-8081-127c90d3d294"  # noqa: S105  # nosec 
 SEV_METADATA_GUID = "dc886566-984a-4798-a75e-5585a7bf67cc"
 """SEV-SNP metadata: u32 offset of the "ASEV" header from the end of the image."""
 
+SYSTEM_NV_DATA_FV_GUID = "fff12b8d-7696-4c8b-a985-2747075b4f50"
+"""``gEfiSystemNvDataFvGuid``: the file system GUID of a variable store volume (``VarStore.fdf.inc``)."""
+FIRMWARE_FILE_SYSTEM_GUIDS = ("8c8ce578-8a3d-4f1c-9935-896185c32dd3", "5473c07a-3dcb-4dca-bd6f-1e9689e7349a")
+"""``gEfiFirmwareFileSystem2Guid`` and ``gEfiFirmwareFileSystem3Guid``: volumes of firmware files (code)."""
+VARIABLE_STORE_GUIDS = {
+    "aaf32c78-947b-439a-a180-2e144ec37792": "authenticated",  # gEfiAuthenticatedVariableGuid
+    "ddcf3616-3275-4164-98b6-fe85707ffe7d": "plain",  # gEfiVariableGuid
+}
+"""The signatures of a variable store header (``VARIABLE_STORE_HEADER``), by kind."""
+
 FLASH_SECTOR_SIZE = 4096
 """QEMU maps pflash images in whole 4 KiB sectors (``hw/i386/pc_sysfw.c``)."""
 _BYTES_AFTER_TABLE = 32  # reset vector code + "VTF" signature (QEMU bytes_after_table_footer)
@@ -56,6 +79,8 @@ _ENTRY_HEADER = 18  # u16 size + 16-byte GUID
 _ASEV_HEADER = 16  # char[4] signature, u32 size, u32 version, u32 num_items
 _ASEV_DESCRIPTOR = 12  # u32 gpa, u32 size, u32 type
 _PAGE = 4096
+_FV_SIGNATURE = b"_FVH"
+_FV_HEADER = 0x48  # EFI_FIRMWARE_VOLUME_HEADER with one block map entry and its terminator
 
 _NAMES = {
     SEV_ES_RESET_BLOCK_GUID: "SEV-ES reset block",
@@ -147,6 +172,55 @@ class Area:
     """Size in bytes."""
 
 
+class VolumeKind(enum.StrEnum):
+    """What the firmware volume at the start of an image holds."""
+
+    VARIABLE_STORE = "variable-store"
+    """UEFI variables (``gEfiSystemNvDataFvGuid``): the image carries its own store."""
+    FIRMWARE_FILES = "firmware-files"
+    """Code (a firmware file system): the image has no store of its own."""
+    OTHER = "other"
+    """A volume of another file system."""
+
+
+@dataclass(frozen=True)
+class FirmwareVolume:
+    """The firmware volume at the start of an image (``EFI_FIRMWARE_VOLUME_HEADER``)."""
+
+    offset: int
+    """File offset of its header."""
+    guid: str
+    """Its file system GUID, lowercase text form."""
+    length: int
+    """Its length in bytes (``FvLength``)."""
+    header_length: int
+    """The header's length (``HeaderLength``)."""
+    variable_store: str | None = None
+    """For a variable store: ``authenticated`` or ``plain``, from its store header."""
+
+    def describe(self) -> str:
+        """Name the volume for messages.
+
+        Returns:
+            E.g. ``firmware volume fff12b8d-… (gEfiSystemNvDataFvGuid) at offset 0x0, 0x84000 bytes``.
+        """
+        name = {VolumeKind.VARIABLE_STORE: "gEfiSystemNvDataFvGuid", VolumeKind.FIRMWARE_FILES: "firmware files"}
+        known = name.get(self.kind)
+        return (
+            f"firmware volume {self.guid}{f' ({known})' if known else ''} at offset {self.offset:#x}, "
+            f"{self.length:#x} bytes"
+        )
+
+    @property
+    def kind(self) -> VolumeKind:
+        """What the volume holds, by its file system GUID."""
+        if self.guid == SYSTEM_NV_DATA_FV_GUID:
+            return VolumeKind.VARIABLE_STORE
+        if self.guid in FIRMWARE_FILE_SYSTEM_GUIDS:
+            return VolumeKind.FIRMWARE_FILES
+        return VolumeKind.OTHER
+
+
 @dataclass(frozen=True)
 class OvmfInfo:
     """What an SEV launch reads from an OVMF image."""
@@ -167,6 +241,8 @@ class OvmfInfo:
     """File offset of the SEV-SNP metadata ("ASEV") header, or None when absent."""
     snp_sections: tuple[SnpSection, ...] | None = None
     """The SEV-SNP metadata sections in the image's own order, or None when absent."""
+    first_volume: FirmwareVolume | None = None
+    """The firmware volume at offset 0, or None when the image does not start with one."""
 
     @property
     def gpa(self) -> int:
@@ -319,6 +395,49 @@ def _snp_metadata(data: bytes, start: int) -> tuple[SnpSection, ...]:
     return tuple(sections)
 
 
+def first_volume(data: bytes) -> FirmwareVolume | None:
+    """Read the firmware volume header at the start of an image, if there is one.
+
+    Args:
+        data: the whole image.
+
+    Returns:
+        The volume, or None when the image does not start with a volume header
+        (``_FVH`` at offset 0x28).
+
+    Raises:
+        FirmwareFormatError: the header is there but malformed: a length outside
+            the image, a header shorter than 0x48 bytes, a checksum that does not
+            sum to zero, or a variable store without a store header.
+    """
+    if len(data) < _FV_HEADER or bytes(data[0x28:0x2C]) != _FV_SIGNATURE:
+        return None
+    guid = guid_str(data[0x10:0x20])
+    length, header_length = u64(data, 0x20), u16(data, 0x30)
+    what = f"firmware volume {guid} at offset 0x0"
+    if not _FV_HEADER <= header_length <= length <= len(data) or header_length % 2:
+        raise FirmwareFormatError(
+            f"{what}: FvLength {length:#x}, HeaderLength {header_length:#x}; expected an even "
+            f"{_FV_HEADER:#x} <= HeaderLength <= FvLength <= {len(data):#x} (the image)"
+        )
+    checksum = sum(u16(data, offset) for offset in range(0, header_length, 2)) & 0xFFFF
+    if checksum:
+        raise FirmwareFormatError(
+            f"{what}: the 16-bit sum of its {header_length:#x}-byte header is {checksum:#06x}; expected 0 "
+            f"(the Checksum field at offset 0x32 makes it so)"
+        )
+    volume = FirmwareVolume(0, guid, length, header_length)
+    if volume.kind is not VolumeKind.VARIABLE_STORE:
+        return volume
+    store = guid_str(data[header_length : header_length + 16]) if header_length + 16 <= length else None
+    if store not in VARIABLE_STORE_GUIDS:
+        raise FirmwareFormatError(
+            f"{what} (a variable store): store header at offset {header_length:#x} has signature {store}; "
+            f"expected {' or '.join(VARIABLE_STORE_GUIDS)}"
+        )
+    return FirmwareVolume(0, guid, length, header_length, VARIABLE_STORE_GUIDS[store])
+
+
 def parse_ovmf(data: bytes) -> OvmfInfo:
     """Parse what an SEV launch reads from an OVMF image.
 
@@ -330,10 +449,12 @@ def parse_ovmf(data: bytes) -> OvmfInfo:
 
     Raises:
         FirmwareFormatError: the image is too short, not sector-aligned, has
-            neither a footer table nor a pre-2021 reset block, or its table or
-            one of its entries is malformed.
+            neither a footer table nor a pre-2021 reset block, its table or
+            one of its entries is malformed, or it starts with a malformed
+            firmware volume header.
     """
     _check_image_size(len(data))
+    volume = first_volume(data)
     guid_at = len(data) - _BYTES_AFTER_TABLE - 16
     found = bytes(data[guid_at : guid_at + 16])
     if found == guid_bytes(FOOTER_GUID):
@@ -359,6 +480,7 @@ def parse_ovmf(data: bytes) -> OvmfInfo:
             secret_area=_area(by_guid.get(SEV_SECRET_GUID)),
             snp_metadata_offset=snp_offset,
             snp_sections=None if snp_offset is None else _snp_metadata(data, snp_offset),
+            first_volume=volume,
         )
     if found == guid_bytes(SEV_ES_RESET_BLOCK_GUID):
         return OvmfInfo(
@@ -369,6 +491,7 @@ def parse_ovmf(data: bytes) -> OvmfInfo:
             hash_table=None,
             secret_area=None,
             snp_metadata_offset=None,
+            first_volume=volume,
         )
     raise FirmwareFormatError(
         f"no OVMF footer table: expected GUID {FOOTER_GUID} (or the pre-2021 SEV-ES reset "

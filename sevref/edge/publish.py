@@ -28,7 +28,7 @@ from sevref.digest import Firmware, Mode, launch_digests
 from sevref.errors import RenderError
 from sevref.expand import Expansion, Group
 from sevref.ids import entry_id
-from sevref.manifest.model import Manifest, Source
+from sevref.manifest.model import Manifest
 from sevref.records import (
     CALCULATOR,
     SCHEMAS,
@@ -196,8 +196,8 @@ class BuildPlan:
     """The groups, by id."""
     firmware: Mapping[str, Firmware]
     """Prepared firmware by id."""
-    sources: Mapping[str, Source]
-    """Each firmware's source (for its package label)."""
+    records: Mapping[str, FirmwareRecord]
+    """Each firmware's published record (its package and where it keeps UEFI variables, which groups repeat)."""
     renderer: Renderer
     """Renders each group's page."""
 
@@ -222,7 +222,7 @@ def _compute(plan: BuildPlan, index: int) -> _Computed:
     counts = group.vcpus or (1,)
     by_count = launch_digests(plan.firmware[group.firmware], group.config, counts)
     digests = [by_count[count] for count in counts]
-    record = group_record(group, digests, plan.sources[group.firmware])
+    record = group_record(group, digests, plan.records[group.firmware])
     data = record.to_dict()
     check_group(data)
     _, page = plan.renderer.entry(record)
@@ -377,7 +377,7 @@ def write_publication(
         candidates[ident] = tree.open(f"firmware/{ident}.json", head, tail)
     templates, assets = site_sources()
     renderer = Renderer(templates, site, records)
-    plan = BuildPlan(expansion.groups, firmware, {i: manifest.firmware[i].source for i in firmware}, renderer)
+    plan = BuildPlan(expansion.groups, firmware, {record.id: record for record in records}, renderer)
     digests = _DigestIndex(tree.root / ".digests", layout)
     meter = _Progress(progress, expansion.entries)
     results, stop = _results(plan, jobs, expansion.entries)

@@ -14,7 +14,7 @@ from pathlib import Path
 from sevref.digest import Mode
 from sevref.errors import ManifestError
 from sevref.hosts import HostStack
-from sevref.records import EntryStatus
+from sevref.records import EntryStatus, Store
 from sevref.values import format_time, parse_time
 
 __all__ = [
@@ -125,6 +125,10 @@ class FirmwareSpec:
     """Where its image comes from."""
     origin: str
     """``file:line:column``."""
+    nvram: Store | None = None
+    """Where the publisher says it keeps its UEFI variables (``nvram``), if it says."""
+    nvram_origin: str = ""
+    """``file:line:column`` of ``nvram``."""
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from sevref.manifest.model import (
     Source,
 )
 from sevref.manifest.prose import check_schema
-from sevref.records import EntryStatus
+from sevref.records import EntryStatus, Store
 from sevref.values import parse_hex, parse_time, parse_version
 
 __all__ = ["load_manifests"]
@@ -149,6 +149,8 @@ class _Reader:
                 raw.get("description", ""),
                 self.source(doc, pointer + "/source", raw["source"]),
                 doc.where(pointer),
+                Store(raw["nvram"]) if "nvram" in raw else None,
+                doc.where(pointer + "/nvram") if "nvram" in raw else "",
             )
         for index, raw in enumerate(doc.data.get("host_stacks", [])):
             pointer = f"/host_stacks/{index}"

@@ -24,17 +24,36 @@ Schema (:mod:`sevref.validate`); it does not check again.
 from __future__ import annotations
 
 from sevref.records._common import CALCULATOR, SCHEMAS
-from sevref.records.firmware import DebianRef, FirmwareRecord, KernelHashesRecord, SnpSection
-from sevref.records.groups import Catalog, CatalogRow, EntryStatus, GroupRecord, vcpu_runs
+from sevref.records.firmware import (
+    Basis,
+    DebianRef,
+    FirmwareRecord,
+    KernelHashesRecord,
+    Nvram,
+    SnpSection,
+    State,
+    Store,
+)
+from sevref.records.groups import (
+    Catalog,
+    CatalogRow,
+    EntryState,
+    EntryStatus,
+    GroupRecord,
+    StatusException,
+    vcpu_runs,
+)
 from sevref.records.index import Counts, FileRef, Index, Layout, Release, Signing
 
 __all__ = [
     "CALCULATOR",
     "SCHEMAS",
+    "Basis",
     "Catalog",
     "CatalogRow",
     "Counts",
     "DebianRef",
+    "EntryState",
     "EntryStatus",
     "FileRef",
     "FirmwareRecord",
@@ -42,8 +61,12 @@ __all__ = [
     "Index",
     "KernelHashesRecord",
     "Layout",
+    "Nvram",
     "Release",
     "Signing",
     "SnpSection",
+    "State",
+    "StatusException",
+    "Store",
     "vcpu_runs",
 ]

@@ -8,9 +8,9 @@ __all__ = ["CALCULATOR", "SCHEMAS", "hex_or_none", "int_or_none"]
 
 CALCULATOR = f"sevref {__version__}"
 """Who computed the digests, recorded in every group."""
-SCHEMAS = {
-    kind: f"urn:sevref:schema:{kind}:1" for kind in ("index", "publication", "groups", "digests", "firmware", "catalog")
-}
+_VERSIONS = {"index": 1, "publication": 1, "groups": 2, "digests": 1, "firmware": 2, "catalog": 2}
+# groups 2 and catalog 2: a lifecycle status per entry (``exceptions``); firmware 2: ``nvram``.
+SCHEMAS = {kind: f"urn:sevref:schema:{kind}:{version}" for kind, version in _VERSIONS.items()}
 """The ``schema`` value of each kind of file (and the ``$id`` of its JSON Schema)."""
 
 

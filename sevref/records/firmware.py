@@ -2,13 +2,133 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sevref.records._common import hex_or_none, int_or_none
 
-__all__ = ["DebianRef", "FirmwareRecord", "KernelHashesRecord", "SnpSection"]
+__all__ = ["Basis", "DebianRef", "FirmwareRecord", "KernelHashesRecord", "Nvram", "SnpSection", "State", "Store"]
+
+
+class State(enum.StrEnum):
+    """Whether a firmware keeps UEFI variables between boots (QEMU's "stateless firmware")."""
+
+    STATELESS = "stateless"
+    """No variable store: every boot starts from the measured image."""
+    STATEFUL = "stateful"
+    """A variable store the host keeps: the firmware uses state the measurement does not vouch for."""
+
+
+class Store(enum.StrEnum):
+    """Where a firmware keeps its UEFI variables (the manifest's ``firmware[].nvram``)."""
+
+    EMBEDDED = "embedded"
+    """In a variable store inside the image, on the flash file the host keeps (a unified OVMF.fd)."""
+    SEPARATE = "separate"
+    """In a second flash file beside the image (OVMF_VARS, pflash unit 1), which QEMU does not measure."""
+    NONE = "none"
+    """Nowhere between boots: in guest memory only (an AmdSevX64 build launched with -bios)."""
+    UNKNOWN = "unknown"
+    """Neither the image nor the manifest says."""
+
+
+class Basis(enum.StrEnum):
+    """How sevref knows where the variables are kept."""
+
+    IMAGE = "image"
+    """Read from the image: the firmware volume it starts with."""
+    MANIFEST = "manifest"
+    """Stated by the publisher (``nvram``), and checked against the image as far as it tells."""
+    ASSUMED = "assumed"
+    """Neither says: assumed stateful."""
+
+
+_EXPLAIN = {
+    Store.NONE: (
+        "The firmware keeps no UEFI variables between boots: they live in guest memory and start from the "
+        "measured image on every boot, so the host cannot hand it variables of its choosing."
+    ),
+    Store.SEPARATE: (
+        "UEFI variables are outside the measurement: the host can change boot order and Secure Boot keys "
+        "without changing this digest. This image has no variable store of its own; its variables are in a "
+        "separate flash file (OVMF_VARS, pflash unit 1) that the host supplies and QEMU does not measure."
+    ),
+    Store.EMBEDDED: (
+        "The image carries its own UEFI variable store, and the firmware writes its variables back into it, "
+        "in the flash file the host keeps and can rewrite between boots. This digest covers the store only "
+        "as published: a guest whose variables have changed no longer matches it, and what the firmware "
+        "reads there is state from the host's file."
+    ),
+    Store.UNKNOWN: (
+        "sevref cannot tell from the image where the firmware keeps its UEFI variables, and the publisher "
+        "does not say. If they live outside the measurement, the host can change boot order and Secure Boot "
+        "keys without changing this digest."
+    ),
+}
+_HOW = {
+    Basis.IMAGE: "read from the image",
+    Basis.MANIFEST: "stated by the publisher",
+    Basis.ASSUMED: "assumed: nothing says otherwise",
+}
+_WHERE = {
+    Store.EMBEDDED: "variable store inside the image",
+    Store.SEPARATE: "variables in a separate, unmeasured OVMF_VARS file",
+    Store.NONE: "no variable store",
+    Store.UNKNOWN: "variable store unknown",
+}
+
+
+@dataclass(frozen=True)
+class Nvram:
+    """Where a firmware keeps its UEFI variables, and so whether it is stateless."""
+
+    store: Store
+    """Where the variables are kept."""
+    basis: Basis
+    """How sevref knows."""
+
+    @property
+    def state(self) -> State:
+        """Stateless only when there is no store at all; an unknown store counts as stateful."""
+        return State.STATELESS if self.store is Store.NONE else State.STATEFUL
+
+    def label(self) -> str:
+        """A short label for tables.
+
+        Returns:
+            E.g. ``stateful (variables in a separate, unmeasured OVMF_VARS file; read from the image)``.
+        """
+        return f"{self.state} ({_WHERE[self.store]}; {_HOW[self.basis]})"
+
+    def explain(self) -> str:
+        """What it means for a verifier, in words a reader understands.
+
+        Returns:
+            One or more sentences.
+        """
+        return _EXPLAIN[self.store]
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the JSON form.
+
+        Returns:
+            The mapping.
+        """
+        return {"state": str(self.state), "store": str(self.store), "basis": str(self.basis)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Nvram:
+        """Read the JSON form (its ``state`` follows from ``store``; the schema holds them together).
+
+        Args:
+            data: a mapping valid against the firmware schema's ``nvram`` member.
+
+        Returns:
+            The record.
+        """
+        return cls(Store(data["store"]), Basis(data["basis"]))
 
 
 @dataclass(frozen=True)
@@ -98,6 +218,8 @@ class FirmwareRecord:
     """The SEV-SNP chain over the firmware pages alone."""
     modes: Mapping[str, str]
     """Mode -> "supported" or why not."""
+    nvram: Nvram
+    """Where the firmware keeps its UEFI variables: stateless or stateful."""
     url: str | None = None
     """Where the image was downloaded from, when the manifest gave a URL (then ``file`` is its name)."""
 
@@ -154,6 +276,7 @@ class FirmwareRecord:
             else [{"gpa": hex_or_none(s.gpa), "size": hex_or_none(s.size), "type": s.type} for s in self.snp_metadata],
             "snp_prefix": self.snp_prefix,
             "modes": dict(self.modes),
+            "nvram": self.nvram.to_dict(),
         }
 
     @classmethod
@@ -186,4 +309,5 @@ class FirmwareRecord:
             else tuple(SnpSection(int(s["gpa"], 16), int(s["size"], 16), s["type"]) for s in sections),
             snp_prefix=data["snp_prefix"],
             modes=dict(data["modes"]),
+            nvram=Nvram.from_dict(data["nvram"]),
         )

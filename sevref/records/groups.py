@@ -10,9 +10,10 @@ from typing import Any
 from sevref.digest import Mode
 from sevref.ids import entry_id
 from sevref.records._common import SCHEMAS, hex_or_none, int_or_none
+from sevref.records.firmware import Nvram
 from sevref.records.index import Release
 
-__all__ = ["Catalog", "CatalogRow", "EntryStatus", "GroupRecord", "vcpu_runs"]
+__all__ = ["Catalog", "CatalogRow", "EntryState", "EntryStatus", "GroupRecord", "StatusException", "vcpu_runs"]
 
 
 class EntryStatus(enum.StrEnum):
@@ -24,6 +25,79 @@ class EntryStatus(enum.StrEnum):
     """Still accepted, with a note: move to the successor."""
     REVOKED = "revoked"
     """Refused: a flaw was found."""
+
+
+_STATUS_ORDER = {status: n for n, status in enumerate(EntryStatus)}
+
+
+@dataclass(frozen=True)
+class EntryState:
+    """An entry's place in its life: its status, and why."""
+
+    status: EntryStatus
+    """Active, deprecated or revoked."""
+    reason: str | None = None
+    """Why deprecated or revoked."""
+    successor: str | None = None
+    """What to use instead."""
+
+    def describe(self) -> str:
+        """Say it in one line.
+
+        Returns:
+            E.g. ``revoked: a flaw in 2-vCPU launches; use qemu9.1-init2``, or ``active``.
+        """
+        if self.status is EntryStatus.ACTIVE:
+            return str(self.status)
+        text = f"{self.status}: {self.reason or 'no reason given'}"
+        return text + (f"; use {self.successor}" if self.successor else "")
+
+
+@dataclass(frozen=True)
+class StatusException:
+    """Entries of a group whose status is not the group's (``exceptions`` of a group record)."""
+
+    vcpus: tuple[tuple[int, int], ...]
+    """Their vCPU counts, as inclusive runs."""
+    state: EntryState
+    """Their status."""
+
+    def covers(self, count: int | None) -> bool:
+        """Tell whether an entry's vCPU count is among these.
+
+        Args:
+            count: the entry's count (None for SEV, which is never an exception).
+
+        Returns:
+            True when it is.
+        """
+        return count is not None and any(first <= count <= last for first, last in self.vcpus)
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the JSON form.
+
+        Returns:
+            The mapping.
+        """
+        return {
+            "vcpus": [[first, last] for first, last in self.vcpus],
+            "status": str(self.state.status),
+            "status_reason": self.state.reason,
+            "successor": self.state.successor,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StatusException:
+        """Read the JSON form.
+
+        Args:
+            data: a schema-valid mapping.
+
+        Returns:
+            The exception.
+        """
+        state = EntryState(EntryStatus(data["status"]), data["status_reason"], data["successor"])
+        return cls(tuple((first, last) for first, last in data["vcpus"]), state)
 
 
 def vcpu_runs(counts: Sequence[int]) -> tuple[tuple[int, int], ...]:
@@ -62,6 +136,8 @@ class GroupRecord:
     """The firmware image's SHA-256."""
     firmware_package: str | None
     """``name version`` of the Debian package it came from, if any."""
+    firmware_nvram: Nvram
+    """Where the firmware keeps its UEFI variables (its firmware record's ``nvram``), so a match says it."""
     host_stack: str
     """Host stack id."""
     vmm: str
@@ -110,6 +186,36 @@ class GroupRecord:
     """The sevref version that computed the digests."""
     entries: tuple[tuple[int | None, str], ...]
     """(vCPU count or None for SEV, digest), by vCPU count."""
+    exceptions: tuple[StatusException, ...] = ()
+    """Entries whose status is not :attr:`status` (by first vCPU count); usually none."""
+
+    @property
+    def state(self) -> EntryState:
+        """The group's status: that of every entry no exception names."""
+        return EntryState(self.status, self.status_reason, self.successor)
+
+    def state_at(self, vcpus: int | None) -> EntryState:
+        """The status of one entry.
+
+        Args:
+            vcpus: the entry's vCPU count (None for SEV).
+
+        Returns:
+            Its exception's status, else the group's.
+        """
+        return next((e.state for e in self.exceptions if e.covers(vcpus)), self.state)
+
+    def status_counts(self) -> dict[EntryStatus, int]:
+        """How many entries have each status.
+
+        Returns:
+            Status -> entries, for the statuses some entry has.
+        """
+        counts: dict[EntryStatus, int] = {}
+        for count, _ in self.entries:
+            status = self.state_at(count).status
+            counts[status] = counts.get(status, 0) + 1
+        return counts
 
     @property
     def features(self) -> int | None:
@@ -142,6 +248,11 @@ class GroupRecord:
             The row.
         """
         counts = [count for count, _ in self.entries if count is not None]
+        others: dict[EntryStatus, list[int]] = {}
+        for count in counts:
+            status = self.state_at(count).status
+            if status is not self.status:
+                others.setdefault(status, []).append(count)
         return CatalogRow(
             id=self.id,
             mode=self.mode,
@@ -154,6 +265,9 @@ class GroupRecord:
             cmdline=self.cmdline,
             vcpus=vcpu_runs(counts) if counts else None,
             status=self.status,
+            exceptions=tuple(
+                (status, vcpu_runs(others[status])) for status in sorted(others, key=_STATUS_ORDER.__getitem__)
+            ),
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -170,6 +284,7 @@ class GroupRecord:
             "firmware": self.firmware,
             "firmware_sha256": self.firmware_sha256,
             "firmware_package": self.firmware_package,
+            "firmware_nvram": self.firmware_nvram.to_dict(),
             "host_stack": self.host_stack,
             "vmm": self.vmm,
             "qemu_version": self.qemu_version,
@@ -194,6 +309,7 @@ class GroupRecord:
             "matrix": self.matrix,
             "calculator": self.calculator,
             "entries": [[count, digest] for count, digest in self.entries],
+            "exceptions": [exception.to_dict() for exception in self.exceptions],
         }
 
     @classmethod
@@ -215,6 +331,7 @@ class GroupRecord:
             firmware=data["firmware"],
             firmware_sha256=data["firmware_sha256"],
             firmware_package=data["firmware_package"],
+            firmware_nvram=Nvram.from_dict(data["firmware_nvram"]),
             host_stack=data["host_stack"],
             vmm=data["vmm"],
             qemu_version=data["qemu_version"],
@@ -239,6 +356,7 @@ class GroupRecord:
             matrix=data["matrix"],
             calculator=data["calculator"],
             entries=tuple((count, digest) for count, digest in data["entries"]),
+            exceptions=tuple(StatusException.from_dict(e) for e in data["exceptions"]),
         )
 
 
@@ -270,12 +388,35 @@ class CatalogRow:
     vcpus: tuple[tuple[int, int], ...] | None
     """vCPU counts as inclusive runs; None for SEV."""
     status: EntryStatus
-    """Lifecycle status."""
+    """Lifecycle status of every entry no exception names."""
+    exceptions: tuple[tuple[EntryStatus, tuple[tuple[int, int], ...]], ...] = ()
+    """(status, vCPU runs) of the entries with another status, in status order; usually none."""
 
     @property
     def entry_count(self) -> int:
         """How many entries (digests) the configuration has: one per vCPU count, one for SEV."""
         return sum(last - first + 1 for first, last in self.vcpus) if self.vcpus else 1
+
+    def status_counts(self) -> dict[EntryStatus, int]:
+        """How many entries have each status.
+
+        Returns:
+            Status -> entries, for the statuses some entry has, in status order.
+        """
+        others = {status: sum(last - first + 1 for first, last in runs) for status, runs in self.exceptions}
+        counts = {self.status: self.entry_count - sum(others.values()), **others}
+        return {status: counts[status] for status in sorted(counts, key=_STATUS_ORDER.__getitem__) if counts[status]}
+
+    def status_at(self, vcpus: int) -> EntryStatus:
+        """The status of the entry with a vCPU count.
+
+        Args:
+            vcpus: the count.
+
+        Returns:
+            Its status.
+        """
+        return next((status for status, runs in self.exceptions if any(a <= vcpus <= b for a, b in runs)), self.status)
 
     def sort_key(self) -> tuple[object, ...]:
         """People read catalogs by mode, host stack, CPU, features, boot and command line.
@@ -312,6 +453,10 @@ class CatalogRow:
             "cmdline": self.cmdline,
             "vcpus": None if self.vcpus is None else [[first, last] for first, last in self.vcpus],
             "status": str(self.status),
+            "exceptions": [
+                {"status": str(status), "vcpus": [[first, last] for first, last in runs]}
+                for status, runs in self.exceptions
+            ],
         }
 
     @classmethod
@@ -337,6 +482,10 @@ class CatalogRow:
             cmdline=data["cmdline"],
             vcpus=None if vcpus is None else tuple((first, last) for first, last in vcpus),
             status=EntryStatus(data["status"]),
+            exceptions=tuple(
+                (EntryStatus(e["status"]), tuple((first, last) for first, last in e["vcpus"]))
+                for e in data["exceptions"]
+            ),
         )
 
 

@@ -219,6 +219,16 @@ def cases() -> list[dict[str, Any]]:
         evidence={"snp_measurement": "00" * 48},
         entries=[],
     )
+    count, revoked = snp["entries"][0]
+    case(
+        "snp-revoked-entry",
+        f"An SEV-SNP MEASUREMENT of an entry revoked alone ({count} vCPU; the other count stays active).",
+        "release-1",
+        1,
+        None,
+        evidence={"snp_measurement": revoked},
+        entries=[],
+    )
     es = next(g for g in groups("release-1") if g["mode"] == "sev-es")
     count, digest = es["entries"][0]
     inputs = LaunchMeasureInputs(api_major=1, api_minor=55, build=21, policy=0x5)

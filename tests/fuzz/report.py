@@ -8,7 +8,7 @@ from sevref.binfmt.report import AttestationReport, decode_report, parse_report
 from sevref.digest import Mode
 from sevref.errors import SevrefError
 from sevref.match import Match, snp_notes
-from sevref.records import EntryStatus, GroupRecord
+from sevref.records import Basis, EntryStatus, GroupRecord, Nvram, Store
 from sevref.serialize import json_line
 
 _GROUP = GroupRecord(
@@ -19,6 +19,7 @@ _GROUP = GroupRecord(
     firmware="fw",
     firmware_sha256="0" * 64,
     firmware_package=None,
+    firmware_nvram=Nvram(Store.UNKNOWN, Basis.ASSUMED),
     host_stack="host",
     vmm="qemu",
     qemu_version="9.1",

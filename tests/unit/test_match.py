@@ -221,12 +221,18 @@ def test_the_printed_form_of_a_match(publication: TrustedPublication, groups: li
     match: Match = entry(publication, group.entry_ids()[0]).with_notes([("another note", False)])
     printed = match.to_dict()
     configuration = {k: v for k, v in group.to_dict().items() if k != "entries"}
+    nvram = group.firmware_nvram
+    state = group.state_at(group.entries[0][0])
     assert printed == {
         "entry": group.entry_ids()[0],
         "vcpus": group.entries[0][0],
         "digest": group.entries[0][1],
+        "status": "deprecated",
+        "status_reason": state.reason,
+        "successor": state.successor,
         "acceptable": True,
         "notes": [{"note": DEPRECATED, "blocking": False}, {"note": "another note", "blocking": False}],
+        "firmware_nvram": {**nvram.to_dict(), "explanation": nvram.explain()},
         "configuration": configuration,
     }
     assert json.loads(json.dumps(printed)) == printed

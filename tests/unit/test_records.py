@@ -33,6 +33,7 @@ from sevref.records import (
     SnpSection,
     vcpu_runs,
 )
+from sevref.records.firmware import Basis, Nvram, Store
 from sevref.serialize import canonical
 from sevref.validate import check_document, check_group
 from tests.conftest import REPO
@@ -82,6 +83,7 @@ def group_records(draw: st.DrawFn) -> GroupRecord:
         firmware=draw(ids),
         firmware_sha256=draw(sha256s),
         firmware_package=draw(maybe_texts),
+        firmware_nvram=draw(st.builds(Nvram, st.sampled_from(list(Store)), st.sampled_from(list(Basis)))),
         host_stack=draw(ids),
         vmm=draw(st.sampled_from(["qemu", "ec2", "gce"])),
         qemu_version=draw(maybe_texts),
@@ -146,6 +148,7 @@ firmware_records = st.builds(
     snp_metadata=st.none() | st.lists(st.builds(SnpSection, u64, u64, texts), max_size=4).map(tuple),
     snp_prefix=st.none() | sha384s,
     modes=st.fixed_dictionaries({"sev": texts, "sev-es": texts, "sev-snp": texts}),
+    nvram=st.builds(Nvram, st.sampled_from(list(Store)), st.sampled_from(list(Basis))),
 ).map(lambda r: r if r.debian is None else FirmwareRecord(**{**r.__dict__, "file": None}))
 times = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31), timezones=st.just(UTC)).map(
     lambda t: t.replace(microsecond=0)
@@ -238,6 +241,7 @@ def test_every_record_writes_hex_numbers_as_lowercase_text() -> None:
         snp_metadata=(SnpSection(0x800000, 0x2000, "SNP_SEC_MEM"),),
         snp_prefix=None,
         modes={"sev": "supported", "sev-es": "supported", "sev-snp": "supported"},
+        nvram=Nvram(Store.NONE, Basis.MANIFEST),
     )
     data = record.to_dict()
     assert (data["ap_reset_eip"], data["kernel_hashes"]) == (
@@ -272,6 +276,7 @@ def snp_group(entries: tuple[tuple[int | None, str], ...], **changes: Any) -> Gr
         "firmware": "fw",
         "firmware_sha256": "0" * 64,
         "firmware_package": None,
+        "firmware_nvram": Nvram(Store.SEPARATE, Basis.IMAGE),
         "host_stack": "q91",
         "vmm": "qemu",
         "qemu_version": "9.1.0",

@@ -343,6 +343,17 @@
     return runs === null || runs.some(([a, b]) => a <= count && count <= b);
   }
 
+  // An entry's lifecycle status: its exception's, else its configuration's (group records and catalog rows alike).
+  function statusAt(record, count) {
+    const exception = (record.exceptions || []).find((e) => count !== null && inRuns(e.vcpus, count));
+    return exception ? exception.status : record.status;
+  }
+
+  // A configuration's statuses when no vCPU count is chosen: its own, then the entries that differ.
+  function statusLabel(record) {
+    return [record.status, ...(record.exceptions || []).map((e) => `${e.status}: ${runsLabel(e.vcpus)}`)].join('; ');
+  }
+
   function entryId(group, count) {
     return count === null ? group : `${group}-${String(count).padStart(4, '0')}`;
   }
@@ -393,7 +404,7 @@
         cell(tr, r.host);
         cell(tr, r.cpu);
         cell(tr, r.vcpus);
-        cell(tr, r.status, `status-${r.status}`);
+        cell(tr, r.status, `status-${r.status.split(/[;:]/)[0]}`);
         const digest = cell(tr, '');
         if (r.digest) {
           const code = document.createElement('code');
@@ -444,7 +455,7 @@
           host: g.host_stack,
           cpu: g.cpu || g.cpu_signature || '',
           vcpus: count === null ? 'any' : String(count),
-          status: g.status,
+          status: statusAt(g, count),
           digest,
         });
       }
@@ -487,7 +498,7 @@
           host: c.host_stack,
           cpu: c.cpu || c.cpu_signature || '',
           vcpus: count !== null && c.vcpus ? String(count) : runsLabel(c.vcpus),
-          status: c.status,
+          status: count !== null && c.vcpus ? statusAt(c, count) : statusLabel(c),
           digestLabel: exact ? 'show the digest' : `${n} digest${n === 1 ? '' : 's'}`,
         });
       }
