@@ -9,15 +9,28 @@ here depends on any other part of sevref but its errors.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sevref.errors import ConfigError
 
-__all__ = ["format_time", "parse_hex", "parse_hex_bytes", "parse_sha256", "parse_time"]
+__all__ = [
+    "format_duration",
+    "format_time",
+    "parse_duration",
+    "parse_hex",
+    "parse_hex_bytes",
+    "parse_sha256",
+    "parse_time",
+]
 
 _HEX = re.compile(r"(0[xX])?[0-9a-fA-F]+")
 _HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+_DURATION = re.compile(r"(?:[0-9]{1,9}[dhms])+")
+_DURATION_PART = re.compile(r"([0-9]{1,9})([dhms])")
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+MAX_DURATION = timedelta(days=3660)
+"""The longest duration sevref reads (ten years and a few days)."""
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 """RFC 3339 UTC with whole seconds: the only time format sevref reads or writes."""
 
@@ -112,3 +125,42 @@ def format_time(moment: datetime) -> str:
         E.g. ``2026-11-26T00:00:00Z``.
     """
     return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def parse_duration(text: str, key: str) -> timedelta:
+    """Read a duration: whole days, hours, minutes and seconds, e.g. ``90s``, ``15m``, ``1h30m``, ``7d``.
+
+    Args:
+        text: the duration.
+        key: its name, for the error.
+
+    Returns:
+        The duration (more than zero, at most :data:`MAX_DURATION`).
+
+    Raises:
+        ConfigError: another form, zero, or too long.
+    """
+    if not isinstance(text, str) or not _DURATION.fullmatch(text):
+        raise ConfigError(f"{key}: expected a duration such as 90s, 15m, 12h, 1h30m or 7d, found {text!r}")
+    seconds = sum(int(count) * _UNITS[unit] for count, unit in _DURATION_PART.findall(text))
+    if not 0 < seconds <= MAX_DURATION.total_seconds():
+        raise ConfigError(f"{key}: expected more than 0 s and at most {MAX_DURATION.days} days, found {text!r}")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(duration: timedelta) -> str:
+    """Write a duration as :func:`parse_duration` reads it.
+
+    Args:
+        duration: whole seconds.
+
+    Returns:
+        E.g. ``1d2h``, ``90s`` → ``1m30s``.
+    """
+    seconds = int(duration.total_seconds())
+    parts = []
+    for unit, size in _UNITS.items():
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
