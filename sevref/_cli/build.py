@@ -88,13 +88,13 @@ def _cache(args: argparse.Namespace) -> Path:
 
 
 def _signer(path: str | None, passphrase_file: str | None) -> KeySigner | None:
-    from sevref.edge.keys import load_signer, read_passphrase
+    from sevref._cli._common import load_signer
 
     if path is None:
         if passphrase_file is not None:
             raise Usage("--passphrase-file goes with --signing-key")
         return None
-    return load_signer(Path(path), read_passphrase(Path(passphrase_file) if passphrase_file else None))
+    return load_signer(path, passphrase_file)
 
 
 def _build(args: argparse.Namespace, out: TextIO) -> int:
