@@ -115,12 +115,12 @@ def _chain(args: argparse.Namespace, out: TextIO) -> int:
     from sevref.edge.keys import extend_chain
     from sevref.keychain import Role
 
-    signer = load_signer(args.signing_key, args.passphrase_file)
-    added = [load_signer(path, args.add_passphrase_file, "SEVREF_NEW_KEY_PASSPHRASE") for path in args.add]
     if args.revoke and not args.reason:
         raise Usage("--revoke needs --reason")
     if args.role and not args.add:
         raise Usage("--role gives the roles of --add keys")
+    signer = load_signer(args.signing_key, args.passphrase_file)
+    added = [load_signer(path, args.add_passphrase_file, "SEVREF_NEW_KEY_PASSPHRASE") for path in args.add]
     revoked = {keyid: args.reason for keyid in args.revoke}
     roles = [Role(r) for r in args.role or ["release"]]
     version, path = extend_chain(Path(args.keys), args.publisher, signer, added, revoked, args.label, roles)
