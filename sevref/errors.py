@@ -9,6 +9,7 @@ other exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 import enum
+import unicodedata
 
 __all__ = [
     "Check",
@@ -16,14 +17,41 @@ __all__ = [
     "DigestMismatchError",
     "FetchError",
     "FirmwareFormatError",
+    "JSONFormatError",
     "LayoutError",
     "ManifestError",
+    "NotFoundError",
     "RenderError",
     "ReportFormatError",
     "SevrefError",
     "SignatureError",
     "TrustError",
+    "printable",
 ]
+
+
+def printable(text: str) -> str:
+    r"""Escape every character that could move the cursor, recolour or hide text on a terminal.
+
+    Control characters (C0, C1, DEL), format characters (bidirectional
+    overrides, zero-width joiners), surrogates and unassigned code points
+    become ``\xNN``, ``\uNNNN`` or ``\UNNNNNNNN``. Text from a publication that is not
+    yet verified is printed only through this (every error message is).
+
+    Args:
+        text: any text.
+
+    Returns:
+        The same text, safe to print on one line.
+    """
+    out = []
+    for char in text:
+        if unicodedata.category(char)[0] == "C":
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 class SevrefError(Exception):
@@ -33,9 +61,11 @@ class SevrefError(Exception):
         """Return the one-line message the command line prints.
 
         Returns:
-            The message, with any line breaks folded into spaces.
+            The message on one line: line breaks folded into spaces, and every
+            other control character escaped (:func:`printable`), so that text
+            from a hostile input cannot rewrite the terminal.
         """
-        return " ".join(str(self).split("\n"))
+        return printable(" ".join(str(self).split("\n")))
 
 
 class ConfigError(SevrefError):
@@ -66,6 +96,14 @@ class FetchError(SevrefError):
     """An input could not be obtained (package download, unpacking, reading)."""
 
 
+class NotFoundError(FetchError):
+    """A file is not there: a missing file of a folder, or HTTP 404. Any other failure is a plain FetchError."""
+
+
+class JSONFormatError(SevrefError):
+    """A JSON document is not strict JSON: not UTF-8, a duplicate key, a number that is not an integer, or too deep."""
+
+
 class SignatureError(SevrefError):
     """A signature, key or envelope is invalid or untrusted."""
 
@@ -77,6 +115,8 @@ class RenderError(SevrefError):
 class Check(enum.StrEnum):
     """The checks a verifier makes of a publication, in the order it makes them."""
 
+    FETCH = "fetch"
+    """A file could not be read: a missing folder, a refused connection, a timeout, an HTTP error."""
     KEYS = "keys"
     """The key chain: each keys document signed by an active key of the one before."""
     SIGNATURE = "signature"
@@ -86,7 +126,9 @@ class Check(enum.StrEnum):
     EXPIRY = "expiry"
     """The checking time lies between issue and expiry."""
     ROLLBACK = "rollback"
-    """Nothing older than what the verifier saw before."""
+    """Nothing older than what the verifier saw before, nor other bytes under a serial it saw."""
+    FRESHNESS = "freshness"
+    """A timestamp, signed by a key of the timestamp role, says the release is still current."""
     INTEGRITY = "integrity"
     """Every file is what the signed index says."""
 

@@ -1,28 +1,53 @@
-"""Every size limit sevref enforces, in one place.
+"""Every size and time limit sevref enforces, in one place.
 
 Each input is read with a bound chosen from what real inputs are, so that a
 hostile or mistaken file cannot make sevref reserve or hold unbounded memory.
 Readers take their bound from here; tests and documentation quote these names.
+
+A verifier reads a publication in this order, each file with its own bound:
+
+=============================  ==============================================
+``index.dsse.json``            :data:`MAX_INDEX_ENVELOPE_BYTES`, unsigned
+``keys/<n>.dsse.json``         :data:`MAX_KEYS_DOCUMENT_BYTES` each, unsigned;
+                               at most :data:`MAX_KEYS_DOCUMENTS` a run
+``index.json``                 the size of the signed payload, exactly
+``timestamp.dsse.json``        :data:`MAX_TIMESTAMP_BYTES`, unsigned
+every file the index lists     the size the signed index gives, exactly
+``<file>.sig``                 :data:`MAX_SIGNATURE_FILE_BYTES`
+``attestation.intoto.dsse``    :func:`attestation_limit` of the signed index
+=============================  ==============================================
+
+A reader asks for at most its bound plus one byte and refuses a file that
+reaches it, without waiting for the rest; over HTTP, every file must arrive
+whole within :data:`DEFAULT_FETCH_TIMEOUT` seconds (``--timeout``), across at
+most :data:`MAX_REDIRECTS` redirects.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "DEFAULT_FETCH_TIMEOUT",
     "DEFAULT_MAX_ENTRIES",
     "DOWNLOAD_SECONDS",
     "MAX_BATCH_BYTES",
     "MAX_BOOT_FILE_BYTES",
     "MAX_DEB_BYTES",
+    "MAX_ENVELOPE_SIGNATURES",
     "MAX_FETCH_BYTES",
     "MAX_FIRMWARE_BYTES",
+    "MAX_INDEX_ENVELOPE_BYTES",
     "MAX_KEYS_DOCUMENTS",
     "MAX_KEYS_DOCUMENT_BYTES",
     "MAX_KEY_FILE_BYTES",
     "MAX_MANIFEST_BYTES",
     "MAX_PASSPHRASE_FILE_BYTES",
+    "MAX_REDIRECTS",
     "MAX_REPORT_FILE_BYTES",
+    "MAX_SIGNATURE_FILE_BYTES",
     "MAX_STATE_BYTES",
     "MAX_TIK_FILE_BYTES",
+    "MAX_TIMESTAMP_BYTES",
+    "attestation_limit",
 ]
 
 MAX_FIRMWARE_BYTES = 256 << 20
@@ -39,12 +64,24 @@ MAX_KEY_FILE_BYTES = 1 << 16
 """PEM key files larger than this are refused."""
 MAX_PASSPHRASE_FILE_BYTES = 4096
 """Passphrase files larger than this are refused."""
-MAX_KEYS_DOCUMENT_BYTES = 1 << 20
-"""A keys document (``keys/<n>.dsse.json``) larger than this is refused."""
-MAX_KEYS_DOCUMENTS = 1000
-"""A key chain longer than this is refused."""
+MAX_KEYS_DOCUMENT_BYTES = 64 << 10
+"""A keys document (``keys/<n>.dsse.json``) larger than this is refused: about 1 KiB a key, so room for 50 keys."""
+MAX_KEYS_DOCUMENTS = 100
+"""A verifier reads at most this many keys documents a run; a longer chain is refused (decades of rotations)."""
+MAX_INDEX_ENVELOPE_BYTES = 24 << 20
+"""``index.dsse.json`` larger than this is refused: an index of 100,000 files is about 11 MiB, 15 MiB in base64."""
+MAX_TIMESTAMP_BYTES = 16 << 10
+"""``timestamp.dsse.json`` larger than this is refused (a timestamp is under 1 KiB)."""
+MAX_SIGNATURE_FILE_BYTES = 512
+"""A detached ``.sig`` larger than this is refused (DER ECDSA P-384 is at most 104 bytes)."""
+MAX_ENVELOPE_SIGNATURES = 16
+"""A DSSE envelope with more signatures than this is refused before it is parsed."""
 MAX_FETCH_BYTES = 1 << 30
-"""No published file is read beyond this size."""
+"""No published file is read beyond this size, whatever its index says."""
+DEFAULT_FETCH_TIMEOUT = 60.0
+"""Seconds within which each file must arrive whole over HTTP(S) (``--timeout``)."""
+MAX_REDIRECTS = 5
+"""HTTP redirects followed for one file (each to http or https; never from https to http)."""
 MAX_STATE_BYTES = 1 << 20
 """A verifier state file larger than this is refused."""
 MAX_REPORT_FILE_BYTES = 1 << 20
@@ -55,3 +92,19 @@ DOWNLOAD_SECONDS = 600.0
 """A download (a file or a .deb a manifest names by URL) that takes longer than this, whole, is abandoned."""
 DEFAULT_MAX_ENTRIES = 5_000_000
 """``sevref build --max-entries`` default: a matrix that expands to more entries is refused."""
+
+
+def attestation_limit(index_size: int) -> int:
+    """The largest ``attestation.intoto.dsse.json`` read for a signed index of ``index_size`` bytes.
+
+    The in-toto statement names the same files as the index, each with its
+    sha256; in base64 inside its envelope it takes at most twice the index's
+    size, plus room for the predicate.
+
+    Args:
+        index_size: the size of ``index.json``.
+
+    Returns:
+        Bytes.
+    """
+    return 2 * index_size + (64 << 10)

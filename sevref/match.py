@@ -182,11 +182,26 @@ def lookup_digest(publication: TrustedPublication, digest: str) -> list[Match]:
 
     Returns:
         The entries, by id.
+
+    Raises:
+        TrustError: the digest table points to an entry with another digest.
     """
     path = f"digests/{publication.index.layout.digest_shard(digest)}.json"
     if not publication.has(path):
         return []
-    return [entry(publication, ident) for ident in publication.read(path)["digests"].get(digest, [])]
+    return [
+        _entry_with(publication, ident, digest, path) for ident in publication.read(path)["digests"].get(digest, [])
+    ]
+
+
+def _entry_with(publication: TrustedPublication, ident: str, digest: str, where: str) -> Match:
+    """An entry a lookup table points to, which must have the digest the table says it has."""
+    found = entry(publication, ident)
+    if found.digest != digest:
+        raise TrustError(
+            Check.INTEGRITY, f"{where} gives entry {ident} the digest {digest}; its group gives it {found.digest}"
+        )
+    return found
 
 
 def _candidates(publication: TrustedPublication, firmware: Sequence[str] | None) -> Iterator[tuple[str, str, str]]:
@@ -229,7 +244,7 @@ def scan_launch_measurement(
             continue
         tried += 1
         if hmac.compare_digest(sev_launch_measurement(bytes.fromhex(digest), inputs, nonce, tik), measurement):
-            found.append(entry(publication, ident))
+            found.append(_entry_with(publication, ident, digest, "the firmware's candidate list"))
     api = (inputs.api_major, inputs.api_minor)
     return [m.with_notes(_expected_notes(m.group, inputs.policy, api)) for m in found], tried
 

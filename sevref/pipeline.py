@@ -25,13 +25,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from sevref import strictjson
 from sevref.assemble import firmware_nvram, release_of
 from sevref.digest import Firmware
 from sevref.edge.files import check_out, install, locked_scratch, read_bytes
 from sevref.edge.publish import Tree, check_tree, sign_publication, write_publication
 from sevref.edge.signing import read_written, rewrite
 from sevref.edge.sources import Sources
-from sevref.errors import ConfigError, FirmwareFormatError
+from sevref.errors import ConfigError, FirmwareFormatError, JSONFormatError
 from sevref.expand import AxisReport, Expansion, expand
 from sevref.keychain import first_document, verify_chain
 from sevref.limits import (
@@ -39,12 +40,13 @@ from sevref.limits import (
     DOWNLOAD_SECONDS,
     MAX_BOOT_FILE_BYTES,
     MAX_FIRMWARE_BYTES,
+    MAX_INDEX_ENVELOPE_BYTES,
     MAX_MANIFEST_BYTES,
 )
 from sevref.manifest.loader import parse_yaml
 from sevref.manifest.model import Manifest
 from sevref.manifest.reader import load_manifests
-from sevref.records import CALCULATOR, Counts, Index, Layout, Signing
+from sevref.records import CALCULATOR, Counts, Index, Layout, Release, Signing
 from sevref.render import Site
 from sevref.serialize import canonical
 from sevref.sign import Signer
@@ -348,6 +350,7 @@ def build(
         write_publication(tree, manifest, expansion, prepared.firmware, site=site, jobs=jobs, progress=progress)
         signing = None if signer is None else Signing(signer.keyid, str(signer.algorithm), len(chain))
         index = _write_index(tree, site, counts, signing)
+        _check_successor(out, (tree.root / "index.json").read_bytes())
         check_tree(tree)
         if signer is not None:
             sign_publication(tree, signer, chain, index)
@@ -452,3 +455,48 @@ def sign(
         index_sha256=next(f.sha256 for f in tree.files if f.path == "index.json"),
         files=len(tree.files) + len(tree.unlisted),
     )
+
+
+# --------------------------------------------------------------------------- releases never go backwards
+
+
+def _check_successor(out: Path, new_index: bytes) -> None:
+    """Refuse to replace a release of the same stream with an older serial, or the same serial with other bytes.
+
+    A byte-identical rebuild is fine. Verifiers that remember a serial refuse
+    whatever comes after it with a lower one or, under the same serial,
+    another index; a build that did either would publish what they refuse.
+    """
+    old_path = out / "index.json"
+    if not old_path.is_file():
+        return
+    old_index = read_bytes(old_path, "index", MAX_INDEX_ENVELOPE_BYTES)
+    if old_index == new_index:
+        return
+    try:
+        old = strictjson.loads(old_index, str(old_path))
+        old_release = Release.from_dict(old) if isinstance(old, dict) else None
+    except (JSONFormatError, KeyError, TypeError) as error:
+        raise ConfigError(
+            f"--out {out}: its index.json is not a sevref index ({error}); remove it to replace the folder"
+        ) from error
+    new = Release.from_dict(strictjson.loads(new_index, "index.json"))
+    if old_release is None or (old_release.publisher, old_release.product, old_release.stream) != (
+        new.publisher,
+        new.product,
+        new.stream,
+    ):
+        return  # another stream's publication: replaced as before
+    if old_release.serial > new.serial:
+        raise ConfigError(
+            f"--out {out} holds serial {old_release.serial} of {new.publisher}/{new.product}/{new.stream}; this "
+            f"build is serial {new.serial}: refusing to go backwards (raise the manifest's serial above {old_release.serial})"
+        )
+    if old_release.serial == new.serial and (out / "index.dsse.json").is_file():
+        # An unsigned release was never trusted, so no verifier remembers it:
+        # signing it by building again under the same serial is fine.
+        raise ConfigError(
+            f"--out {out} holds serial {old_release.serial} of {new.publisher}/{new.product}/{new.stream} with "
+            f"another index.json; this build is serial {new.serial} too: one serial names one release "
+            f"(raise the serial to {old_release.serial + 1}, or remove {out} if that release was never published)"
+        )

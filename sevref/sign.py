@@ -28,7 +28,10 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from sevref.errors import SignatureError
+from sevref import strictjson
+from sevref.errors import JSONFormatError, SignatureError, printable
+from sevref.limits import MAX_ENVELOPE_SIGNATURES
+from sevref.pkcs8 import Protection, encrypt_pem, protection
 from sevref.serialize import canonical
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "INTOTO_PAYLOAD_TYPE",
     "KEYS_PAYLOAD_TYPE",
     "PREDICATE_TYPE",
+    "TIMESTAMP_PAYLOAD_TYPE",
     "Algorithm",
     "KeySigner",
     "PublicKey",
@@ -47,6 +51,7 @@ __all__ = [
     "load_public_key",
     "open_envelope",
     "pae",
+    "parse_envelope",
     "private_pem",
     "public_pem",
     "sign_file",
@@ -58,6 +63,8 @@ INDEX_PAYLOAD_TYPE = "application/vnd.sevref.index+json"
 """DSSE payloadType of the signed release index."""
 KEYS_PAYLOAD_TYPE = "application/vnd.sevref.keys+json"
 """DSSE payloadType of a keys document."""
+TIMESTAMP_PAYLOAD_TYPE = "application/vnd.sevref.timestamp+json"
+"""DSSE payloadType of a timestamp (``timestamp.dsse.json``)."""
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 """DSSE payloadType of an in-toto Statement (in-toto attestation framework)."""
 PREDICATE_TYPE = "urn:sevref:predicate:release:1"
@@ -151,7 +158,7 @@ def key_id(key: PrivateKey | PublicKey) -> str:
 
 
 def private_pem(key: PrivateKey, passphrase: bytes) -> bytes:
-    """Encrypt a private key as PKCS#8 PEM.
+    """Encrypt a private key as PKCS#8 PEM, its passphrase stretched as :mod:`sevref.pkcs8` says.
 
     Args:
         key: the key.
@@ -165,11 +172,8 @@ def private_pem(key: PrivateKey, passphrase: bytes) -> bytes:
     """
     if len(passphrase) < 8:
         raise SignatureError(f"key passphrase: {len(passphrase)} bytes; expected at least 8")
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(passphrase),
-    )
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return encrypt_pem(der, passphrase)
 
 
 def load_private_key(data: bytes, passphrase: bytes | None, what: str) -> KeySigner:
@@ -184,8 +188,10 @@ def load_private_key(data: bytes, passphrase: bytes | None, what: str) -> KeySig
         A signer.
 
     Raises:
-        SignatureError: not a key, wrong passphrase, or an unsupported algorithm.
+        SignatureError: not a key, an unencrypted key or one in an obsolete form
+            (legacy PEM encryption, PBES1), a wrong passphrase, or an unsupported algorithm.
     """
+    protected = protection(data, what)
     try:
         key = serialization.load_pem_private_key(data, password=passphrase)
     except TypeError:
@@ -201,7 +207,7 @@ def load_private_key(data: bytes, passphrase: bytes | None, what: str) -> KeySig
     if not isinstance(key, (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
         raise SignatureError(f"{what}: {type(key).__name__}; expected an ECDSA P-256/P-384 or Ed25519 key")
     algorithm_of(key)
-    return KeySigner(key)
+    return KeySigner(key, protected)
 
 
 def load_public_key(data: bytes, what: str) -> PublicKey:
@@ -251,14 +257,27 @@ class Signer(Protocol):
 class KeySigner:
     """A :class:`Signer` over a key held in memory."""
 
-    def __init__(self, key: PrivateKey) -> None:
+    def __init__(self, key: PrivateKey, protected: Protection | None = None) -> None:
         """Wrap a private key.
 
         Args:
             key: the key.
+            protected: how its file was encrypted, when it was read from one.
         """
         self._key = key
         self._algorithm = algorithm_of(key)
+        self.protection = protected
+        """How the key's file stretches its passphrase (None: not read from a file)."""
+
+    @property
+    def weak_protection(self) -> str | None:
+        """A warning when the key's file is encrypted below today's guidance, else None."""
+        if self.protection is None or self.protection.strong:
+            return None
+        return (
+            f"its file is encrypted with {self.protection.describe()}, below today's guidance; "
+            "re-encrypt it with sevref key reencrypt"
+        )
 
     @property
     def keyid(self) -> str:
@@ -277,6 +296,17 @@ class KeySigner:
             PEM bytes.
         """
         return public_pem(self._key)
+
+    def encrypted_pem(self, passphrase: bytes) -> bytes:
+        """The private key, encrypted again (:func:`private_pem`): for ``sevref key reencrypt``.
+
+        Args:
+            passphrase: the passphrase to encrypt it with.
+
+        Returns:
+            PEM bytes.
+        """
+        return private_pem(self._key, passphrase)
 
     def _sign(self, payload: bytes, digest: hashes.HashAlgorithm) -> bytes:
         key = self._key
@@ -383,6 +413,38 @@ def envelope(payload: bytes, payload_type: str, signers: Sequence[Signer]) -> di
     }
 
 
+def parse_envelope(data: bytes, what: str) -> Any:
+    """Parse a DSSE envelope's bytes, refusing before parsing what cannot be one.
+
+    An envelope holds one object, one list of at most
+    :data:`~sevref.limits.MAX_ENVELOPE_SIGNATURES` signature objects, and
+    base64 text, in which no ``{``, ``[`` or ``,`` occurs. Counting those
+    characters first bounds what the JSON parser builds to a few objects,
+    whatever a hostile mirror sends.
+
+    Args:
+        data: the file's bytes (at most its size limit).
+        what: how to name it in errors.
+
+    Returns:
+        The parsed JSON (checked as an envelope by :func:`open_envelope`).
+
+    Raises:
+        SignatureError: too many objects, lists or members, or not strict JSON.
+    """
+    containers = data.count(b"{") + data.count(b"[")
+    members = data.count(b",")
+    if containers > 2 + MAX_ENVELOPE_SIGNATURES or members > 2 + 2 * MAX_ENVELOPE_SIGNATURES:
+        raise SignatureError(
+            f"{what}: {containers} objects or lists and {members} commas; expected a DSSE envelope "
+            f"with at most {MAX_ENVELOPE_SIGNATURES} signatures"
+        )
+    try:
+        return strictjson.loads(data, what)
+    except JSONFormatError as error:
+        raise SignatureError(str(error)) from None
+
+
 def open_envelope(data: Any, payload_type: str, keys: Mapping[str, PublicKey], what: str) -> tuple[bytes, list[str]]:
     """Check a DSSE envelope and return its payload.
 
@@ -402,7 +464,9 @@ def open_envelope(data: Any, payload_type: str, keys: Mapping[str, PublicKey], w
     if not isinstance(data, dict) or set(data) != {"payload", "payloadType", "signatures"}:
         raise SignatureError(f"{what}: expected a DSSE envelope with payload, payloadType and signatures")
     if data["payloadType"] != payload_type:
-        raise SignatureError(f"{what}: payloadType is {data['payloadType']!r}; expected {payload_type!r}")
+        raise SignatureError(
+            f"{what}: payloadType is {printable(repr(data['payloadType']))}; expected {payload_type!r}"
+        )
     try:
         payload = base64.b64decode(data["payload"], validate=True)
         signatures = [(s["keyid"], base64.b64decode(s["sig"], validate=True)) for s in data["signatures"]]
@@ -420,7 +484,7 @@ def open_envelope(data: Any, payload_type: str, keys: Mapping[str, PublicKey], w
         }
     )
     if not verified:
-        named = ", ".join(k for k, _ in signatures) or "none"
+        named = printable(", ".join(k for k, _ in signatures)) or "none"
         raise SignatureError(
             f"{what}: no valid signature by a trusted key (signed by {named}; trusted: {', '.join(sorted(keys)) or 'none'})"
         )

@@ -1,41 +1,68 @@
 """The verifier's first stage: decide whether a publication can be trusted.
 
-Nothing here is believed before it is checked, in this order:
+Nothing here is believed before it is checked, in this order (python-tuf's
+trusted metadata set is the model: each file is read with a bound, checked,
+and only then used to read the next):
 
-1. **keys**: the key chain ``keys/1.dsse.json`` … ``keys/N.dsse.json``. The
-   first document signed by a key the verifier pinned starts the chain; each
-   later one must be signed by an active key of the one before. The last one
-   names the publisher's active and revoked keys.
-2. **signature**: ``index.dsse.json`` must be signed by an active key of the
-   last keys document (a revoked key is named as such), and ``index.json``
-   must be exactly its payload.
+1. **keys**: the key chain ``keys/1.dsse.json`` … ``keys/N.dsse.json``.
+   A verifier that remembers a chain (its state) continues it: each
+   remembered document must be served unchanged (another one is a fork), none
+   may be withheld (``rollback``), and it reads on from the newest. Otherwise
+   the first document signed by a pinned key starts the chain. Each later
+   document must be signed by an active release key of the one before and by
+   every key it adds, and may not make a revoked key active again. Only a
+   missing ``keys/N+1`` ends the chain; any other failure to read it is an error.
+2. **signature**: ``index.dsse.json`` must be signed by an active release key
+   of the newest keys document (a revoked key is named as such), and
+   ``index.json`` must be exactly its payload, canonical JSON, naming that key.
 3. **identity**: the publisher, product and stream the verifier asked for.
 4. **expiry**: issued ≤ the checking time < expires.
 5. **rollback**: the serial must not be lower than the last one the verifier
-   saw, nor the key chain shorter (a withheld rotation or revocation).
-6. **integrity**: every file the index lists has its sha256 and size; each
+   trusted, nor the same with another index.
+6. **freshness** (when asked for): ``timestamp.dsse.json``, signed by a key of
+   the timestamp role, names this index and is valid now (:mod:`sevref.timestamp`).
+7. **integrity**: every file the index lists has its sha256 and size; each
    JSON file carries the index's release identity and its detached ``.sig``
    verifies (the site's pages and assets are pinned by the index alone); the
-   in-toto statement names the same files.
+   in-toto statement names the same files and this release.
 
-Each failure is a :class:`~sevref.errors.TrustError` naming its
-:class:`~sevref.errors.Check`. This module does no I/O: it reads the
-publication through a ``fetch`` function.
+A file that cannot be read at all fails ``fetch``. Each failure is a
+:class:`~sevref.errors.TrustError` naming its :class:`~sevref.errors.Check`.
+This module does no I/O: it reads the publication through a ``fetch``
+function, which is given a size limit for each file (:mod:`sevref.limits`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sevref.errors import Check, FetchError, LayoutError, SignatureError, TrustError
-from sevref.keychain import KeysDocument, KeyStatus, open_keys_document
-from sevref.limits import MAX_KEYS_DOCUMENTS
+from sevref import strictjson
+from sevref.errors import (
+    Check,
+    ConfigError,
+    FetchError,
+    JSONFormatError,
+    LayoutError,
+    NotFoundError,
+    SignatureError,
+    TrustError,
+)
+from sevref.keychain import KeysDocument, KeyStatus, Role, open_keys_document, read_unverified
+from sevref.limits import (
+    MAX_FETCH_BYTES,
+    MAX_INDEX_ENVELOPE_BYTES,
+    MAX_KEYS_DOCUMENT_BYTES,
+    MAX_KEYS_DOCUMENTS,
+    MAX_SIGNATURE_FILE_BYTES,
+    MAX_TIMESTAMP_BYTES,
+    attestation_limit,
+)
 from sevref.records import Index, Release
+from sevref.serialize import canonical
 from sevref.sign import (
     INDEX_PAYLOAD_TYPE,
     INTOTO_PAYLOAD_TYPE,
@@ -44,15 +71,22 @@ from sevref.sign import (
     PublicKey,
     key_id,
     open_envelope,
+    parse_envelope,
     verify_file,
 )
+from sevref.state import ChainLink, PublisherState, StreamState, TrustedKey, check_chain, check_stream, stream_name
+from sevref.timestamp import TIMESTAMP_PATH, Timestamp, open_timestamp
 from sevref.validate import KINDS, check_document
 from sevref.values import format_time
 
 __all__ = ["Fetch", "TrustAnchor", "TrustedPublication", "establish"]
 
-Fetch = Callable[[str], bytes]
-"""Reads a file of the publication by its relative path; raises FetchError when it is missing."""
+Fetch = Callable[[str, int], bytes]
+"""Reads a file of the publication by its relative path, at most ``limit + 1`` bytes of it.
+
+It raises NotFoundError when the file is not there (a missing file, HTTP 404)
+and FetchError when it cannot be read (any other failure).
+"""
 
 
 @dataclass(frozen=True)
@@ -60,7 +94,7 @@ class TrustAnchor:
     """What the verifier pins, asks for and remembers: everything a publication is checked against."""
 
     keys: Sequence[PublicKey]
-    """Pinned public keys."""
+    """Pinned public keys: they start a key chain the state does not know."""
     publisher: str
     """Publisher id."""
     product: str
@@ -69,12 +103,16 @@ class TrustAnchor:
     """Stream id."""
     at: datetime
     """When to check validity."""
-    last_serial: int | None = None
-    """The highest serial seen before, from the verifier's state."""
     check_all_files: bool = True
     """Check every listed file (False: only those read later, as they are read)."""
-    last_keys_version: int | None = None
-    """The newest keys document seen before, from the verifier's state."""
+    known_chain: PublisherState | None = None
+    """The publisher's key chain as the verifier's state remembers it."""
+    known_release: StreamState | None = None
+    """The newest release of the stream the state remembers."""
+    require_timestamp: bool = False
+    """Refuse a release without a valid timestamp (``--require-timestamp``)."""
+    max_age: timedelta | None = None
+    """Refuse a timestamp older than this (``--max-age``; implies a timestamp is required)."""
 
 
 @dataclass
@@ -93,7 +131,18 @@ class TrustedPublication:
     """Raw access to the publication."""
     files: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     """Path to (sha256, size) from the index."""
+    chain: PublisherState = field(default_factory=lambda: PublisherState((), ()))
+    """The key chain as trusted in this run, for the verifier's state."""
+    index_sha256: str = ""
+    """The sha256 of ``index.json``."""
+    timestamp: Timestamp | None = None
+    """The timestamp checked, when freshness was asked for."""
     _cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def release_state(self) -> StreamState:
+        """What the verifier's state remembers of this release."""
+        return StreamState(self.index.release.serial, self.index_sha256)
 
     def read(self, path: str) -> Any:
         """Read, check and parse one listed JSON file.
@@ -131,26 +180,44 @@ class TrustedPublication:
         return path in self.files
 
 
+def _read(fetch: Fetch, path: str, limit: int) -> bytes:
+    """A file of at most ``limit`` bytes; NotFoundError passes through for the caller to judge."""
+    try:
+        data = fetch(path, limit)
+    except NotFoundError:
+        raise
+    except FetchError as error:
+        raise TrustError(Check.FETCH, error.diagnostic()) from error
+    if len(data) > limit:
+        raise TrustError(Check.FETCH, f"{path}: more than {limit} bytes, the most sevref reads of it")
+    return data
+
+
 def _json(data: bytes, what: str) -> Any:
     try:
-        return json.loads(data)
-    except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than Python's stack
-        raise TrustError(Check.INTEGRITY, f"{what} is not JSON ({error})") from error
+        return strictjson.loads(data, what)
+    except JSONFormatError as error:
+        raise TrustError(Check.INTEGRITY, error.diagnostic()) from error
 
 
 def _checked(fetch: Fetch, path: str, files: Mapping[str, tuple[str, int]], release: Release) -> tuple[bytes, Any]:
     if path not in files:
         raise TrustError(Check.INTEGRITY, f"{path} is not listed in the signed index")
-    try:
-        data = fetch(path)
-    except FetchError as error:
-        raise TrustError(Check.INTEGRITY, f"{path}: {error.diagnostic()}") from error
     sha256, size = files[path]
+    try:
+        data = fetch(path, min(size, MAX_FETCH_BYTES))
+    except NotFoundError as error:
+        raise TrustError(
+            Check.INTEGRITY, f"{path} is listed in the signed index but missing: {error.diagnostic()}"
+        ) from error
+    except FetchError as error:
+        raise TrustError(Check.FETCH, error.diagnostic()) from error
     found = hashlib.sha256(data).hexdigest()
     if found != sha256 or len(data) != size:
+        count = f"more than {size}" if len(data) > size else str(len(data))
         raise TrustError(
             Check.INTEGRITY,
-            f"{path} has sha256 {found} ({len(data)} bytes); the signed index says {sha256} ({size} bytes)",
+            f"{path} has sha256 {found} ({count} bytes); the signed index says {sha256} ({size} bytes)",
         )
     if not path.endswith(".json"):
         return data, None  # a page or an asset: its hash is all there is to check
@@ -161,101 +228,192 @@ def _checked(fetch: Fetch, path: str, files: Mapping[str, tuple[str, int]], rele
     return data, value
 
 
-def _keys_chain(fetch: Fetch, pinned: Mapping[str, PublicKey]) -> tuple[KeysDocument, int]:
-    """Walk keys/1.dsse.json, keys/2.dsse.json, ... from the first one a pinned key signed."""
+# --------------------------------------------------------------------------- 1. keys
+
+
+def _keys_document(fetch: Fetch, version: int) -> bytes | None:
+    """``keys/<version>.dsse.json``, or None when it is not there (the chain ends)."""
+    try:
+        return _read(fetch, f"keys/{version}.dsse.json", MAX_KEYS_DOCUMENT_BYTES)
+    except NotFoundError:
+        return None
+
+
+def _entered(data: bytes, version: int, pinned: Mapping[str, PublicKey]) -> KeysDocument | None:
+    """The document where a pinned key enters the chain, or None when no pinned key signed this one."""
+    try:
+        return open_keys_document(data, version, pinned)
+    except TrustError:
+        raise
+    except SignatureError:
+        return None  # the pinned key enters the chain later
+
+
+def _next(data: bytes, version: int, current: KeysDocument, revoked: frozenset[str]) -> KeysDocument:
+    """The document after a trusted one."""
+    try:
+        return open_keys_document(data, version, current.active(Role.RELEASE), current, revoked)
+    except TrustError:
+        raise
+    except SignatureError as error:
+        raise TrustError(
+            Check.KEYS,
+            f"keys/{version}.dsse.json is not signed by an active key of keys/{version - 1} (release role): "
+            f"{error.diagnostic()}",
+        ) from error
+
+
+def _remembered(data: bytes, version: int) -> KeysDocument:
+    """A document whose sha256 the state remembers: trusted by that alone."""
+    try:
+        return read_unverified(data, version)
+    except SignatureError as error:
+        raise TrustError(Check.KEYS, f"keys/{version}.dsse.json, trusted before: {error.diagnostic()}") from error
+
+
+def _keys_chain(fetch: Fetch, expected: TrustAnchor) -> tuple[KeysDocument, PublisherState]:
+    """Walk the key chain: on from the state's, or from the first document a pinned key signed."""
+    pinned = {key_id(k): k for k in expected.keys}
+    known = expected.known_chain
+    links: list[ChainLink] = []
+    revoked = known.revoked if known else frozenset()
     current: KeysDocument | None = None
-    for version in range(1, MAX_KEYS_DOCUMENTS + 1):
-        path = f"keys/{version}.dsse.json"
-        try:
-            data = fetch(path)
-        except FetchError:
+    version = known.chain[0].version if known and known.chain else 1
+    for _ in range(MAX_KEYS_DOCUMENTS):
+        data = _keys_document(fetch, version)
+        if data is None:
             break
-        signers = pinned if current is None else current.active()
-        try:
-            current = open_keys_document(data, version, signers)
-        except SignatureError as error:
-            if current is None:
-                continue  # the pinned key enters the chain later
-            if isinstance(error, TrustError):
-                raise  # not JSON, or signed but not the version its name says: its message says which
-            raise TrustError(
-                Check.KEYS, f"{path} is not signed by an active key of keys/{version - 1}: {error.diagnostic()}"
-            ) from error
+        link = ChainLink(version, hashlib.sha256(data).hexdigest())
+        remembered = known.sha256(version) if known else None
+        if remembered is not None:
+            links.append(link)
+            if link.sha256 != remembered:
+                break  # a fork: check_chain names it
+            current = _remembered(data, version)
+        elif current is None:
+            current = _entered(data, version, pinned)
+            links.extend([link] if current is not None else [])
+        else:
+            current = _next(data, version, current, revoked)
+            links.append(link)
+        revoked |= current.revoked() if current is not None else frozenset()
+        version += 1
+    else:
+        raise TrustError(
+            Check.KEYS, f"more than {MAX_KEYS_DOCUMENTS} keys documents; sevref reads at most that many a run"
+        )
+    active = () if current is None else tuple(_trusted_keys(current))
+    seen = PublisherState(tuple(links), active, revoked)
+    check_chain(expected.publisher, known, seen)
     if current is None:
         raise TrustError(Check.KEYS, f"no keys document is signed by a pinned key ({', '.join(sorted(pinned))})")
-    return current, current.version
+    return current, seen
 
 
-def establish(fetch: Fetch, expected: TrustAnchor) -> TrustedPublication:
-    """Run every check on a publication.
+def _trusted_keys(document: KeysDocument) -> list[TrustedKey]:
+    return [
+        TrustedKey(k.keyid, str(k.algorithm), k.public_key, tuple(str(r) for r in k.roles))
+        for k in document.keys
+        if k.status is KeyStatus.ACTIVE
+    ]
 
-    Args:
-        fetch: reads the publication's files.
-        expected: what the verifier pins and asks for.
 
-    Returns:
-        The trusted publication.
+# --------------------------------------------------------------------------- 2. signature
 
-    Raises:
-        TrustError: the first check that fails.
-    """
-    pinned = {key_id(k): k for k in expected.keys}
+
+def _index_envelope(fetch: Fetch) -> Any:
+    """``index.dsse.json``, parsed; a publication without one is unsigned if it has ``index.json``."""
     try:
-        data = fetch("index.dsse.json")
-    except FetchError as error:
-        raise TrustError(Check.SIGNATURE, "the publication is unsigned: no index.dsse.json") from error
+        data = _read(fetch, "index.dsse.json", MAX_INDEX_ENVELOPE_BYTES)
+    except NotFoundError as missing:
+        try:
+            fetch("index.json", 0)  # is there a publication at all?
+        except NotFoundError:
+            raise TrustError(
+                Check.FETCH, f"{missing.diagnostic()}; no index.json either: no publication there"
+            ) from missing
+        except FetchError as error:
+            raise TrustError(Check.FETCH, error.diagnostic()) from error
+        raise TrustError(
+            Check.SIGNATURE, "the publication is unsigned: no index.dsse.json (it has an index.json)"
+        ) from missing
     try:
-        envelope = json.loads(data)
-    except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than Python's stack
-        raise TrustError(Check.SIGNATURE, f"index.dsse.json is not JSON ({error})") from error
-    keys, version = _keys_chain(fetch, pinned)
-    payload, signer = _signed_index(envelope, keys)
-    index = _index(fetch, payload)
-    _check_release(index, keys, expected)
-    files = {f.path: (f.sha256, f.size) for f in index.files}
-    entry = keys.entry(signer)
-    trusted = TrustedPublication(index, signer, version, None if entry is None else entry.label, fetch, files)
-    if expected.check_all_files:
-        _check_everything(trusted, keys.active()[signer])
-    return trusted
+        return parse_envelope(data, "index.dsse.json")
+    except SignatureError as error:
+        raise TrustError(Check.SIGNATURE, error.diagnostic()) from error
 
 
-def _signed_index(envelope: Any, keys: KeysDocument) -> tuple[bytes, str]:
-    """The index envelope's payload and the active key that signed it; a revoked signer is named as such."""
+def _signed_index(envelope: Any, keys: KeysDocument, revoked: frozenset[str]) -> tuple[bytes, list[str]]:
+    """The index envelope's payload and the active release keys that signed it; a revoked signer is named."""
     try:
-        payload, signed_by = open_envelope(envelope, INDEX_PAYLOAD_TYPE, keys.active(), "index.dsse.json")
+        return open_envelope(envelope, INDEX_PAYLOAD_TYPE, keys.active(Role.RELEASE), "index.dsse.json")
     except SignatureError as error:
         signatures = envelope.get("signatures") if isinstance(envelope, dict) else None
         signers = [s.get("keyid") for s in signatures if isinstance(s, dict)] if isinstance(signatures, list) else []
         for keyid in signers:
-            entry = keys.entry(str(keyid))
-            if entry is not None and entry.status is KeyStatus.REVOKED:
+            if isinstance(keyid, str) and keyid in revoked:
+                entry = keys.entry(keyid)
+                where = f"keys/{keys.version} ({entry.reason})" if entry is not None else "the trusted key chain"
                 raise TrustError(
-                    Check.SIGNATURE,
-                    f"index.dsse.json is signed by key {keyid}, revoked in keys/{keys.version} ({entry.reason})",
+                    Check.SIGNATURE, f"index.dsse.json is signed by key {keyid}, revoked in {where}"
                 ) from error
         raise TrustError(Check.SIGNATURE, error.diagnostic()) from error
-    return payload, signed_by[0]
 
 
-def _index(fetch: Fetch, payload: bytes) -> Index:
-    """``index.json``, which must be exactly the signed payload and valid against its schema."""
+def _index(fetch: Fetch, payload: bytes) -> tuple[bytes, Index]:
+    """``index.json``: exactly the signed payload, canonical JSON, valid against its schema."""
     try:
-        index_json = fetch("index.json")
+        index_json = fetch("index.json", len(payload))  # one byte more than the payload is enough to differ
+    except NotFoundError as error:
+        raise TrustError(Check.INTEGRITY, f"index.json is missing: {error.diagnostic()}") from error
     except FetchError as error:
-        raise TrustError(Check.INTEGRITY, f"index.json: {error.diagnostic()}") from error
+        raise TrustError(Check.FETCH, error.diagnostic()) from error
     if index_json != payload:
         raise TrustError(Check.INTEGRITY, "index.json differs from the payload of index.dsse.json")
     data = _json(payload, "index.json")
     try:
         check_document("index", data, "index.json")
-    except LayoutError as error:
+        canonical_form = canonical(data)
+        index = Index.from_dict(data)
+    except (LayoutError, SignatureError, ConfigError) as error:  # ConfigError: a time that is no date
         raise TrustError(Check.INTEGRITY, error.diagnostic()) from error
-    return Index.from_dict(data)
+    if canonical_form != payload:
+        raise TrustError(
+            Check.INTEGRITY, "index.json is not canonical JSON (RFC 8785); expected the bytes sevref writes"
+        )
+    return payload, index
+
+
+def _signer(index: Index, verified: list[str], keys: KeysDocument) -> str:
+    """The key the index names as its signer, which must be one that verified, as the chain lists it."""
+    signing = index.signing
+    if signing is None:
+        raise TrustError(Check.SIGNATURE, "index.json says the release is unsigned (signing: null), yet it is signed")
+    if signing.keyid not in verified:
+        raise TrustError(
+            Check.SIGNATURE,
+            f"index.json names signing key {signing.keyid}; index.dsse.json is signed by {', '.join(verified)}",
+        )
+    entry = keys.entry(signing.keyid)
+    if entry is None or str(entry.algorithm) != signing.algorithm:
+        listed = None if entry is None else str(entry.algorithm)
+        raise TrustError(
+            Check.SIGNATURE, f"index.json names algorithm {signing.algorithm}; keys/{keys.version} says {listed}"
+        )
+    if signing.keys_version > keys.version:
+        raise TrustError(
+            Check.ROLLBACK,
+            f"index.json was signed under keys/{signing.keys_version}.dsse.json; the chain served ends at "
+            f"keys/{keys.version}.dsse.json (a newer document is withheld)",
+        )
+    return signing.keyid
+
+
+# --------------------------------------------------------------------------- 3-6. the release
 
 
 def _check_release(index: Index, keys: KeysDocument, expected: TrustAnchor) -> None:
-    """Identity, expiry and rollback: the release is the one asked for, current, and not older than one seen."""
+    """Identity and expiry: the release is the one asked for, its key chain the publisher's, and it is current."""
     release = index.release
     for name, want in (("publisher", expected.publisher), ("product", expected.product), ("stream", expected.stream)):
         found = getattr(release, name)
@@ -274,16 +432,60 @@ def _check_release(index: Index, keys: KeysDocument, expected: TrustAnchor) -> N
         raise TrustError(
             Check.EXPIRY, f"expired at {format_time(index.expires)} (checked at {format_time(expected.at)})"
         )
-    if expected.last_serial is not None and release.serial < expected.last_serial:
+
+
+def _freshness(
+    fetch: Fetch, expected: TrustAnchor, keys: KeysDocument, index: Index, index_json: bytes
+) -> Timestamp | None:
+    """The timestamp, when the verifier asks for freshness."""
+    if not expected.require_timestamp and expected.max_age is None:
+        return None
+    try:
+        data = _read(fetch, TIMESTAMP_PATH, MAX_TIMESTAMP_BYTES)
+    except NotFoundError as error:
         raise TrustError(
-            Check.ROLLBACK, f"serial {release.serial} is lower than {expected.last_serial}, the last one seen"
-        )
-    if expected.last_keys_version is not None and keys.version < expected.last_keys_version:
-        raise TrustError(
-            Check.ROLLBACK,
-            f"the newest keys document is keys/{keys.version}.dsse.json; keys/{expected.last_keys_version}.dsse.json "
-            "was seen before (a newer document, perhaps a revocation, is withheld)",
-        )
+            Check.FRESHNESS, f"no {TIMESTAMP_PATH} ({error.diagnostic()}); a timestamp was asked for"
+        ) from error
+    return open_timestamp(data, keys.active(Role.TIMESTAMP), index.release, index_json, expected.at, expected.max_age)
+
+
+def establish(fetch: Fetch, expected: TrustAnchor) -> TrustedPublication:
+    """Run every check on a publication.
+
+    Args:
+        fetch: reads the publication's files.
+        expected: what the verifier pins, asks for and remembers.
+
+    Returns:
+        The trusted publication.
+
+    Raises:
+        TrustError: the first check that fails.
+    """
+    envelope = _index_envelope(fetch)
+    keys, chain = _keys_chain(fetch, expected)
+    payload, verified = _signed_index(envelope, keys, chain.revoked)
+    index_json, index = _index(fetch, payload)
+    signer = _signer(index, verified, keys)
+    _check_release(index, keys, expected)
+    release = index.release
+    index_sha256 = hashlib.sha256(index_json).hexdigest()
+    name = stream_name(release.publisher, release.product, release.stream)
+    check_stream(name, expected.known_release, StreamState(release.serial, index_sha256))
+    stamp = _freshness(fetch, expected, keys, index, index_json)
+    files = {f.path: (f.sha256, f.size) for f in index.files}
+    if len(files) != len(index.files):
+        twice = next(f.path for f in index.files if sum(g.path == f.path for g in index.files) > 1)
+        raise TrustError(Check.INTEGRITY, f"index.json lists {twice} twice; expected each file once")
+    entry = keys.entry(signer)
+    label = None if entry is None else entry.label
+    trusted = TrustedPublication(index, signer, keys.version, label, fetch, files, chain, index_sha256, stamp)
+    if expected.check_all_files:
+        _check_everything(trusted, keys.active(Role.RELEASE)[signer], index_json)
+    return trusted
+
+
+# --------------------------------------------------------------------------- 7. integrity
 
 
 def _check_schema(path: str, value: Any) -> None:
@@ -299,39 +501,65 @@ def _check_schema(path: str, value: Any) -> None:
             raise TrustError(Check.INTEGRITY, error.diagnostic()) from error
 
 
-def _check_everything(publication: TrustedPublication, key: PublicKey) -> None:
+def _signature(fetch: Fetch, path: str) -> bytes:
+    try:
+        return _read(fetch, f"{path}.sig", MAX_SIGNATURE_FILE_BYTES)
+    except NotFoundError as error:
+        raise TrustError(Check.INTEGRITY, f"{path}.sig is missing: {error.diagnostic()}") from error
+
+
+def _check_everything(publication: TrustedPublication, key: PublicKey, index_json: bytes) -> None:
     fetch = publication.fetch
     for path in [*publication.files, "index.json"]:
         if path == "index.json":
-            data = fetch(path)
+            data = index_json
         else:
             data, value = _checked(fetch, path, publication.files, publication.index.release)
             _check_schema(path, value)  # parsed values are not kept: a publication can be large
         if not path.endswith(".json"):
             continue  # pages and assets have no .sig: the signed index pins them
-        try:
-            signature = fetch(f"{path}.sig")
-        except FetchError as error:
-            raise TrustError(Check.INTEGRITY, f"{path}.sig: {error.diagnostic()}") from error
-        if not verify_file(key, data, signature):
+        if not verify_file(key, data, _signature(fetch, path)):
             raise TrustError(Check.INTEGRITY, f"{path}.sig does not verify with key {publication.keyid}")
+    _check_statement(publication, key, index_json)
+
+
+def _predicate(index: Index, index_sha256: str) -> dict[str, object]:
+    """The release predicate sevref writes for an index (``edge/publish.sign_publication``)."""
+    data = index.to_dict()
+    return {
+        "release": index.release.to_dict(),
+        "issued": data["issued"],
+        "expires": data["expires"],
+        "index": {"path": "index.json", "sha256": index_sha256},
+        "counts": index.counts.to_dict(),
+        "calculator": f"sevref {index.sevref}",
+    }
+
+
+def _check_statement(publication: TrustedPublication, key: PublicKey, index_json: bytes) -> None:
+    """The in-toto statement: signed by the release's key, naming exactly the listed files and this release."""
+    path = "attestation.intoto.dsse.json"
     try:
-        envelope = _json(fetch("attestation.intoto.dsse.json"), "attestation.intoto.dsse.json")
-        payload, _ = open_envelope(
-            envelope, INTOTO_PAYLOAD_TYPE, {publication.keyid: key}, "attestation.intoto.dsse.json"
-        )
-    except (FetchError, SignatureError) as error:
+        data = _read(publication.fetch, path, attestation_limit(len(index_json)))
+    except NotFoundError as error:
+        raise TrustError(Check.INTEGRITY, f"{path} is missing: {error.diagnostic()}") from error
+    try:
+        payload, _ = open_envelope(parse_envelope(data, path), INTOTO_PAYLOAD_TYPE, {publication.keyid: key}, path)
+    except SignatureError as error:
         raise TrustError(Check.INTEGRITY, error.diagnostic()) from error
     statement = _json(payload, "the in-toto statement")
     listed = {path: sha for path, (sha, _) in publication.files.items()}
-    listed["index.json"] = hashlib.sha256(fetch("index.json")).hexdigest()
-    if (
-        not isinstance(statement, dict)
-        or statement.get("_type") != STATEMENT_TYPE
-        or statement.get("predicateType") != PREDICATE_TYPE
-        or _subjects(statement.get("subject")) != listed
-    ):
-        raise TrustError(Check.INTEGRITY, "attestation.intoto.dsse.json does not state the files the index lists")
+    listed["index.json"] = publication.index_sha256
+    if not isinstance(statement, dict) or _subjects(statement.get("subject")) != listed:
+        raise TrustError(Check.INTEGRITY, f"{path} does not state the files the index lists")
+    if (statement.get("_type"), statement.get("predicateType")) != (STATEMENT_TYPE, PREDICATE_TYPE):
+        raise TrustError(
+            Check.INTEGRITY,
+            f"{path}: _type {statement.get('_type')!r} and predicateType {statement.get('predicateType')!r}; "
+            f"expected {STATEMENT_TYPE!r} and {PREDICATE_TYPE!r}",
+        )
+    if statement.get("predicate") != _predicate(publication.index, publication.index_sha256):
+        raise TrustError(Check.INTEGRITY, f"{path}: the predicate does not state this release and its index")
 
 
 def _subjects(subject: Any) -> dict[str, Any] | None:
@@ -347,4 +575,4 @@ def _subjects(subject: Any) -> dict[str, Any] | None:
         ):
             return None
         subjects[item["name"]] = item["digest"].get("sha256")
-    return subjects
+    return subjects if len(subjects) == len(subject) else None  # a name twice is no list of files

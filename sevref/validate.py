@@ -34,10 +34,13 @@ from sevref.errors import LayoutError
 from sevref.ids import ENTRY_ID
 from sevref.records._common import SCHEMAS
 
-__all__ = ["KINDS", "LONG_LISTS", "check_document", "check_group", "exception_problem", "validator"]
+__all__ = ["KINDS", "LONG_LISTS", "OTHER_KINDS", "check_document", "check_group", "exception_problem", "validator"]
 
 KINDS = ("index", "publication", "groups", "digests", "firmware", "catalog")
 """The kinds of published JSON file, each with ``schema/<kind>.schema.json``."""
+OTHER_KINDS = ("keys", "timestamp", "state")
+"""JSON documents with a schema that the index does not list: the payloads of keys
+documents and timestamps (signed in their envelopes), and the verifier's state."""
 
 _DIGEST = re.compile(r"[0-9a-f]{64}|[0-9a-f]{96}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -166,7 +169,7 @@ def exception_problem(record: Mapping[str, Any], catalog: bool = False) -> str |
 @cache
 def _registry() -> Registry[Any]:
     resources = []
-    for kind in (*KINDS, "common"):
+    for kind in (*KINDS, *OTHER_KINDS, "common"):
         contents = json.loads(resource("schema", f"{kind}.schema.json").read_text(encoding="utf-8"))
         resources.append((contents["$id"], Resource.from_contents(contents)))
     return Registry().with_resources(resources)
@@ -196,19 +199,44 @@ def _inline(node: Any, base: str, registry: Registry[Any]) -> Any:
     }
 
 
+_END_ANCHOR = re.compile(r"(?<!\\)\$")
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(_END_ANCHOR.sub(r"\\Z", pattern))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[jsonschema.ValidationError]:
+    r"""``pattern`` as ECMA-262 (JSON Schema's regex dialect) reads ``$``: the end of the text only.
+
+    Python's ``$`` also matches before a final newline, so ``"2026-01-01T00:00:00Z\n"``
+    would pass a time's pattern, and the same bytes fail another verifier's schema.
+    """
+    if isinstance(instance, str) and not _compiled(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_Strict = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # the stubs leave it untyped
+    jsonschema.Draft202012Validator, {"pattern": _pattern}
+)
+
+
 @cache
 def validator(kind: str) -> jsonschema.Draft202012Validator:
     """The validator of one kind of file, or ``group`` for one group record.
 
     Args:
-        kind: one of :data:`KINDS`, or ``group``.
+        kind: one of :data:`KINDS` or :data:`OTHER_KINDS`, or ``group``.
 
     Returns:
-        A validator for the schema with its references inlined.
+        A validator for the schema with its references inlined, reading
+        patterns as ECMA-262 does.
     """
     registry = _registry()
-    uri = f"{SCHEMAS['groups']}#/$defs/group" if kind == "group" else SCHEMAS[kind]
-    return jsonschema.Draft202012Validator(_inline({"$ref": uri}, "", registry))
+    uri = f"{SCHEMAS['groups']}#/$defs/group" if kind == "group" else SCHEMAS.get(kind, f"urn:sevref:schema:{kind}:1")
+    strict: jsonschema.Draft202012Validator = _Strict(_inline({"$ref": uri}, "", registry))
+    return strict
 
 
 def _check(kind: str, data: Mapping[str, Any], what: str) -> None:
@@ -246,7 +274,7 @@ def check_document(kind: str, data: Mapping[str, Any], what: str) -> None:
     """Check a whole published file against its schema.
 
     Args:
-        kind: which schema (one of :data:`KINDS`).
+        kind: which schema (one of :data:`KINDS` or :data:`OTHER_KINDS`).
         data: the parsed file.
         what: how to name it in the error.
 

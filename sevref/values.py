@@ -10,15 +10,30 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sevref.errors import ConfigError
 
-__all__ = ["Version", "format_time", "parse_hex", "parse_hex_bytes", "parse_sha256", "parse_time", "parse_version"]
+__all__ = [
+    "Version",
+    "format_duration",
+    "format_time",
+    "parse_duration",
+    "parse_hex",
+    "parse_hex_bytes",
+    "parse_sha256",
+    "parse_time",
+    "parse_version",
+]
 
 _HEX = re.compile(r"(0[xX])?[0-9a-fA-F]+")
 _HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
 _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")  # ASCII digits, as in the schemas
+_DURATION = re.compile(r"(?:[0-9]{1,9}[dhms])+")
+_DURATION_PART = re.compile(r"([0-9]{1,9})([dhms])")
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+MAX_DURATION = timedelta(days=3660)
+"""The longest duration sevref reads (ten years and a few days)."""
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 """RFC 3339 UTC with whole seconds: the only time format sevref reads or writes."""
 
@@ -167,3 +182,42 @@ def parse_version(text: str, what: str) -> Version:
         raise ConfigError(f"{what}: expected a version such as 9.1 or 7.2.1, found {text!r}")
     major, minor, micro = match.groups()
     return Version(int(major), int(minor), None if micro is None else int(micro))
+
+
+def parse_duration(text: str, key: str) -> timedelta:
+    """Read a duration: whole days, hours, minutes and seconds, e.g. ``90s``, ``15m``, ``1h30m``, ``7d``.
+
+    Args:
+        text: the duration.
+        key: its name, for the error.
+
+    Returns:
+        The duration (more than zero, at most :data:`MAX_DURATION`).
+
+    Raises:
+        ConfigError: another form, zero, or too long.
+    """
+    if not isinstance(text, str) or not _DURATION.fullmatch(text):
+        raise ConfigError(f"{key}: expected a duration such as 90s, 15m, 12h, 1h30m or 7d, found {text!r}")
+    seconds = sum(int(count) * _UNITS[unit] for count, unit in _DURATION_PART.findall(text))
+    if not 0 < seconds <= MAX_DURATION.total_seconds():
+        raise ConfigError(f"{key}: expected more than 0 s and at most {MAX_DURATION.days} days, found {text!r}")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(duration: timedelta) -> str:
+    """Write a duration as :func:`parse_duration` reads it.
+
+    Args:
+        duration: whole seconds.
+
+    Returns:
+        E.g. ``1d2h``, ``90s`` → ``1m30s``.
+    """
+    seconds = int(duration.total_seconds())
+    parts = []
+    for unit, size in _UNITS.items():
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from sevref._cli import main
-from tests.conformance.make_cases import HERE
+from tests.conformance.variants import HERE
 
 SUITE = json.loads((HERE / "cases.json").read_text(encoding="utf-8"))
 CASES = {case["id"]: case for case in SUITE["cases"]}
-REFUSAL = re.compile(r"^sevref: not trusted: (keys|signature|identity|expiry|rollback|integrity): ")
+REFUSAL = re.compile(r"^sevref: not trusted: (fetch|keys|signature|identity|expiry|rollback|freshness|integrity): ")
 
 
 def materialise(case: Mapping[str, Any], folder: Path) -> Path:
@@ -42,6 +42,12 @@ def materialise(case: Mapping[str, Any], folder: Path) -> Path:
             target.unlink()
         elif change["action"] == "replace":
             target.write_bytes((HERE / "base" / change["from"] / change["path"]).read_bytes())
+        elif change["action"] == "put":
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes((HERE / change["source"]).read_bytes())
+        elif change["action"] == "unreadable":
+            target.unlink()
+            target.mkdir()  # there, but no file: as an HTTP mirror that answers 403 or 503
         else:
             raise AssertionError(f"unknown action {change['action']}")
     return site
@@ -54,14 +60,13 @@ def arguments(case: Mapping[str, Any], site: Path, folder: Path) -> list[str]:
     for key in given["trusted_keys"]:
         args += ["--trusted-key", str(HERE / key)]
     args += ["--publisher", given["publisher"], "--product", given["product"], "--stream", given["stream"]]
-    if given["last_serial"] is not None or given["last_keys_version"] is not None:
-        state: dict[str, dict[str, int]] = {"serials": {}, "keys": {}}
-        if given["last_serial"] is not None:
-            state["serials"][f"{given['publisher']}/{given['product']}/{given['stream']}"] = given["last_serial"]
-        if given["last_keys_version"] is not None:
-            state["keys"][given["publisher"]] = given["last_keys_version"]
-        (folder / "state.json").write_text(json.dumps(state))
+    if given["state"] is not None:
+        (folder / "state.json").write_text(json.dumps(given["state"]))
         args += ["--state", str(folder / "state.json")]
+    if given["require_timestamp"]:
+        args += ["--require-timestamp"]
+    if given["max_age"] is not None:
+        args += ["--max-age", given["max_age"]]
     evidence = given["evidence"] or {}
     if "snp_measurement" in evidence:
         args += ["--snp-measurement", evidence["snp_measurement"]]
@@ -103,6 +108,8 @@ def test_the_suite_covers_every_file_and_every_check() -> None:
         assert changed == files, action
     assert {c["expect"]["check"] for c in CASES.values()} == {
         None,
+        "fetch",
+        "freshness",
         "keys",
         "signature",
         "identity",

@@ -35,7 +35,7 @@ from sevref.export import TrusteeEncoding, trustee_message, virt_qemu_sev_valida
 from sevref.records import EntryStatus, GroupRecord
 from sevref.sign import Algorithm
 from sevref.trust import TrustedPublication
-from sevref.verifier import trust
+from sevref.verifier import Request, trust
 from tests.conftest import OVMF_FILES, REPO, missing
 
 GOLDEN = REPO / "tests" / "golden"
@@ -95,7 +95,7 @@ class Site:
         ]
 
     def trusted(self) -> TrustedPublication:
-        return trust(str(self.root), [self.public_key], self.identity, datetime.fromisoformat(AT), None)
+        return trust(Request(str(self.root), [self.public_key], self.identity, datetime.fromisoformat(AT)))
 
     def groups(self) -> list[dict[str, Any]]:
         index = json.loads((self.root / "index.json").read_bytes())

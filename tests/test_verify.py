@@ -7,6 +7,7 @@ fetch them in practice.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import random
@@ -239,11 +240,17 @@ def test_rollback_is_refused_and_the_state_file_is_kept(
     state = tmp_path / "state" / "sevref.json"
     newer = build(tmp_path, capsys, keys, "newer", changes={"serial: 3": "serial: 9"})
     assert verify(newer, capsys, keys, "--state", str(state))[0] == 0
-    assert load(state) == {"keys": {"golden": 1}, "serials": {"golden/tiny/test": 9}}
+    remembered = load(state)
+    chain = hashlib.sha256((newer / "keys" / "1.dsse.json").read_bytes()).hexdigest()
+    index = hashlib.sha256((newer / "index.json").read_bytes()).hexdigest()
+    assert remembered["schema"] == "urn:sevref:schema:state:1"
+    assert remembered["publishers"]["golden"]["chain"] == [{"version": 1, "sha256": chain}]
+    assert [k["keyid"] for k in remembered["publishers"]["golden"]["active"]] == [load_keyid(keys, "k1")]
+    assert remembered["streams"] == {"golden/tiny/test": {"serial": 9, "index_sha256": index}}
     status, _, err = verify(site, capsys, keys, "--state", str(state))
     assert status == 3 and "not trusted: rollback: serial 3 is lower than 9, the last one seen" in err
-    assert load(state) == {"keys": {"golden": 1}, "serials": {"golden/tiny/test": 9}}
-    assert [p.name for p in state.parent.iterdir()] == ["sevref.json"]
+    assert load(state) == remembered
+    assert sorted(p.name for p in state.parent.iterdir()) == [".sevref.json.lock", "sevref.json"]
 
 
 def test_unsigned_publications_are_refused(tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]) -> None:

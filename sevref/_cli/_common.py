@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
+    from sevref.sign import KeySigner
     from sevref.trust import TrustedPublication
 
 
@@ -36,9 +37,22 @@ class Parser(argparse.ArgumentParser):
             sys.stderr.write(message)
         raise Exit(status)
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        # argparse reports unknown arguments with their values ("unrecognized arguments:
+        # --passphrase hunter2"); name the options only, so that no value, a passphrase
+        # typed by mistake included, is ever echoed.
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras and self.prog.count(" ") == 0:  # the top-level parser reports for every subcommand
+            named = " ".join(sorted({e.split("=", 1)[0] for e in extras if e.startswith("-")}))
+            hidden = "" if all(e.startswith("-") and "=" not in e for e in extras) else " (values not shown)"
+            self.error(f"unrecognized arguments{': ' + named if named else ''}{hidden}")
+        return parsed, extras
+
     def error(self, message: str) -> NoReturn:
+        from sevref.errors import printable
+
         self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {printable(message)}\n")
 
 
 if TYPE_CHECKING:
@@ -51,20 +65,48 @@ if TYPE_CHECKING:
 def add_trust_options(parser: argparse.ArgumentParser) -> None:
     """The options that say which publication to trust: one definition for every verifier command.
 
+    ``verify`` and ``export`` (and any later verifier command) take exactly
+    these; a test holds them to that.
+
     Args:
         parser: the command's parser.
     """
-    parser.add_argument(
+    from sevref.limits import DEFAULT_FETCH_TIMEOUT
+
+    group = parser.add_argument_group("trust options (the same for every command that verifies)")
+    group.add_argument(
         "--publication", required=True, metavar="DIR|URL", help="a folder, file://, http:// or https:// URL"
     )
-    parser.add_argument(
+    group.add_argument(
         "--trusted-key", required=True, action="append", metavar="PEM", help="a pinned publisher key; repeatable"
     )
-    parser.add_argument("--publisher", required=True, metavar="ID", help="expected publisher id")
-    parser.add_argument("--product", required=True, metavar="ID", help="expected product id")
-    parser.add_argument("--stream", required=True, metavar="ID", help="expected stream id")
-    parser.add_argument("--at", metavar="TIME", help="check validity at this time (default: now)")
-    parser.add_argument("--state", metavar="FILE", help="remembers the highest serial seen; a lower one is refused")
+    group.add_argument("--publisher", required=True, metavar="ID", help="expected publisher id")
+    group.add_argument("--product", required=True, metavar="ID", help="expected product id")
+    group.add_argument("--stream", required=True, metavar="ID", help="expected stream id")
+    group.add_argument("--at", metavar="TIME", help="check validity at this time (default: now)")
+    group.add_argument(
+        "--state",
+        metavar="FILE",
+        help="remembers the key chain and the newest release trusted: a fork, a withheld keys document, "
+        "a lower serial or the same serial with other bytes is refused",
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_FETCH_TIMEOUT,
+        metavar="SECONDS",
+        help=f"each file must arrive whole within this time (default {DEFAULT_FETCH_TIMEOUT:g})",
+    )
+    group.add_argument(
+        "--require-timestamp",
+        action="store_true",
+        help="refuse a release without a valid timestamp.dsse.json (sevref timestamp)",
+    )
+    group.add_argument(
+        "--max-age",
+        metavar="DURATION",
+        help="refuse a timestamp issued longer ago than this, e.g. 1d or 6h (implies --require-timestamp)",
+    )
 
 
 def trusted(args: argparse.Namespace, check_all: bool) -> TrustedPublication:
@@ -83,17 +125,46 @@ def trusted(args: argparse.Namespace, check_all: bool) -> TrustedPublication:
     """
     from datetime import UTC, datetime
 
-    from sevref.values import parse_time
-    from sevref.verifier import trust
+    from sevref.values import parse_duration, parse_time
+    from sevref.verifier import Request, trust
 
     return trust(
-        args.publication,
-        [Path(k) for k in args.trusted_key],
-        (args.publisher, args.product, args.stream),
-        datetime.now(UTC) if args.at is None else parse_time(args.at),
-        Path(args.state) if args.state else None,
-        check_all,
+        Request(
+            location=args.publication,
+            keys=[Path(k) for k in args.trusted_key],
+            identity=(args.publisher, args.product, args.stream),
+            at=datetime.now(UTC) if args.at is None else parse_time(args.at),
+            state=Path(args.state) if args.state else None,
+            check_all_files=check_all,
+            timeout=args.timeout,
+            require_timestamp=args.require_timestamp,
+            max_age=None if args.max_age is None else parse_duration(args.max_age, "--max-age"),
+        )
     )
+
+
+def load_signer(path: str, passphrase_file: str | None, env: str | None = None) -> KeySigner:
+    """Read a private key with its passphrase, warning on standard error when its file is weakly encrypted.
+
+    Args:
+        path: the PEM file.
+        passphrase_file: the passphrase file, if given (else the environment).
+        env: the environment variable (default ``SEVREF_KEY_PASSPHRASE``).
+
+    Returns:
+        The signer.
+
+    Raises:
+        SevrefError: no passphrase, or a key it does not open.
+    """
+    from sevref.edge.keys import PASSPHRASE_ENV, read_passphrase
+    from sevref.edge.keys import load_signer as load
+
+    passphrase = read_passphrase(Path(passphrase_file) if passphrase_file else None, env or PASSPHRASE_ENV)
+    signer = load(Path(path), passphrase)
+    if signer.weak_protection is not None:
+        print(f"sevref: warning: {path}: {signer.weak_protection}", file=sys.stderr)
+    return signer
 
 
 def size(count: int) -> str:

@@ -88,9 +88,9 @@ def open_key(
 
         pin_file = Path(args.pin_file) if args.pin_file else None
         return stack.enter_context(pkcs11_signer(key, args.pkcs11_module, pin_file))
-    from sevref.edge.keys import load_signer, read_passphrase
+    from sevref._cli._common import load_signer
 
-    return load_signer(Path(key), read_passphrase(Path(passphrase_file) if passphrase_file else None, passphrase_env))
+    return load_signer(key, passphrase_file, passphrase_env)
 
 
 @contextmanager

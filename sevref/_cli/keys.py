@@ -1,4 +1,4 @@
-"""``sevref key generate`` and ``sevref key chain``: signing keys and the publisher's key chain."""
+"""``sevref key generate|chain|reencrypt``: signing keys and the publisher's key chain."""
 
 from __future__ import annotations
 
@@ -13,16 +13,17 @@ if TYPE_CHECKING:
     from sevref._cli._common import Commands
 
 _ALGORITHMS = ("ecdsa-p256", "ecdsa-p384", "ed25519")  # sevref.sign.Algorithm; checked by a test
+_ROLES = ("release", "timestamp")  # sevref.keychain.Role; checked by a test
 
 
 def register(commands: Commands) -> None:
-    """Add ``key generate`` and ``key chain``.
+    """Add ``key generate``, ``key chain`` and ``key reencrypt``.
 
     Args:
         commands: the subcommands of ``sevref``.
     """
     key = commands.add_parser("key", help="make signing keys and the publisher's key chain")
-    key_commands = key.add_subparsers(dest="key_command", metavar="COMMAND", parser_class=Parser)
+    key_commands: Commands = key.add_subparsers(dest="key_command", metavar="COMMAND", parser_class=Parser)
     key_commands.required = True
     generate = key_commands.add_parser(
         "generate",
@@ -66,7 +67,37 @@ def register(commands: Commands) -> None:
     chain.add_argument("--revoke", action="append", default=[], metavar="KEYID", help="revoke a key; repeatable")
     chain.add_argument("--reason", metavar="TEXT", help="why the keys are revoked")
     chain.add_argument("--label", metavar="TEXT", help="a label for people, e.g. DEMO KEY: do not trust")
+    chain.add_argument(
+        "--role",
+        action="append",
+        choices=_ROLES,
+        metavar="ROLE",
+        help="a role of the --add keys: release (default; signs releases and keys documents) or timestamp "
+        "(signs timestamp.dsse.json only: an online key); repeatable",
+    )
     chain.set_defaults(handler=_chain)
+    _add_reencrypt(key_commands)
+
+
+def _add_reencrypt(key_commands: Commands) -> None:
+    reencrypt = key_commands.add_parser(
+        "reencrypt",
+        help="encrypt a private key file again with today's passphrase KDF",
+        description=(
+            "Read a private key (passphrase from $SEVREF_KEY_PASSPHRASE or --passphrase-file) and replace "
+            "its file atomically, encrypted with PBKDF2-HMAC-SHA256 at 600,000 iterations and AES-256-CBC "
+            "(PKCS#8). The key and its id stay the same. The new passphrase comes from "
+            "$SEVREF_NEW_KEY_PASSPHRASE or --new-passphrase-file; without either it is the old one."
+        ),
+    )
+    reencrypt.add_argument("key", metavar="PEM", help="the private key file")
+    reencrypt.add_argument("--passphrase-file", metavar="FILE", help="its passphrase (default $SEVREF_KEY_PASSPHRASE)")
+    reencrypt.add_argument(
+        "--new-passphrase-file",
+        metavar="FILE",
+        help="the new passphrase (default $SEVREF_NEW_KEY_PASSPHRASE, else the old one)",
+    )
+    reencrypt.set_defaults(handler=_reencrypt)
 
 
 def _generate(args: argparse.Namespace, out: TextIO) -> int:
@@ -84,16 +115,38 @@ def _chain(args: argparse.Namespace, out: TextIO) -> int:
     from contextlib import ExitStack
 
     from sevref.edge.keys import extend_chain
+    from sevref.keychain import Role
 
     if args.revoke and not args.reason:
         raise Usage("--revoke needs --reason")
+    if args.role and not args.add:
+        raise Usage("--role gives the roles of --add keys")
     if args.add_passphrase_file and all(key.startswith(PKCS11_PREFIX) for key in args.add):
         raise Usage("--add-passphrase-file goes with --add PEM")
     revoked = {keyid: args.reason for keyid in args.revoke}
+    roles = [Role(r) for r in args.role or ["release"]]
     with opened_signer(args) as signer, ExitStack() as stack:
         if signer is None:  # pragma: no cover - argparse requires a key
             raise Usage("give --signing-key or --pkcs11")
         added = [open_key(key, args, stack, args.add_passphrase_file, "SEVREF_NEW_KEY_PASSPHRASE") for key in args.add]
-        version, path = extend_chain(Path(args.keys), args.publisher, signer, added, revoked, args.label)
+        version, path = extend_chain(Path(args.keys), args.publisher, signer, added, revoked, args.label, roles)
     print(f"wrote {path}: keys version {version}", file=out)
+    return 0
+
+
+def _reencrypt(args: argparse.Namespace, out: TextIO) -> int:
+    import os
+
+    from sevref.edge.keys import PASSPHRASE_ENV, read_passphrase, reencrypt_key_file
+
+    passphrase = read_passphrase(Path(args.passphrase_file) if args.passphrase_file else None, PASSPHRASE_ENV)
+    if args.new_passphrase_file or "SEVREF_NEW_KEY_PASSPHRASE" in os.environ:
+        new = read_passphrase(
+            Path(args.new_passphrase_file) if args.new_passphrase_file else None, "SEVREF_NEW_KEY_PASSPHRASE"
+        )
+    else:
+        new = passphrase
+    signer = reencrypt_key_file(Path(args.key), passphrase, new)
+    protection = signer.protection.describe() if signer.protection else "?"
+    print(f"{signer.keyid}  {args.key}: encrypted again with {protection}", file=out)
     return 0

@@ -31,7 +31,8 @@ def register(commands: Commands) -> None:
         "verify",
         help="check a publication and match a guest's evidence against it",
         description=(
-            "Check a publication (key chain, signature, identity, expiry, rollback, every file's sha256), "
+            "Check a publication (key chain, signature, identity, expiry, rollback, freshness if asked, every "
+            "file's sha256), "
             "then match evidence: an SEV-SNP report or measurement by direct lookup, or an SEV/SEV-ES launch "
             "measurement by scanning the candidates with the guest owner's TIK. A match says whether its firmware "
             "is stateless. Exit 0: match (or a trusted publication when no evidence is given); 1: no acceptable "
@@ -129,6 +130,7 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
 
 def _print_json(publication: TrustedPublication, matches: list[Match], what: str | None, out: TextIO) -> None:
     from sevref.serialize import json_line
+    from sevref.values import format_time
 
     index = publication.index
     release = index.release
@@ -143,6 +145,12 @@ def _print_json(publication: TrustedPublication, matches: list[Match], what: str
         "signed_by": publication.keyid,
         "keys_version": publication.keys_version,
         "key_label": publication.key_label,
+        "timestamp": None
+        if publication.timestamp is None
+        else {
+            "issued": format_time(publication.timestamp.issued),
+            "expires": format_time(publication.timestamp.expires),
+        },
     }
     verdict = "trusted" if what is None else ("match" if any(m.acceptable for m in matches) else "no match")
     document = {"publication": summary, "verdict": verdict, "evidence": what, "matches": [m.to_dict() for m in matches]}
@@ -150,21 +158,26 @@ def _print_json(publication: TrustedPublication, matches: list[Match], what: str
 
 
 def _print_text(publication: TrustedPublication, matches: list[Match], out: TextIO) -> None:
+    from sevref.errors import printable
     from sevref.values import format_time
 
     index = publication.index
     release = index.release
+    fresh = publication.timestamp
     print(
-        f"trusted: {release.publisher} {release.product} {release.stream} release {release.release} "
-        f"serial {release.serial}, signed by key {publication.keyid[:16]}... (keys/{publication.keys_version})"
-        + (f" labelled {publication.key_label!r}" if publication.key_label else "")
-        + f", expires {format_time(index.expires)}",
+        printable(
+            f"trusted: {release.publisher} {release.product} {release.stream} release {release.release} "
+            f"serial {release.serial}, signed by key {publication.keyid[:16]}... (keys/{publication.keys_version})"
+            + (f" labelled {publication.key_label!r}" if publication.key_label else "")
+            + f", expires {format_time(index.expires)}"
+            + (f"; timestamp issued {format_time(fresh.issued)}, until {format_time(fresh.expires)}" if fresh else "")
+        ),
         file=out,
     )
     for match in matches:
-        print(_describe(match), file=out)
+        print(printable(_describe(match)), file=out)
         for note, blocking in match.notes:
-            print(f"  {'refused' if blocking else 'note'}: {note}", file=out)
+            print(printable(f"  {'refused' if blocking else 'note'}: {note}"), file=out)
 
 
 def _describe(match: Match) -> str:

@@ -19,7 +19,16 @@ from pathlib import Path
 
 from sevref.errors import ConfigError, FetchError
 
-__all__ = ["check_out", "file_sha256", "install", "locked_scratch", "read_bytes", "write_atomic", "write_private"]
+__all__ = [
+    "check_out",
+    "file_sha256",
+    "install",
+    "locked_scratch",
+    "read_bytes",
+    "write_atomic",
+    "write_new",
+    "write_private",
+]
 
 
 def read_bytes(path: Path, what: str, limit: int) -> bytes:
@@ -77,8 +86,35 @@ def file_sha256(path: Path, what: str) -> bytes:
         raise FetchError(f"{what} {path}: {error.strerror or error}") from error
 
 
+def write_new(path: Path, data: bytes, mode: int, what: str = "a key") -> None:
+    """Create a file with exactly ``mode`` (whatever the umask), refusing to overwrite one or follow a symlink.
+
+    ``O_CREAT | O_EXCL | O_NOFOLLOW``: a file, or a symlink (even a dangling
+    one) planted at ``path`` beforehand, is refused rather than written through.
+
+    Args:
+        path: the new file.
+        data: its contents.
+        mode: its permission bits, e.g. 0o600 or 0o644.
+        what: what it holds, for the error.
+
+    Raises:
+        FetchError: the path exists or cannot be created.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except FileExistsError as error:
+        raise FetchError(f"{path}: exists; refusing to overwrite {what}") from error
+    except OSError as error:
+        raise FetchError(f"{path}: {error.strerror or error}") from error
+    with os.fdopen(descriptor, "wb") as handle:
+        os.fchmod(handle.fileno(), mode)  # the umask narrowed the mode at creation; make it exactly this
+        handle.write(data)
+
+
 def write_private(path: Path, data: bytes) -> None:
-    """Create a file readable by its owner only (mode 0600), refusing to overwrite one.
+    """Create a file readable by its owner only (mode 0600), refusing to overwrite one or follow a symlink.
 
     Args:
         path: the new file.
@@ -87,33 +123,34 @@ def write_private(path: Path, data: bytes) -> None:
     Raises:
         FetchError: the file exists or cannot be created.
     """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as error:
-        raise FetchError(f"{path}: exists; refusing to overwrite a key") from error
-    except OSError as error:
-        raise FetchError(f"{path}: {error.strerror or error}") from error
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
+    write_new(path, data, 0o600)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace a file atomically: write a new file beside it, then rename it over the old one.
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Replace a file atomically: write a new file beside it, flush it to disk, then rename it over the old one.
 
     Args:
         path: the file.
         data: its new contents.
+        mode: the new file's permission bits (default: 0666 less the umask).
 
     Raises:
         FetchError: the file cannot be written.
     """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temporary.write_bytes(data)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        descriptor = os.open(temporary, flags, 0o666 if mode is None else mode)
+        with os.fdopen(descriptor, "wb") as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temporary, path)
     except OSError as error:
+        temporary.unlink(missing_ok=True)
         raise FetchError(f"{path}: {error.strerror or error}") from error
 
 

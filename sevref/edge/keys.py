@@ -10,9 +10,9 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sevref.edge.files import read_bytes, write_private
-from sevref.errors import FetchError, SignatureError
-from sevref.keychain import next_document
+from sevref.edge.files import read_bytes, write_atomic, write_new, write_private
+from sevref.errors import SignatureError
+from sevref.keychain import DEFAULT_ROLES, Role, next_document
 from sevref.limits import MAX_KEY_FILE_BYTES, MAX_KEYS_DOCUMENT_BYTES, MAX_PASSPHRASE_FILE_BYTES
 from sevref.sign import (
     Algorithm,
@@ -35,6 +35,7 @@ __all__ = [
     "load_signer",
     "read_chain",
     "read_passphrase",
+    "reencrypt_key_file",
 ]
 
 
@@ -50,22 +51,31 @@ def read_passphrase(path: Path | None, env: str = PASSPHRASE_ENV) -> bytes:
         env: the environment variable to use otherwise.
 
     Returns:
-        The passphrase.
+        The passphrase, UTF-8 bytes.
 
     Raises:
-        SignatureError: none given.
+        SignatureError: none given, or not UTF-8 text (the passphrase itself is never shown).
     """
     if path is not None:
         lines = read_bytes(path, "passphrase file", MAX_PASSPHRASE_FILE_BYTES).splitlines()
-        return lines[0] if lines else b""
-    value = os.environ.get(env)
-    if value is None:
-        raise SignatureError(f"no key passphrase: set {env} or give a passphrase file (never on the command line)")
-    return value.encode("utf-8")
+        value, where = (lines[0] if lines else b""), f"passphrase file {path}"
+    else:
+        found = os.environb.get(env.encode("ascii"))
+        if found is None:
+            raise SignatureError(f"no key passphrase: set {env} or give a passphrase file (never on the command line)")
+        value, where = found, env
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SignatureError(f"{where}: the passphrase is not UTF-8 text; expected UTF-8") from None
+    return value
 
 
 def generate_key_files(prefix: Path, algorithm: Algorithm, passphrase: bytes) -> str:
-    """Write a new key pair: ``PREFIX.pem`` (encrypted, 0600) and ``PREFIX.pub``.
+    """Write a new key pair: ``PREFIX.pem`` (encrypted, 0600) and ``PREFIX.pub`` (0644).
+
+    Neither file may exist before, not even as a symlink: both are created
+    with ``O_EXCL | O_NOFOLLOW``.
 
     Args:
         prefix: path prefix of the two files.
@@ -81,11 +91,30 @@ def generate_key_files(prefix: Path, algorithm: Algorithm, passphrase: bytes) ->
     key = generate_key(algorithm)
     private = private_pem(key, passphrase)
     public_path = prefix.with_name(prefix.name + ".pub")
-    if public_path.exists():
-        raise FetchError(f"{public_path}: exists; refusing to overwrite a key")
+    if os.path.lexists(public_path):
+        raise SignatureError(f"{public_path}: exists; refusing to overwrite a key")
     write_private(prefix.with_name(prefix.name + ".pem"), private)
-    public_path.write_bytes(public_pem(key))
+    write_new(public_path, public_pem(key), 0o644)
     return key_id(key)
+
+
+def reencrypt_key_file(path: Path, passphrase: bytes, new_passphrase: bytes) -> KeySigner:
+    """Encrypt a private key file again with today's KDF (:mod:`sevref.pkcs8`), replacing it atomically.
+
+    Args:
+        path: the PEM file.
+        passphrase: its passphrase now.
+        new_passphrase: its passphrase from now on (may be the same).
+
+    Returns:
+        The key, as the new file holds it.
+
+    Raises:
+        SevrefError: unreadable, or not a key this passphrase opens.
+    """
+    signer = load_signer(path, passphrase)
+    write_atomic(path, signer.encrypted_pem(new_passphrase), mode=0o600)
+    return load_signer(path, new_passphrase)
 
 
 def load_signer(path: Path, passphrase: bytes) -> KeySigner:
@@ -141,6 +170,7 @@ def extend_chain(
     added: Sequence[Signer],
     revoked: Mapping[str, str],
     label: str | None,
+    roles: Sequence[Role] = DEFAULT_ROLES,
 ) -> tuple[int, Path]:
     """Write the next keys document of a chain (the first when the folder is empty).
 
@@ -155,6 +185,7 @@ def extend_chain(
         added: new keys.
         revoked: key id to reason, for keys to revoke.
         label: a label for the keys added (and for ``signer`` in a new chain).
+        roles: the roles of the keys added.
 
     Returns:
         (the new version, its path).
@@ -163,9 +194,8 @@ def extend_chain(
         SevrefError: a broken chain, an inactive signer, an unknown key to revoke.
     """
     chain = read_chain(folder)
-    data = next_document(chain, publisher, signer, added, revoked, label)
+    data = next_document(chain, publisher, signer, added, revoked, label, roles)
     version = len(chain) + 1
     path = folder / f"{version}.dsse.json"
-    folder.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    write_new(path, data, 0o644, "a keys document")
     return version, path

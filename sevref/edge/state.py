@@ -1,82 +1,80 @@
-"""The verifier's memory between runs: what it has seen, so that nothing can be rolled back.
+"""The verifier's memory between runs: the state file, read, locked, merged and replaced.
 
-A JSON file, replaced atomically: the highest serial seen per
-publisher/product/stream, and the newest keys document seen per publisher.
+The format and the rules are :mod:`sevref.state`'s. This module reads the
+file (a missing file is an empty state; a damaged one is a one-line error
+naming it) and records what a run trusted: under an exclusive lock on a
+lock file beside it (``.<name>.lock``), it reads the file again, merges the
+run into what it holds now (:func:`sevref.state.remember`, which may still
+refuse the run: another verifier may have trusted something newer in the
+meantime) and replaces it atomically. Verifiers sharing a state file thus
+never lose an update, and a killed one leaves the previous file whole.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+import fcntl
+import os
 from pathlib import Path
 
 from sevref.edge.files import read_bytes, write_atomic
-from sevref.errors import ConfigError
+from sevref.errors import ConfigError, FetchError
 from sevref.limits import MAX_STATE_BYTES
+from sevref.state import PublisherState, StreamState, VerifierState, remember
 
-__all__ = ["VerifierState", "read_state", "state_key", "write_state"]
-
-
-def state_key(publisher: str, product: str, stream: str) -> str:
-    """The state's name of a stream of releases.
-
-    Args:
-        publisher: publisher id.
-        product: product id.
-        stream: stream id.
-
-    Returns:
-        ``publisher/product/stream``.
-    """
-    return f"{publisher}/{product}/{stream}"
-
-
-@dataclass(frozen=True)
-class VerifierState:
-    """What a verifier remembers between runs, so that nothing can be rolled back."""
-
-    serials: Mapping[str, int]
-    """The highest serial seen, by ``publisher/product/stream``."""
-    keys: Mapping[str, int]
-    """The newest keys document seen, by publisher: a shorter chain withholds a rotation or revocation."""
+__all__ = ["read_state", "record"]
 
 
 def read_state(path: Path | None) -> VerifierState:
     """Read the verifier's state file.
 
     Args:
-        path: the state file (missing: nothing seen yet).
+        path: the state file (None or missing: nothing seen yet).
 
     Returns:
         The state.
 
     Raises:
-        ConfigError: a state file that is not sevref's.
+        ConfigError: a state file that cannot be read or is not valid, naming it.
     """
-    if path is None or not path.exists():
-        return VerifierState({}, {})
+    if path is None or not os.path.lexists(path):
+        return VerifierState()
     try:
-        data = json.loads(read_bytes(path, "state file", MAX_STATE_BYTES))
-        if not isinstance(data, dict) or set(data) - {"serials", "keys"}:
-            raise ValueError('expected {"serials": {name: integer}, "keys": {publisher: integer}}')
-        tables = [data.get("serials", {}), data.get("keys", {})]
-        for table in tables:
-            if not isinstance(table, dict) or not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in table.values()
-            ):
-                raise ValueError('expected {"serials": {name: integer}, "keys": {publisher: integer}}')
-        return VerifierState(dict(tables[0]), dict(tables[1]))
-    except (ValueError, KeyError) as error:
-        raise ConfigError(f"state file {path}: {error}") from error
+        data = read_bytes(path, "state file", MAX_STATE_BYTES)
+    except FetchError as error:
+        raise ConfigError(error.diagnostic()) from error
+    return VerifierState.from_bytes(data, f"state file {path}")
 
 
-def write_state(path: Path, state: VerifierState) -> None:
-    """Replace the verifier's state atomically (write a new file, then rename it over the old).
+def record(path: Path, publisher: str, chain: PublisherState, name: str, release: StreamState) -> VerifierState:
+    """Merge what a run trusted into the state file, under its lock.
 
     Args:
         path: the state file.
-        state: what to keep.
+        publisher: the publisher.
+        chain: the key chain the run trusted.
+        name: the stream (``publisher/product/stream``).
+        release: the release the run trusted.
+
+    Returns:
+        The state as written.
+
+    Raises:
+        TrustError: the file, as it is now, remembers something that refuses the run.
+        ConfigError: the file or its lock cannot be read or written.
     """
-    document = {"keys": dict(sorted(state.keys.items())), "serials": dict(sorted(state.serials.items()))}
-    write_atomic(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
+    lock = path.with_name(f".{path.name}.lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError as error:
+        raise ConfigError(f"state file lock {lock}: {error.strerror or error}") from error
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        merged = remember(read_state(path), publisher, chain, name, release)
+        try:
+            write_atomic(path, merged.to_bytes())
+        except FetchError as error:
+            raise ConfigError(error.diagnostic()) from error
+        return merged
+    finally:
+        os.close(descriptor)  # closing releases the lock

@@ -13,45 +13,40 @@ import json
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sevref.digest import LaunchMeasureInputs, sev_launch_measurement
-from sevref.edge.keys import extend_chain, generate_key_files, load_signer, read_chain
+from sevref.edge.keys import extend_chain, read_chain
+from sevref.freshness import stamp
+from sevref.keychain import Role
 from sevref.pipeline import build
-from sevref.sign import Algorithm, KeySigner
+from sevref.sign import KeySigner
+from sevref.values import parse_time
+from tests.conformance import more_cases
+from tests.conformance.variants import GENUINE_KEYS_3, HERE, IDENTITY, keys, make_case, state_after
 
-HERE = Path(__file__).resolve().parent
 INPUTS = HERE.parent / "golden" / "inputs"
-PASSPHRASE = b"conformance-test-key-not-a-secret"
-KEY_ALGORITHMS = {"A": Algorithm.ECDSA_P256, "B": Algorithm.ECDSA_P384, "C": Algorithm.ED25519}
-IDENTITY = {"publisher": "conformance", "product": "tiny", "stream": "test"}
-AT = "2026-06-01T00:00:00Z"
+STAMPED = "2026-05-31T12:00:00Z"
+"""When the timestamped base's timestamp was issued; it is valid for 36 hours."""
 ISSUED, EXPIRES = "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"
 TIK = bytes(range(16))
 MNONCE = bytes(range(16, 32))
 
 
-def keys() -> dict[str, KeySigner]:
-    """The suite's keys: made once, then committed and reused."""
-    folder = HERE / "keys"
-    for name, algorithm in KEY_ALGORITHMS.items():
-        if not (folder / f"{name}.pem").is_file():
-            generate_key_files(folder / name, algorithm, PASSPHRASE)
-    return {name: load_signer(folder / f"{name}.pem", PASSPHRASE) for name in KEY_ALGORITHMS}
-
-
 def bases(scratch: Path) -> None:
     """Build base/: the publications the cases start from."""
     signer = keys()
-    a, b = signer["A"], signer["B"]
-    chains: dict[str, list[tuple[KeySigner, list[KeySigner], dict[str, str]]]] = {
-        "a": [(a, [], {})],  # keys/1: A
-        "rotated": [(a, [], {}), (a, [b], {})],  # keys/2: A and B
+    a, b, t = signer["A"], signer["B"], signer["T"]
+    chains: dict[str, list[tuple[KeySigner, list[KeySigner], dict[str, str], Role]]] = {
+        "a": [(a, [], {}, Role.RELEASE)],  # keys/1: A
+        "rotated": [(a, [], {}, Role.RELEASE), (a, [b], {}, Role.RELEASE)],  # keys/2: A and B
+        "timestamped": [(a, [], {}, Role.RELEASE), (a, [t], {}, Role.TIMESTAMP)],  # keys/2: A, and T for timestamps
     }
     for name, steps in chains.items():
-        for step_signer, added, revoked in steps:
-            extend_chain(scratch / name, IDENTITY["publisher"], step_signer, added, revoked, None)
+        for step_signer, added, revoked, role in steps:
+            extend_chain(scratch / name, IDENTITY["publisher"], step_signer, added, revoked, None, [role])
     plan = {
         # base: (manifest, signing key, key chain)
         "release-1": ("manifest.yaml", a, "a"),
@@ -59,6 +54,7 @@ def bases(scratch: Path) -> None:
         "rotated": ("manifest.yaml", b, "rotated"),
         "revoked": ("manifest.yaml", a, "rotated"),
         "unsigned": ("manifest.yaml", None, None),
+        "timestamped": ("manifest.yaml", a, "timestamped"),
     }
     shutil.rmtree(HERE / "base", ignore_errors=True)
     for name, (manifest, key, chain) in plan.items():
@@ -74,6 +70,8 @@ def bases(scratch: Path) -> None:
     # but beside the publisher's current chain, which says so.
     extend_chain(scratch / "rotated", IDENTITY["publisher"], b, [], {a.keyid: "retired after a suspected leak"}, None)
     shutil.copy(scratch / "rotated" / "3.dsse.json", HERE / "base" / "revoked" / "keys" / "3.dsse.json")
+    # The online key T vouches that release 1.0 is current, for 36 hours from STAMPED.
+    stamp(HERE / "base" / "timestamped", t, timedelta(hours=36), parse_time(STAMPED))
 
 
 def files(base: str) -> list[str]:
@@ -91,14 +89,6 @@ def integrity_breaker(path: str, action: str) -> str:
     return "integrity"
 
 
-def verify_args(**changes: Any) -> dict[str, Any]:
-    args: dict[str, Any] = {"trusted_keys": ["keys/A.pub"], **IDENTITY, "at": AT}
-    args.update(last_serial=None, last_keys_version=None)
-    args["evidence"] = None
-    args.update(changes)
-    return args
-
-
 def groups(base: str) -> Iterator[dict[str, Any]]:
     root = HERE / "base" / base
     for path in sorted((root / "groups").iterdir()):
@@ -111,25 +101,12 @@ def cases() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
     def case(ident: str, description: str, base: str, expect_exit: int, check: str | None, **more: Any) -> None:
-        changes = more.pop("changes", [])
-        entries = more.pop("entries", None)
-        expect: dict[str, Any] = {"exit": expect_exit, "check": check}
-        if entries is not None:
-            expect["entries"] = entries
-        out.append(
-            {
-                "id": ident,
-                "description": description,
-                "base": base,
-                "changes": changes,
-                "verify": verify_args(**more),
-                "expect": expect,
-            }
-        )
+        out.append(make_case(ident, description, base, expect_exit, check, **more))
 
     case("valid", "An intact publication signed by the pinned key.", "release-1", 0, None)
-    case("valid-newer", "Release 2 after release 1 was seen (serial 4 > 3).", "release-2", 0, None, last_serial=3)
-    case("valid-same-serial", "The same release seen again (serial 3 = 3).", "release-1", 0, None, last_serial=3)
+    after_1 = state_after("release-1")
+    case("valid-newer", "Release 2 after release 1 was seen (serial 4 > 3).", "release-2", 0, None, state=after_1)
+    case("valid-same-serial", "The same release seen again (serial 3 = 3).", "release-1", 0, None, state=after_1)
     case(
         "valid-two-pins",
         "Two pinned keys, one of them the publisher's.",
@@ -148,7 +125,14 @@ def cases() -> list[dict[str, Any]]:
         None,
         trusted_keys=["keys/B.pub"],
     )
-    case("rollback", "Release 1 (serial 3) after serial 4 was seen.", "release-1", 3, "rollback", last_serial=4)
+    case(
+        "rollback",
+        "Release 1 (serial 3) after serial 4 was seen.",
+        "release-1",
+        3,
+        "rollback",
+        state=state_after("release-2"),
+    )
     case("expired", "Checked at the expiry time: the end is exclusive.", "release-1", 3, "expiry", at=EXPIRES)
     case(
         "not-yet-valid", "Checked a second before the issue time.", "release-1", 3, "expiry", at="2025-12-31T23:59:59Z"
@@ -174,7 +158,7 @@ def cases() -> list[dict[str, Any]]:
         3,
         "rollback",
         changes=[{"path": "keys/3.dsse.json", "action": "delete"}],
-        last_keys_version=3,
+        state=state_after("rotated", GENUINE_KEYS_3),
     )
     case(
         "revocation-unknown",
@@ -299,10 +283,13 @@ def cases() -> list[dict[str, Any]]:
                 integrity_breaker(path, "replace"),
                 changes=[{"path": path, "action": "replace", "from": "release-2"}],
             )
+    for more in (more_cases.fetching(), more_cases.chains(), more_cases.strict(), more_cases.freshness()):
+        out.extend(more)
     return out
 
 
 def main() -> None:
+    shutil.rmtree(HERE / "files", ignore_errors=True)
     with tempfile.TemporaryDirectory() as scratch:
         bases(Path(scratch))
     document = {

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 from sevref.digest import LaunchMeasureInputs
 from sevref.edge.keys import load_public, load_signer
-from sevref.errors import FetchError, SevrefError
+from sevref.errors import NotFoundError, SevrefError
 from sevref.keychain import verify_chain
 from sevref.match import entry, lookup_digest, scan_launch_measurement
 from sevref.serialize import canonical
@@ -256,14 +256,14 @@ def fetcher(files: dict[str, bytes]) -> Fetch:
         files: path to bytes.
 
     Returns:
-        The function; it raises FetchError for a missing path.
+        The function; it raises NotFoundError for a missing path and returns at most ``limit + 1`` bytes.
     """
 
-    def fetch(path: str) -> bytes:
+    def fetch(path: str, limit: int) -> bytes:
         try:
-            return files[path]
+            return files[path][: limit + 1]
         except KeyError:
-            raise FetchError(f"{path}: no such file in the publication") from None
+            raise NotFoundError(f"{path}: no such file in the publication") from None
 
     return fetch
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sevref.errors import FetchError
+from sevref.errors import FetchError, NotFoundError
 from sevref.pipeline import build
 from sevref.serialize import canonical
 from sevref.sign import (
@@ -76,11 +76,14 @@ def fetcher(files: Mapping[str, bytes]) -> Fetch:
         A fetch function that raises FetchError for a missing file.
     """
 
-    def fetch(path: str) -> bytes:
+    def fetch(path: str, limit: int) -> bytes:
         try:
-            return files[path]
+            data = files[path]
         except KeyError:
-            raise FetchError(f"{path}: no such file") from None
+            raise NotFoundError(f"{path}: no such file") from None
+        if len(data) > limit:
+            raise FetchError(f"{path}: more than {limit} bytes")
+        return data
 
     return fetch
 

@@ -28,8 +28,8 @@ PACKAGE = REPO / "sevref"
 MAX_MODULE_LINES = 700
 MAX_FUNCTION_LINES = 80
 
-EDGE = {"sevref.edge", "sevref.pipeline", "sevref.verifier", "sevref._cli", "sevref.__main__"}
-"""Prefixes of the modules that may do I/O."""
+EDGE = {"sevref.edge", "sevref.pipeline", "sevref.verifier", "sevref.freshness", "sevref._cli", "sevref.__main__"}
+"""Prefixes of the modules that may do I/O: the edge, the three compositions and the command line."""
 OS_MODULES = {
     "os",
     "subprocess",
@@ -59,6 +59,8 @@ BUILD_SIDE = {
 }
 VERIFIER_SIDE = {
     "sevref.trust",
+    "sevref.state",
+    "sevref.timestamp",
     "sevref.match",
     "sevref.export",
     "sevref.verifier",

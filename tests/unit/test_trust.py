@@ -289,9 +289,9 @@ def test_read_refuses_unlisted_files(files: dict[str, bytes], name: str) -> None
     path, message, is_listed = READ_REFUSALS[name]
     fetched: list[str] = []
 
-    def fetch(wanted: str) -> bytes:
+    def fetch(wanted: str, limit: int) -> bytes:
         fetched.append(wanted)
-        return fetcher(files)(wanted)
+        return fetcher(files)(wanted, limit)
 
     trusted = establish(fetch, anchor(K1, check_all_files=False))
     fetched.clear()
@@ -306,9 +306,9 @@ def test_read_refuses_unlisted_files(files: dict[str, bytes], name: str) -> None
 def test_read_parses_once(files: dict[str, bytes]) -> None:
     fetched: list[str] = []
 
-    def fetch(wanted: str) -> bytes:
+    def fetch(wanted: str, limit: int) -> bytes:
         fetched.append(wanted)
-        return fetcher(files)(wanted)
+        return fetcher(files)(wanted, limit)
 
     trusted = establish(fetch, anchor(K1, check_all_files=False))
     fetched.clear()

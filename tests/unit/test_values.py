@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sevref.errors import ConfigError
-from sevref.values import format_time, parse_hex, parse_hex_bytes, parse_sha256, parse_time
+from sevref.values import (
+    format_duration,
+    format_time,
+    parse_duration,
+    parse_hex,
+    parse_hex_bytes,
+    parse_sha256,
+    parse_time,
+)
 
 HEX_EXAMPLE = 'expected a hex string such as "0x1f" or an integer'
 
@@ -158,3 +166,19 @@ def test_format_then_parse_is_the_same_moment_to_the_second(moment: datetime) ->
     assert len(text) == 20
     assert parse_time(text) == moment.replace(microsecond=0)
     assert format_time(parse_time(text)) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("15m", 900), ("12h", 43200), ("1h30m", 5400), ("7d", 604800), ("1d2h3m4s", 93784)],
+)
+def test_durations(text: str, seconds: int) -> None:
+    duration = parse_duration(text, "--max-age")
+    assert duration.total_seconds() == seconds
+    assert parse_duration(format_duration(duration), "x") == duration
+
+
+@pytest.mark.parametrize("text", ["", "0s", "1", "1 h", "-1h", "1.5h", "1w", "h", "3661d", "1h\n"])
+def test_durations_refused(text: str) -> None:
+    with pytest.raises(ConfigError, match="--max-age: expected"):
+        parse_duration(text, "--max-age")
