@@ -283,7 +283,7 @@ class KeysDocument:
         try:
             value = strictjson.loads(data, what)
         except JSONFormatError as error:
-            raise SignatureError(f"not a sevref keys document: {error}") from None
+            raise SignatureError(f"{error} (not a sevref keys document)") from None
         schema = value.get("schema") if isinstance(value, dict) else type(value).__name__
         if schema != KEYS_SCHEMA:
             raise SignatureError(f"{what}: not a sevref keys document (schema is {schema!r}; expected {KEYS_SCHEMA!r})")

@@ -212,12 +212,13 @@ def _checked(fetch: Fetch, path: str, files: Mapping[str, tuple[str, int]], rele
         ) from error
     except FetchError as error:
         raise TrustError(Check.FETCH, error.diagnostic()) from error
+    if len(data) > size:  # only the first size + 1 bytes were read: no sha256 of the whole to name
+        raise TrustError(Check.INTEGRITY, f"{path} has more than {size} bytes; the signed index says {size} bytes")
     found = hashlib.sha256(data).hexdigest()
     if found != sha256 or len(data) != size:
-        count = f"more than {size}" if len(data) > size else str(len(data))
         raise TrustError(
             Check.INTEGRITY,
-            f"{path} has sha256 {found} ({count} bytes); the signed index says {sha256} ({size} bytes)",
+            f"{path} has sha256 {found} ({len(data)} bytes); the signed index says {sha256} ({size} bytes)",
         )
     if not path.endswith(".json"):
         return data, None  # a page or an asset: its hash is all there is to check

@@ -178,9 +178,21 @@ def test_builds_never_go_backwards(tmp_path: Path, keys: Path, capsys: pytest.Ca
     status, err = build_into({'release: "1.0"': 'release: "1.0b"'})
     assert status == 1 and err.strip() == (
         f"sevref: error: --out {out} holds serial 3 of golden/tiny/test with another index.json; this build is "
-        "serial 3 too: one serial names one release (raise the serial to 4)"
+        f"serial 3 too: one serial names one release (raise the serial to 4, or remove {out} if that release was "
+        "never published)"
     )
     assert (out / "index.json").read_bytes() == before
     assert build_into({"serial: 3": "serial: 4"}) == (0, "")
     assert build_into({"stream: test": "stream: other", "serial: 3": "serial: 1"}) == (0, "")  # another stream
+    # An unsigned release was never trusted, so no verifier remembers it: building it again signed is fine.
+    unsigned = tmp_path / "unsigned"
+    assert run(["build", str(manifest(tmp_path, {})), "--out", str(unsigned)], capsys)[0] == 0
+    assert (
+        run(["build", str(manifest(tmp_path, {'release: "1.0"': 'release: "1.0b"'})), "--out", str(unsigned)], capsys)[
+            0
+        ]
+        == 0
+    )
+    signed = ["build", str(manifest(tmp_path, {})), "--out", str(unsigned), "--signing-key", str(keys / "k1.pem")]
+    assert run(signed, capsys)[0] == 0
     assert json.loads((out / "index.json").read_bytes())["stream"] == "other"

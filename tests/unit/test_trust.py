@@ -17,8 +17,9 @@ from sevref.errors import Check, TrustError
 from sevref.keychain import KeyEntry, KeysDocument, next_document
 from sevref.serialize import canonical
 from sevref.sign import INDEX_PAYLOAD_TYPE, KEYS_PAYLOAD_TYPE, Algorithm, KeySigner, envelope, generate_key, sign_file
+from sevref.state import StreamState
 from sevref.trust import TrustAnchor, TrustedPublication, establish
-from tests.unit.publication import AT, anchor, build_publication, fetcher, republish
+from tests.unit.publication import AT, anchor, build_publication, fetcher, republish, sha256
 
 K1 = KeySigner(generate_key(Algorithm.ECDSA_P256))
 """The publisher's key."""
@@ -69,7 +70,8 @@ def test_keys_a_link_that_the_previous_document_did_not_sign(files: dict[str, by
     error = refused(changed, anchor(K1))
     assert error.check is Check.KEYS
     assert str(error) == (
-        f"not trusted: keys: keys/2.dsse.json is not signed by an active key of keys/1: keys/2.dsse.json: "
+        f"not trusted: keys: keys/2.dsse.json is not signed by an active key of keys/1 (release role): "
+        "keys/2.dsse.json: "
         f"no valid signature by a trusted key (signed by {K3.keyid}; trusted: {K1.keyid})"
     )
 
@@ -95,13 +97,15 @@ def test_signature_no_signed_index(files: dict[str, bytes]) -> None:
     unsigned = {path: data for path, data in files.items() if path != "index.dsse.json"}
     error = refused(unsigned, anchor(K1))
     assert error.check is Check.SIGNATURE
-    assert str(error) == "not trusted: signature: the publication is unsigned: no index.dsse.json"
+    assert (
+        str(error) == "not trusted: signature: the publication is unsigned: no index.dsse.json (it has an index.json)"
+    )
 
 
 def test_signature_an_index_envelope_that_is_no_json(files: dict[str, bytes]) -> None:
     error = refused({**files, "index.dsse.json": b"{"}, anchor(K1))
     assert error.check is Check.SIGNATURE
-    assert str(error).startswith("not trusted: signature: index.dsse.json is not JSON (Expecting property name")
+    assert str(error).startswith("not trusted: signature: index.dsse.json: not JSON (Expecting property name")
 
 
 def test_signature_by_a_key_outside_the_chain(files: dict[str, bytes]) -> None:
@@ -172,15 +176,16 @@ def test_expiry_bounds(files: dict[str, bytes]) -> None:
 
 
 def test_rollback(files: dict[str, bytes]) -> None:
-    establish(fetcher(files), anchor(K1, last_serial=3, last_keys_version=1))  # the same release again
-    error = refused(files, anchor(K1, last_serial=4))
+    index = sha256(files["index.json"])
+    establish(fetcher(files), anchor(K1, known_release=StreamState(3, index)))  # the same release again
+    error = refused(files, anchor(K1, known_release=StreamState(4, "0" * 64)))
     assert error.check is Check.ROLLBACK
     assert str(error) == "not trusted: rollback: serial 3 is lower than 4, the last one seen"
-    error = refused(files, anchor(K1, last_keys_version=2))
+    error = refused(files, anchor(K1, known_release=StreamState(3, "0" * 64)))
     assert error.check is Check.ROLLBACK
     assert str(error) == (
-        "not trusted: rollback: the newest keys document is keys/1.dsse.json; keys/2.dsse.json was seen before "
-        "(a newer document, perhaps a revocation, is withheld)"
+        f"not trusted: rollback: serial 3 of golden/tiny/test was trusted with index.json sha256 {'0' * 64}; "
+        f"this one has {index} (one serial, two releases)"
     )
 
 
@@ -193,20 +198,29 @@ def test_integrity_a_changed_file(files: dict[str, bytes]) -> None:
     error = refused({**files, path: changed}, anchor(K1))
     assert error.check is Check.INTEGRITY
     sha256, size = establish(fetcher(files), anchor(K1)).files[path]
+    # Longer than listed: only size + 1 bytes are read, so there is no sha256 of the whole to name.
+    assert (
+        str(error) == f"not trusted: integrity: {path} has more than {size} bytes; the signed index says {size} bytes"
+    )
+    same_size = files[path].replace(b'"status":"active"', b'"status":"ACTIVE"', 1)
+    error = refused({**files, path: same_size}, anchor(K1))
     assert str(error) == (
-        f"not trusted: integrity: {path} has sha256 {hashlib.sha256(changed).hexdigest()} "
-        f"({len(changed)} bytes); the signed index says {sha256} ({size} bytes)"
+        f"not trusted: integrity: {path} has sha256 {hashlib.sha256(same_size).hexdigest()} "
+        f"({size} bytes); the signed index says {sha256} ({size} bytes)"
     )
 
 
 def test_integrity_a_missing_file_and_a_missing_signature(files: dict[str, bytes]) -> None:
     path = listed(files, "digests/")
     error = refused({p: d for p, d in files.items() if p != path}, anchor(K1))
-    assert (error.check, str(error)) == (Check.INTEGRITY, f"not trusted: integrity: {path}: {path}: no such file")
+    assert (error.check, str(error)) == (
+        Check.INTEGRITY,
+        f"not trusted: integrity: {path} is listed in the signed index but missing: {path}: no such file",
+    )
     error = refused({p: d for p, d in files.items() if p != f"{path}.sig"}, anchor(K1))
     assert (error.check, str(error)) == (
         Check.INTEGRITY,
-        f"not trusted: integrity: {path}.sig: {path}.sig: no such file",
+        f"not trusted: integrity: {path}.sig is missing: {path}.sig: no such file",
     )
 
 
