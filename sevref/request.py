@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from json.scanner import make_scanner
 from pathlib import Path
 
 from sevref.binfmt.vmsa import Vmm, VmsaProfile, lookup_cpu_model
@@ -25,6 +26,7 @@ __all__ = [
     "DigestRequest",
     "Option",
     "parse_batch",
+    "read_batch",
     "request_from_mapping",
 ]
 
@@ -300,6 +302,31 @@ def _no_constants(text: str) -> object:
     raise ConfigError(f"expected JSON numbers to be integers, found {text}")
 
 
+def _parse_line(line: str, base: Path) -> DigestRequest | SevrefError:
+    """One line of a batch, read with every check: a request or the error found."""
+    try:
+        if not line.strip():
+            raise ConfigError("empty line; expected a JSON object")
+        try:
+            value = json.loads(
+                line,
+                object_pairs_hook=_no_duplicates,
+                parse_float=_no_constants,
+                parse_constant=_no_constants,
+            )
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"not JSON: {error.msg} at column {error.colno}") from error
+        except ValueError as error:  # an integer longer than Python converts
+            raise ConfigError(f"not JSON: {error}") from error
+        except RecursionError as error:  # nested deeper than Python's stack
+            raise ConfigError("not JSON: nested too deeply") from error
+        if not isinstance(value, dict):
+            raise ConfigError(f"expected a JSON object, found {type(value).__name__}")
+        return request_from_mapping(value, base)
+    except SevrefError as error:
+        return error
+
+
 def parse_batch(lines: Iterable[str], base: Path) -> list[DigestRequest | SevrefError]:
     """Read ``sevref digest --batch`` input: one JSON object a line.
 
@@ -310,27 +337,82 @@ def parse_batch(lines: Iterable[str], base: Path) -> list[DigestRequest | Sevref
     Returns:
         A request per line, or the error found in that line.
     """
-    results: list[DigestRequest | SevrefError] = []
+    return [_parse_line(line, base) for line in lines]
+
+
+# The JSON scanner without the checks of _parse_line: objects come back as tuples of (key, value)
+# pairs, which keep duplicate keys for read_batch to notice and can key its cache.
+_SCAN = make_scanner(json.JSONDecoder(object_pairs_hook=tuple))  # type: ignore[arg-type]  # as JSONDecoder does
+_PLAIN_TYPES = (str, int, type(None))
+_FULL_PATH = object()  # the cache's mark for a configuration that only the full path words right
+
+
+def read_batch(lines: Iterable[str], base: Path) -> list[tuple[DigestRequest, int] | SevrefError]:
+    """Read ``sevref digest --batch`` input as :func:`parse_batch` does, sharing the work of alike lines.
+
+    Lines that differ only in their vCPU count share one request: each
+    distinct configuration (the line's keys and values but ``vcpus``) is
+    checked once by :func:`request_from_mapping`, and its paths resolved once.
+    A line this cannot read plainly (not a flat JSON object of strings,
+    integers and nulls with distinct keys, an out-of-range vCPU count, a
+    configuration that fails its checks) is read by :func:`parse_batch`'s
+    own code instead, so every result and error is the same as there.
+
+    Args:
+        lines: the lines, without their line ends.
+        base: the folder relative paths are resolved against.
+
+    Returns:
+        Per line, the request and the line's vCPU count, or the error found
+        in that line. A shared request's own ``vcpus`` is the default (1, or
+        None where vCPUs are not measured): the count is what measures.
+    """
+    results: list[tuple[DigestRequest, int] | SevrefError] = []
+    cache: dict[tuple[tuple[str, object], ...], DigestRequest | object] = {}
     for line in lines:
-        try:
-            if not line.strip():
-                raise ConfigError("empty line; expected a JSON object")
+        request, vcpus = _FULL_PATH, 0
+        if line[:1] == "{":
             try:
-                value = json.loads(
-                    line,
-                    object_pairs_hook=_no_duplicates,
-                    parse_float=_no_constants,
-                    parse_constant=_no_constants,
-                )
-            except json.JSONDecodeError as error:
-                raise ConfigError(f"not JSON: {error.msg} at column {error.colno}") from error
-            except ValueError as error:  # an integer longer than Python converts
-                raise ConfigError(f"not JSON: {error}") from error
-            except RecursionError as error:  # nested deeper than Python's stack
-                raise ConfigError("not JSON: nested too deeply") from error
-            if not isinstance(value, dict):
-                raise ConfigError(f"expected a JSON object, found {type(value).__name__}")
-            results.append(request_from_mapping(value, base))
-        except SevrefError as error:
-            results.append(error)
+                pairs, end = _SCAN(line, 0)
+            except (ValueError, StopIteration, RecursionError):
+                pairs, end = (), -1
+            if end == len(line):
+                request, vcpus = _shared(pairs, cache, base)
+        if isinstance(request, DigestRequest):
+            results.append((request, vcpus))
+        else:
+            parsed = _parse_line(line, base)
+            results.append(parsed if isinstance(parsed, SevrefError) else (parsed, parsed.vcpus or 1))
     return results
+
+
+def _shared(
+    pairs: tuple[tuple[str, object], ...],
+    cache: dict[tuple[tuple[str, object], ...], DigestRequest | object],
+    base: Path,
+) -> tuple[DigestRequest | object, int]:
+    """The shared request of a line's (key, value) pairs and its vCPU count, or the full path's mark."""
+    vcpus: object = None
+    seen = 0
+    for key, value in pairs:
+        if type(value) not in _PLAIN_TYPES:  # bool is not int here; floats, lists and objects too
+            return _FULL_PATH, 0
+        if key == "vcpus":
+            vcpus, seen = value, seen + 1
+    if vcpus is None:
+        vcpus = 1
+    if seen > 1 or not isinstance(vcpus, int) or not 1 <= vcpus <= MAX_VCPUS:
+        return _FULL_PATH, 0
+    rest = tuple(pair for pair in pairs if pair[0] != "vcpus") if seen else pairs
+    request = cache.get(rest)
+    if request is None:
+        values = dict(rest)
+        if len(values) != len(rest):
+            request = _FULL_PATH  # a key appears twice
+        else:
+            try:
+                request = request_from_mapping(values, base)
+            except SevrefError:
+                request = _FULL_PATH
+        cache[rest] = request
+    return request, vcpus

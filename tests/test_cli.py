@@ -19,7 +19,7 @@ from sevref import __version__
 from sevref._cli import COMMANDS, _parser, main
 from sevref._cli._common import Exit, Parser
 from sevref.binfmt.ovmf import SEV_ES_RESET_BLOCK_GUID, SEV_HASH_TABLE_RV_GUID
-from sevref.edge import files, sources
+from sevref.edge import files, inputs
 from tests.images import ovmf_image, snp_image
 from tests.unit.test_digest import spec_measurement
 from tests.unit.test_snp import HOSTILE, MEASURE_ERRORS, SECTIONS
@@ -192,8 +192,8 @@ def test_batch_reads_each_file_once(
         reads.append(path)
         return real_hash(path, what)
 
-    monkeypatch.setattr(sources, "read_bytes", read)
-    monkeypatch.setattr(sources, "file_sha256", sha256)
+    monkeypatch.setattr(inputs, "read_bytes", read)
+    monkeypatch.setattr(inputs, "file_sha256", sha256)
     rng = random.Random(3)
     lines = [
         json.dumps(

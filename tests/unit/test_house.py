@@ -10,7 +10,8 @@
 * ``sevref verify`` loads neither ``yaml`` nor ``jinja2``, nor any module of the
   build side.
 * ``sevref --version`` and ``--help`` load argparse and the command line alone;
-  a common ``sevref digest`` loads neither argparse nor the full path.
+  a common ``sevref digest`` loads neither argparse nor the full path; any
+  ``sevref digest`` loads nothing of the build but the request and its engine.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ BUILD_SIDE = {
     "sevref.edge.publish",
     "sevref.edge.signing",
     "sevref.edge.sources",
+    "sevref.edge.inputs",
     "sevref.edge.debian",
     "sevref.edge.download",
 }
@@ -237,3 +239,19 @@ def test_a_common_digest_loads_neither_argparse_nor_the_full_path(debian_ovmf: P
             "sevref.quick",
         }
         assert loaded & (HEAVY | {"argparse", "enum", "re", "hashlib"}) == {"hashlib"}
+
+
+def test_any_digest_loads_nothing_of_the_build_but_the_request(debian_ovmf: Path) -> None:
+    firmware = debian_ovmf / "usr" / "share" / "OVMF" / "OVMF_CODE.fd"
+    loaded = loaded_by(["digest", "--mode", "sev-snp", "--firmware", str(firmware), "--cpu", "EPYC-Milan", "--json"])
+    assert {m for m in loaded if within(m, BUILD_SIDE)} == {"sevref.request", "sevref.edge.inputs"}
+    assert {m for m in loaded if within(m, VERIFIER_SIDE)} == set()
+    assert {m.split(".")[0] for m in loaded} & {
+        "yaml",
+        "jinja2",
+        "jsonschema",
+        "http",
+        "urllib3",
+        "ssl",
+        "socket",
+    } == set()
