@@ -107,6 +107,27 @@ LINES = st.one_of(
 )
 
 
+@st.composite
+def families(draw: st.DrawFn) -> list[str]:
+    """Lines whose texts differ only where their vCPU count is written: valid counts, and not."""
+    line = draw(objects())
+    marker = json.dumps("vcpus")
+    if marker not in line:
+        line = line[:-1] + (", " if line != "{}" else "") + marker + ": 7}"
+    start = line.index(marker) + len(marker)
+    colon = line.index(":", start) + 1
+    while line[colon] == " ":
+        colon += 1
+    end = colon
+    while end < len(line) and line[end] not in ",}":
+        end += 1
+    counts = st.one_of(
+        st.integers(1, 4096).map(str),
+        st.sampled_from(["0", "4097", "9999", "10000", "-1", "01", "1.5", "2e1", '"2"', "true", "null", "1 "]),
+    )
+    return [line[:colon] + count + line[end:] for count in draw(st.lists(counts, min_size=2, max_size=6))]
+
+
 def plain(lines: list[str], base: Path) -> list[str]:
     """What each line gives through the plain path: a digest as hex or the error's words."""
     return [
@@ -123,8 +144,13 @@ def shared(lines: list[str], base: Path) -> list[str]:
     ]
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(LINES, min_size=1, max_size=12))
+BATCHES = st.lists(st.one_of(LINES.map(lambda line: [line]), families()), min_size=1, max_size=8).map(
+    lambda groups: [line for group in groups for line in group]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=BATCHES)
 @example(
     lines=[
         '{"mode": "sev-es", "firmware": "amdsev.fd", "cpu": "EPYC", "vcpus": 2}',
@@ -138,6 +164,14 @@ def shared(lines: list[str], base: Path) -> list[str]:
         '{"mode": "sev-es", "firmware": "amdsev.fd", "cpu_signature": true, "vcpus": 2}',
         '{"mode": "sev", "mode": "sev", "firmware": "amdsev.fd"}',
         '{"mode": "sev", "firmware": "amdsev.fd", "vcpus": 5000}',
+        '{"mode": "sev-es", "firmware": "amdsev.fd", "cpu": "EPYC", "vcpus": 4097}',
+        '{"mode": "sev-es", "firmware": "amdsev.fd", "cpu": "EPYC", "vcpus": 02}',
+        '{"mode": "sev-es", "firmware": "amdsev.fd", "cpu": "EPYC", "vcpus": 2.0}',
+        '{"mode": "sev-es", "firmware": "amdsev.fd", "cpu": "EPYC", "vcpus": 2e0}',
+        '{"mode": "sev-es", "firmware": "amdsev.fd", "cpu": "EPYC", "vcpus": 4096}',
+        '{"mode": "sev-es", "firmware": "amdsev.fd", "cpu": "EPYC\\"vcpus": 5", "vcpus": 2}',
+        '{"mode": "sev-es", "firmware": "amdsev.fd", "cmdline": "\\"vcpus\\": 9", "cpu": "EPYC", "vcpus": 2}',
+        '{"mode": "sev-es", "firmware": "amdsev.fd", "cmdline": "\\"vcpus\\": 8", "cpu": "EPYC", "vcpus": 2}',
     ]
 )
 def test_the_shared_path_gives_the_plain_paths_results(lines: list[str], folder: Path) -> None:
@@ -148,7 +182,7 @@ def test_the_shared_path_gives_the_plain_paths_results(lines: list[str], folder:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(LINES, min_size=1, max_size=8))
+@given(lines=BATCHES)
 def test_the_command_line_prints_each_result_as_json_line(
     lines: list[str], folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
