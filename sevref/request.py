@@ -3,7 +3,9 @@
 :data:`OPTIONS` is the one table of a configuration's keys: ``sevref digest``
 makes its options from it and ``--batch`` reads its keys (:data:`BATCH_KEYS`).
 :func:`request_from_mapping` checks the values and resolves the defaults into a
-:class:`DigestRequest`; :func:`parse_batch` reads JSON lines into requests. This
+:class:`DigestRequest`; :func:`parse_batch` reads JSON lines into requests, one
+by one, and :func:`read_batch` gives the same results sharing one request among
+lines that differ only in their vCPU count (what ``--batch`` uses). This
 module reads no files: paths stay paths until the edge opens them.
 """
 
