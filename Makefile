@@ -90,9 +90,10 @@ serve:
 	@test -f site/index.html || { echo "no site/: run make demo first" >&2; exit 1; }
 	$(PYTHON) -m http.server --bind 127.0.0.1 --directory site 8000
 
-## bench: the standard matrix against sev-snp-measure and the hashing bound, and a 1,000,000-entry build
+## bench: every figure with its ratio to its reference and its goal (BENCH_ARGS=--quick: one digest, the command line, the batch)
+BENCH_ARGS ?=
 bench: dev peers apt-lists
-	$(BIN)/python -m tests.bench.bench
+	$(BIN)/python -m tests.bench.bench $(BENCH_ARGS)
 
 ## vectors: regenerate tests/vectors/known-answers.jsonl with sev-snp-measure 0.0.9 and 0.0.13 (deterministic)
 vectors: dev peers apt-lists

@@ -430,8 +430,11 @@ def _snp_metadata(digest: bytes, firmware: Firmware, config: LaunchConfig) -> by
 
 
 def _check_vcpus(counts: Iterable[int]) -> list[int]:
+    given = list(counts)
+    if all(type(count) is int for count in given) and (not given or (min(given) >= 1 and max(given) <= MAX_VCPUS)):
+        return given  # the common case, checked in one pass
     result = []
-    for count in counts:
+    for count in given:
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_VCPUS:
             raise ConfigError(f"vcpus: expected 1..{MAX_VCPUS}, found {count!r}")
         result.append(count)
@@ -493,9 +496,12 @@ def launch_digests(
         bsp, ap = (hashlib.sha384(page).digest() for page in _vmsa_pages(firmware, config))
         snp: dict[int, bytes] = {}
         digest, done = _snp_update(digest, PageType.VMSA, _SNP_VMSA_GPA, bsp), 1
+        # Every AP's PAGE_INFO is the chain so far followed by the same 64 bytes.
+        after = _PAGE_INFO.pack(_ZERO48, ap, _PAGE_INFO.size, PageType.VMSA, 0, 0, 0, 0, 0, _SNP_VMSA_GPA)[48:]
+        sha384 = hashlib.sha384
         for count in counts:
             for _ in range(done, count):
-                digest = _snp_update(digest, PageType.VMSA, _SNP_VMSA_GPA, ap)
+                digest = sha384(digest + after).digest()
             snp[count], done = digest, count
         return snp
     state = firmware._state.copy()

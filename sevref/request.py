@@ -3,15 +3,19 @@
 :data:`OPTIONS` is the one table of a configuration's keys: ``sevref digest``
 makes its options from it and ``--batch`` reads its keys (:data:`BATCH_KEYS`).
 :func:`request_from_mapping` checks the values and resolves the defaults into a
-:class:`DigestRequest`; :func:`parse_batch` reads JSON lines into requests. This
+:class:`DigestRequest`; :func:`parse_batch` reads JSON lines into requests, one
+by one, and :func:`read_batch` gives the same results sharing one request among
+lines that differ only in their vCPU count (what ``--batch`` uses). This
 module reads no files: paths stay paths until the edge opens them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from json.scanner import make_scanner
 from pathlib import Path
 
 from sevref.binfmt.vmsa import Vmm, VmsaProfile, lookup_cpu_model
@@ -25,6 +29,7 @@ __all__ = [
     "DigestRequest",
     "Option",
     "parse_batch",
+    "read_batch",
     "request_from_mapping",
 ]
 
@@ -300,6 +305,31 @@ def _no_constants(text: str) -> object:
     raise ConfigError(f"expected JSON numbers to be integers, found {text}")
 
 
+def _parse_line(line: str, base: Path) -> DigestRequest | SevrefError:
+    """One line of a batch, read with every check: a request or the error found."""
+    try:
+        if not line.strip():
+            raise ConfigError("empty line; expected a JSON object")
+        try:
+            value = json.loads(
+                line,
+                object_pairs_hook=_no_duplicates,
+                parse_float=_no_constants,
+                parse_constant=_no_constants,
+            )
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"not JSON: {error.msg} at column {error.colno}") from error
+        except ValueError as error:  # an integer longer than Python converts
+            raise ConfigError(f"not JSON: {error}") from error
+        except RecursionError as error:  # nested deeper than Python's stack
+            raise ConfigError("not JSON: nested too deeply") from error
+        if not isinstance(value, dict):
+            raise ConfigError(f"expected a JSON object, found {type(value).__name__}")
+        return request_from_mapping(value, base)
+    except SevrefError as error:
+        return error
+
+
 def parse_batch(lines: Iterable[str], base: Path) -> list[DigestRequest | SevrefError]:
     """Read ``sevref digest --batch`` input: one JSON object a line.
 
@@ -310,27 +340,115 @@ def parse_batch(lines: Iterable[str], base: Path) -> list[DigestRequest | Sevref
     Returns:
         A request per line, or the error found in that line.
     """
-    results: list[DigestRequest | SevrefError] = []
+    return [_parse_line(line, base) for line in lines]
+
+
+# The JSON scanner without the checks of _parse_line: objects come back as tuples of (key, value)
+# pairs, which keep duplicate keys for read_batch to notice and can key its cache.
+_SCAN = make_scanner(json.JSONDecoder(object_pairs_hook=tuple))  # type: ignore[arg-type]  # as JSONDecoder does
+_PLAIN_TYPES = (str, int, type(None))
+# A "vcpus" member whose value is a positive JSON integer of up to four digits (JSON whitespace only).
+_VCPUS = re.compile(r'"vcpus"[ \t\n\r]*:[ \t\n\r]*([1-9][0-9]{0,3})(?![0-9.eE])')
+_MAX_TEXTS = 1 << 14  # distinct line texts remembered at once (each a line less its vCPU count)
+
+_Pairs = tuple[tuple[str, object], ...]
+
+
+def read_batch(lines: Iterable[str], base: Path) -> list[tuple[DigestRequest, int] | SevrefError]:
+    """Read ``sevref digest --batch`` input as :func:`parse_batch` does, sharing the work of alike lines.
+
+    Lines that differ only in their vCPU count share one request: each
+    distinct configuration (the line's keys and values but ``vcpus``) is
+    checked once by :func:`request_from_mapping`, and its paths resolved
+    once; a line whose text differs from one already read only in the digits
+    of its vCPU count is not even parsed again. A line this cannot read
+    plainly (not a flat JSON object of strings, integers and nulls with
+    distinct keys, an out-of-range vCPU count, a configuration that fails its
+    checks) is read by :func:`parse_batch`'s own code instead, so every
+    result and error is the same as there.
+
+    Args:
+        lines: the lines, without their line ends.
+        base: the folder relative paths are resolved against.
+
+    Returns:
+        Per line, the request and the line's vCPU count, or the error found
+        in that line. A shared request's own ``vcpus`` is the default (1, or
+        None where vCPUs are not measured): the count is what measures.
+    """
+    reader = _BatchReader(base)
+    results: list[tuple[DigestRequest, int] | SevrefError] = []
+    texts = reader.texts
+    search = _VCPUS.search
     for line in lines:
-        try:
-            if not line.strip():
-                raise ConfigError("empty line; expected a JSON object")
-            try:
-                value = json.loads(
-                    line,
-                    object_pairs_hook=_no_duplicates,
-                    parse_float=_no_constants,
-                    parse_constant=_no_constants,
-                )
-            except json.JSONDecodeError as error:
-                raise ConfigError(f"not JSON: {error.msg} at column {error.colno}") from error
-            except ValueError as error:  # an integer longer than Python converts
-                raise ConfigError(f"not JSON: {error}") from error
-            except RecursionError as error:  # nested deeper than Python's stack
-                raise ConfigError("not JSON: nested too deeply") from error
-            if not isinstance(value, dict):
-                raise ConfigError(f"expected a JSON object, found {type(value).__name__}")
-            results.append(request_from_mapping(value, base))
-        except SevrefError as error:
-            results.append(error)
+        match = search(line)
+        if match is not None:
+            start, end = match.span(1)
+            request = texts.get((line[:start], line[end:]))
+            vcpus = int(line[start:end])
+            if request is not None and vcpus <= MAX_VCPUS:
+                results.append((request, vcpus))
+                continue
+        results.append(reader.read(line, match))
     return results
+
+
+class _BatchReader:
+    """The caches of one :func:`read_batch`: requests by configuration, and by line text less the vCPU count."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.requests: dict[_Pairs, DigestRequest | None] = {}  # None: only the full path words it right
+        self.texts: dict[tuple[str, str], DigestRequest] = {}
+
+    def read(self, line: str, match: re.Match[str] | None) -> tuple[DigestRequest, int] | SevrefError:
+        """Read a line whose text is not known yet; remember its text if the vCPU count is where ``match`` says."""
+        pairs = self._pairs(line)
+        shared = None if pairs is None else self._shared(pairs)
+        if shared is None:
+            parsed = _parse_line(line, self.base)
+            return parsed if isinstance(parsed, SevrefError) else (parsed, parsed.vcpus or 1)
+        request, vcpus = shared
+        if match is not None and pairs is not None and int(match.group(1)) == vcpus:
+            # The digits are this line's vCPU count if another count there changes nothing else.
+            start, end = match.span(1)
+            other = self._pairs(line[:start] + str(vcpus + 1) + line[end:])
+            if other == tuple((key, vcpus + 1) if key == "vcpus" else (key, value) for key, value in pairs):
+                if len(self.texts) >= _MAX_TEXTS:
+                    self.texts.clear()
+                self.texts[line[:start], line[end:]] = request
+        return request, vcpus
+
+    @staticmethod
+    def _pairs(line: str) -> _Pairs | None:
+        """The line's object as (key, value) pairs, if it is exactly one JSON object."""
+        if line[:1] != "{":
+            return None
+        try:
+            pairs, end = _SCAN(line, 0)
+        except (ValueError, StopIteration, RecursionError):
+            return None
+        return pairs if end == len(line) and isinstance(pairs, tuple) else None
+
+    def _shared(self, pairs: _Pairs) -> tuple[DigestRequest, int] | None:
+        """The shared request of a line's pairs and its vCPU count, or None for the full path."""
+        vcpus: object = None
+        seen = 0
+        for key, value in pairs:
+            if type(value) not in _PLAIN_TYPES:  # bool is not int here; floats, lists and objects neither
+                return None
+            if key == "vcpus":
+                vcpus, seen = value, seen + 1
+        if vcpus is None:
+            vcpus = 1
+        if seen > 1 or not isinstance(vcpus, int) or not 1 <= vcpus <= MAX_VCPUS:
+            return None
+        rest = tuple(pair for pair in pairs if pair[0] != "vcpus") if seen else pairs
+        if rest not in self.requests:
+            values = dict(rest)
+            try:
+                self.requests[rest] = request_from_mapping(values, self.base) if len(values) == len(rest) else None
+            except SevrefError:
+                self.requests[rest] = None
+        request = self.requests[rest]
+        return None if request is None else (request, vcpus)

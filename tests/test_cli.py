@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import io
 import json
 import random
@@ -15,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from sevref import __version__
-from sevref._cli import main
+from sevref._cli import COMMANDS, _parser, main
+from sevref._cli._common import Exit, Parser
 from sevref.binfmt.ovmf import SEV_ES_RESET_BLOCK_GUID, SEV_HASH_TABLE_RV_GUID
-from sevref.edge import files, sources
+from sevref.edge import files, inputs
 from tests.images import ovmf_image, snp_image
 from tests.unit.test_digest import spec_measurement
 from tests.unit.test_snp import HOSTILE, MEASURE_ERRORS, SECTIONS
@@ -190,8 +192,8 @@ def test_batch_reads_each_file_once(
         reads.append(path)
         return real_hash(path, what)
 
-    monkeypatch.setattr(sources, "read_bytes", read)
-    monkeypatch.setattr(sources, "file_sha256", sha256)
+    monkeypatch.setattr(inputs, "read_bytes", read)
+    monkeypatch.setattr(inputs, "file_sha256", sha256)
     rng = random.Random(3)
     lines = [
         json.dumps(
@@ -443,3 +445,38 @@ def test_hostile_snp_metadata_gives_one_line(name: str, tmp_path: Path, capsys: 
     )
     assert (status, out) == (1, "")
     assert err.count("\n") == 1 and err.startswith(f"sevref: error: firmware {tmp_path / 'fw.fd'}: ") and message in err
+
+
+def _eager_parser() -> Parser:
+    """The parser as it was built before commands were loaded lazily: every module's register, in order."""
+    parser = Parser(
+        prog="sevref",
+        description="Compute, publish and verify expected AMD SEV, SEV-ES and SEV-SNP launch digests.",
+    )
+    parser.add_argument("--version", action="version", version=f"sevref {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands.required = True
+    for module in dict.fromkeys(module for _, module, _ in COMMANDS):
+        importlib.import_module(f"sevref._cli.{module}").register(commands)
+    return parser
+
+
+def test_the_command_list_is_what_each_module_registers() -> None:
+    eager = _eager_parser()
+    assert eager.format_help() == _parser().format_help()
+    listed = [(action.dest, action.help) for action in eager._subparsers._group_actions[0]._choices_actions]  # type: ignore[union-attr]
+    assert listed == [(name, help_text) for name, _, help_text in COMMANDS]
+
+
+@pytest.mark.parametrize("command", [name for name, _, _ in COMMANDS])
+@pytest.mark.parametrize("rest", [["--help"], ["--no-such-option"], []])
+def test_each_command_loaded_lazily_is_the_same(
+    command: str, rest: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        parsed = _eager_parser().parse_args([command, *rest])
+    except Exit as stop:
+        eager = (stop.status, *capsys.readouterr())
+        assert (main([command, *rest]), *capsys.readouterr()) == eager
+    else:
+        assert vars(_parser().parse_args([command, *rest])) == vars(parsed)

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from sevref.binfmt.vmsa import CPU_MODELS
-from sevref.edge.sources import compute_digests
+from sevref.edge.inputs import compute_digests
 from sevref.errors import ConfigError, FirmwareFormatError, SevrefError
 from sevref.request import request_from_mapping
 from tests.conftest import missing

@@ -1,13 +1,17 @@
-"""What every command shares: the parser class, usage errors, and the trust options."""
+"""What every command shares: the parser class, lazy subcommands, usage errors, and the trust options."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from importlib import import_module
 
+TYPE_CHECKING = False  # typing costs milliseconds at startup; mypy reads this name as typing's
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+    from typing import Any, NoReturn
+
     from sevref.sign import KeySigner
     from sevref.trust import TrustedPublication
 
@@ -60,6 +64,62 @@ if TYPE_CHECKING:
 
     # argparse names no public type for the subcommands of a parser.
     Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+class LazyCommands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Subcommands whose parsers are built only when chosen.
+
+    Each command starts as a stub that carries its one-line help, which is all
+    ``sevref --help`` shows. When argparse picks a command, the module that
+    defines it is imported and its ``register`` builds the real parser, which
+    replaces the stub; the other commands are never built.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._modules: dict[str, str] = {}
+
+    @classmethod
+    def attach(cls, parser: argparse.ArgumentParser, **kwargs: Any) -> LazyCommands:
+        """Give ``parser`` lazy subcommands.
+
+        Args:
+            parser: the parser.
+            **kwargs: as for ``add_subparsers``.
+
+        Returns:
+            The subcommands.
+        """
+        commands = parser.add_subparsers(action=cls, **kwargs)
+        if not isinstance(commands, cls):  # pragma: no cover - argparse makes the action it is given
+            raise TypeError(f"expected {cls.__name__}, found {type(commands).__name__}")
+        return commands
+
+    def add_lazy(self, name: str, module: str, help_text: str) -> None:
+        """Add a command whose parser ``module.register`` builds when it is chosen.
+
+        Args:
+            name: the command.
+            module: the module whose ``register(commands)`` adds it.
+            help_text: its one-line help.
+        """
+        self.add_parser(name, help=help_text)
+        self._modules[name] = module
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        name = values[0] if isinstance(values, list) else None
+        module = self._modules.pop(name, None) if isinstance(name, str) else None
+        if isinstance(name, str) and module is not None:
+            scratch = Parser(prog=parser.prog).add_subparsers(prog=self._prog_prefix, parser_class=Parser)
+            import_module(module).register(scratch)
+            self._name_parser_map[name] = scratch.choices[name]
+        super().__call__(parser, namespace, values, option_string)
 
 
 def add_trust_options(parser: argparse.ArgumentParser) -> None:
@@ -124,6 +184,7 @@ def trusted(args: argparse.Namespace, check_all: bool) -> TrustedPublication:
         SevrefError: a key or the state cannot be read.
     """
     from datetime import UTC, datetime
+    from pathlib import Path
 
     from sevref.values import parse_duration, parse_time
     from sevref.verifier import Request, trust
@@ -157,6 +218,8 @@ def load_signer(path: str, passphrase_file: str | None, env: str | None = None) 
     Raises:
         SevrefError: no passphrase, or a key it does not open.
     """
+    from pathlib import Path
+
     from sevref.edge.keys import PASSPHRASE_ENV, read_passphrase
     from sevref.edge.keys import load_signer as load
 

@@ -89,7 +89,7 @@ def _values(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _digest(args: argparse.Namespace, out: TextIO) -> int:
-    from sevref.edge.sources import Inputs, compute_digests
+    from sevref.edge.inputs import Inputs, compute_digests
     from sevref.request import request_from_mapping
     from sevref.serialize import json_line
 
@@ -123,10 +123,10 @@ def _digest(args: argparse.Namespace, out: TextIO) -> int:
 
 def _digest_batch(source: str, out: TextIO) -> int:
     from sevref.edge.files import read_bytes
-    from sevref.edge.sources import compute_digests
-    from sevref.errors import FetchError, SevrefError
+    from sevref.edge.inputs import measure_batch
+    from sevref.errors import FetchError
     from sevref.limits import MAX_BATCH_BYTES
-    from sevref.request import parse_batch
+    from sevref.request import read_batch
     from sevref.serialize import json_line
 
     if source == "-":
@@ -139,17 +139,21 @@ def _digest_batch(source: str, out: TextIO) -> int:
         except UnicodeDecodeError as error:
             raise FetchError(f"batch file {path}: byte {error.start} is not UTF-8") from error
         base = path.parent
-    outcomes = compute_digests(parse_batch(lines, base))
+    results = measure_batch(read_batch(lines, base))
     failed = 0
-    for number, outcome in enumerate(outcomes, start=1):
-        try:
-            line = {"digest": outcome.unwrap().hex()}
-        except SevrefError as error:
+    chunk: list[str] = []
+    for number, result in enumerate(results, start=1):
+        if isinstance(result, bytes):
+            chunk.append(f'{{"digest": "{result.hex()}"}}\n')  # json_line({"digest": ...}), as the tests check
+        else:
             failed += 1
-            line = {"error": f"line {number}: {error.diagnostic()}"}
-        print(json_line(line), file=out)
+            chunk.append(json_line({"error": f"line {number}: {result.diagnostic()}"}) + "\n")
+        if len(chunk) == 4096:
+            out.write("".join(chunk))
+            chunk.clear()
+    out.write("".join(chunk))
     if failed:
-        print(f"sevref: {failed} of {len(outcomes)} batch lines failed", file=sys.stderr)
+        print(f"sevref: {failed} of {len(results)} batch lines failed", file=sys.stderr)
         return 1
     return 0
 

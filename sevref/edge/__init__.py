@@ -4,7 +4,8 @@ One job a module:
 
 * :mod:`~sevref.edge.files`: bounded reads, private files, the build lock and the atomic swap;
 * :mod:`~sevref.edge.debian`: obtaining Debian packages and reading files out of them;
-* :mod:`~sevref.edge.sources`: the inputs a manifest pins, and the digest engine's file cache;
+* :mod:`~sevref.edge.sources`: the inputs a manifest pins;
+* :mod:`~sevref.edge.inputs`: the file cache and engine of ``sevref digest``;
 * :mod:`~sevref.edge.download`: files a manifest names by URL, bounded, pinned and cached by sha256;
 * :mod:`~sevref.edge.publish`: writing a publication (streamed, in parallel) and signing it;
 * :mod:`~sevref.edge.signing`: signing a publication after the build: read back, checked, pages made again;

@@ -1,19 +1,30 @@
 """``make bench``: sevref against sev-snp-measure and against the hashing bound, in one run.
 
-Usage: python -m tests.bench.bench [--scale N] [--large N] [--sample N]
+Usage: python -m tests.bench.bench [--quick | --parts P,...] [--runs N] [--scale N] [--large N] [--sample N]
 
-1. Builds the standard matrix (tests/bench/matrix.py, scale 1: about 100,000
-   entries) with ``sevref build`` in a subprocess: wall time, entries/s, peak
-   memory of the whole process tree.
-2. Times sevref's engine alone (every group's digests, nothing written).
-3. Times sev-snp-measure 0.0.13's library call ``calc_launch_digest`` in its own
-   process on a random sample of the same entries (the ones it models: QEMU
-   KVM_SEV_INIT2 launches), after checking that it gives the same digests.
-4. Times the hashing that no implementation can avoid: each distinct firmware
-   hashed once (SHA-256, and SHA-384 page by page where SEV-SNP needs it), one
-   4 KiB VMSA page per SEV-ES entry, one SHA-384 of a 112-byte PAGE_INFO per
-   SEV-SNP page measured.
-5. Builds the large matrix (scale 10: about 1,000,000 entries) for time and memory.
+Parts (all by default; ``--quick`` runs the first three, a few minutes less):
+
+* ``digest``: one ``sevref digest`` against sev-snp-measure 0.0.13's command
+  line (tests/bench/commands.py).
+* ``cli``: ``sevref --version``, ``--help``, and ``verify`` of the demo
+  publication, built and signed here.
+* ``batch``: ``sevref digest --batch`` over 36,864 lines against the hashing
+  floor of their distinct bytes and sev-snp-measure's library time per entry.
+* ``matrix``: the standard matrix (tests/bench/matrix.py, scale 1: about
+  100,000 entries) built with ``sevref build`` in a subprocess (wall time,
+  entries/s, peak memory of the whole process tree); sevref's engine alone
+  (every group's digests, nothing written); sev-snp-measure 0.0.13's library
+  call ``calc_launch_digest`` in its own process on a random sample of the
+  same entries (the ones it models: QEMU KVM_SEV_INIT2 launches), after
+  checking that it gives the same digests; and the hashing that no
+  implementation can avoid: each distinct firmware hashed once (SHA-256, and
+  SHA-384 page by page where SEV-SNP needs it), one 4 KiB VMSA page per
+  SEV-ES entry, one finished SHA-384 of a 112-byte PAGE_INFO per SEV-SNP page
+  measured.
+* ``large``: the large matrix (scale 10: about 1,000,000 entries) for time and memory.
+
+Each figure is printed with its ratio to its reference, measured in the same
+run, and its goal (issue 14) where it has one, with the machine's load.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from pathlib import Path
 
 from sevref.digest import Mode, launch_digests
 from sevref.pipeline import prepare
+from tests.bench import commands
 from tests.bench.matrix import write
 
 REPO = Path(__file__).resolve().parents[2]
@@ -149,7 +161,7 @@ def bound(prepared) -> float:  # type: ignore[no-untyped-def]
         if ident in snp_firmware:
             view = memoryview(fw.data)
             for offset in range(0, len(fw.data), 4096):
-                hashlib.sha384(view[offset : offset + 4096])
+                hashlib.sha384(view[offset : offset + 4096]).digest()
     es_pages = sum(len(g.vcpus) for g in groups if g.mode is Mode.SEV_ES)
     state = hashlib.sha256()
     for _ in range(es_pages // 64):
@@ -163,10 +175,11 @@ def bound(prepared) -> float:  # type: ignore[no-untyped-def]
             chain += sum(s.size // 4096 if s.kind and s.kind.value in (1, 4, 16) else 1 for s in sections) + len(
                 g.vcpus
             )
-            hashlib.sha384(page)
-            hashlib.sha384(page)
+            hashlib.sha384(page).digest()
+            hashlib.sha384(page).digest()
     for _ in range(chain):
-        hashlib.sha384(info)
+        hashlib.sha384(info).digest()  # finished: 112 bytes fit one buffer, so without .digest() nothing is hashed
+    state.digest()
     return time.perf_counter() - start
 
 
@@ -182,47 +195,90 @@ def site_stats(folder: Path) -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=int, default=1)
-    parser.add_argument("--large", type=int, default=10, help="scale of the large build (0: skip)")
-    parser.add_argument("--sample", type=int, default=300)
-    args = parser.parse_args()
+PARTS = ("digest", "cli", "batch", "matrix", "large")
+QUICK = ("digest", "cli", "batch")
+
+
+def matrix(scale: int, large_scale: int, sample: int, parts: set[str]) -> None:
+    """The standard matrix (build, engine, peer, bound) and the large build."""
+    load = commands.load
     with tempfile.TemporaryDirectory(prefix="sevref-bench-") as scratch:
-        manifests = write(Path(scratch) / "standard", args.scale)
-        build_seconds, build_peak, summary = run_build(manifests, Path(scratch) / "site", None)
-        standard_site = site_stats(Path(scratch) / "site")
-        entries, engine_seconds, prepared = engine(manifests)
-        sampled, peer_seconds = peer(prepared, args.sample)
-        bound_seconds = bound(prepared)
-        large, large_site = None, ""
-        if args.large:
-            big = write(Path(scratch) / "large", args.large)
-            large = run_build(big, Path(scratch) / "large-site", None)
-            large_site = site_stats(Path(scratch) / "large-site")
-            del big
+        if "matrix" in parts:
+            print(f"standard matrix ({load()})")
+            manifests = write(Path(scratch) / "standard", scale)
+            build_seconds, build_peak, summary = run_build(manifests, Path(scratch) / "site", None)
+            standard_site = site_stats(Path(scratch) / "site")
+            entries, engine_seconds, prepared = engine(manifests)
+            sampled, peer_seconds = peer(prepared, sample)
+            bound_seconds = bound(prepared)
+            report_standard(
+                summary,
+                standard_site,
+                entries,
+                (build_seconds, build_peak),
+                engine_seconds,
+                (sampled, peer_seconds),
+                bound_seconds,
+            )
+        if "large" in parts and large_scale:
+            print(f"large matrix ({load()})")
+            big = write(Path(scratch) / "large", large_scale)
+            seconds, peak, line = run_build(big, Path(scratch) / "large-site", None)
+            print(f"  {line}")
+            print(f"  site: {site_stats(Path(scratch) / 'large-site')}")
+            print(f"  sevref build                 {seconds:7.2f} s  peak {peak / 2**20:,.0f} MiB (process tree)")
+
+
+def report_standard(  # type: ignore[no-untyped-def]
+    summary: str, site: str, entries: int, build, engine_seconds: float, peer_run, bound_seconds: float
+) -> None:
+    """Print the standard matrix's figures with their ratios."""
+    build_seconds, build_peak = build
+    sampled, peer_seconds = peer_run
     engine_rate = entries / engine_seconds
     build_rate = entries / build_seconds
     peer_rate = sampled / peer_seconds
-    print(f"standard matrix: {summary}")
-    print(f"  site: {standard_site}")
+    print(f"  {summary}")
+    print(f"  site: {site}")
     print(
-        f"  sevref build                 {build_seconds:7.2f} s  {build_rate:>12,.0f} entries/s  peak {build_peak / 2**20:,.0f} MiB (process tree)"
+        f"  sevref build                 {build_seconds:7.2f} s  {build_rate:>12,.0f} entries/s  "
+        f"peak {build_peak / 2**20:,.0f} MiB (process tree)"
     )
     print(f"  sevref engine (no writing)   {engine_seconds:7.2f} s  {engine_rate:>12,.0f} entries/s")
     print(
-        f"  sev-snp-measure 0.0.13       {peer_seconds:7.2f} s  {peer_rate:>12,.0f} calls/s on {sampled} sampled entries (same digests)"
+        f"  sev-snp-measure 0.0.13       {peer_seconds:7.2f} s  {peer_rate:>12,.0f} calls/s on {sampled} sampled "
+        "entries (same digests)"
     )
     print(f"  hashing bound                {bound_seconds:7.2f} s  (distinct bytes hashed once)")
     print(
         f"  ratios: engine/peer {engine_rate / peer_rate:,.0f}x, build/peer {build_rate / peer_rate:,.0f}x; "
         f"engine {engine_seconds / bound_seconds:.2f}x the bound, build {build_seconds / bound_seconds:.2f}x the bound"
     )
-    if large is not None:
-        seconds, peak, line = large
-        print(f"large matrix: {line}")
-        print(f"  site: {large_site}")
-        print(f"  sevref build                 {seconds:7.2f} s  peak {peak / 2**20:,.0f} MiB (process tree)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"run only {', '.join(QUICK)}")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
+    parser.add_argument("--runs", type=int, default=11, help="runs of each timed command (odd: a true median)")
+    parser.add_argument("--scale", type=int, default=1)
+    parser.add_argument("--large", type=int, default=10, help="scale of the large build (0: skip)")
+    parser.add_argument("--sample", type=int, default=300)
+    args = parser.parse_args()
+    parts = set(QUICK if args.quick else args.parts.split(","))
+    if parts - set(PARTS):
+        parser.error(f"unknown part {sorted(parts - set(PARTS))[0]!r}; expected some of {', '.join(PARTS)}")
+    commands.prepare()
+    print(f"sevref bench: {commands.load()}")
+    with tempfile.TemporaryDirectory(prefix="sevref-bench-") as scratch:
+        if "digest" in parts:
+            commands.one_digest(args.runs)
+        if "cli" in parts:
+            commands.command_line(args.runs, Path(scratch))
+        if "batch" in parts:
+            commands.batch(max(5, args.runs // 2), args.sample, Path(scratch))
+    matrix(args.scale, args.large, args.sample, parts)
+    print(f"done ({commands.load()})")
 
 
 if __name__ == "__main__":

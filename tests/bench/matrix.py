@@ -6,9 +6,12 @@ About 100,000 entries at scale 1, about 1,000,000 at scale 10:
   (2 MiB unified, SNP metadata), OVMF_CODE_4M.fd (3.5 MiB, no SNP metadata),
   and a synthetic 2 MiB AmdSev-like image with a kernel-hashes table and an
   SNP_KERNEL_HASHES section (generated here: Debian packages none).
-* host stacks (4): QEMU 8.2 legacy on Linux 6.1; the same on Linux 6.6 with
-  DebugSwap (sev_features 0x20); QEMU 9.1 with legacy-vm-type=off (init2) on
-  Linux 6.11; the same with guest features 0x21. SEV-SNP runs on the last two.
+* host stacks (4), all QEMU 10.1 (the first with EPYC-Turin): legacy (QEMU's
+  default legacy-vm-type=auto) on Linux 6.1; the same on Linux 6.6 with
+  DebugSwap (sev_features 0x20); legacy-vm-type=off (init2) on Linux 6.11; the
+  same with guest features 0x21. SEV-SNP runs on the last two. (With QEMU 8.2
+  and 9.1, as before, the host-stack checks refuse EPYC-Turin; the digests are
+  the same.)
 * CPUs (12 × scale): the five EPYC generations, then host signatures.
 * vCPUs 1–256.
 * modes: sev, sev-es, sev-snp.
@@ -106,10 +109,10 @@ def write(folder: Path, scale: int = 1) -> list[Path]:
         )
     lines += [
         "host_stacks:",
-        '  - {id: legacy, vmm: qemu, qemu: {version: "8.2.0", machine: pc-q35-8.2}, host_linux: "6.1"}',
-        '  - {id: legacy-debugswap, vmm: qemu, qemu: {version: "8.2.0", machine: pc-q35-8.2}, host_linux: "6.6", sev_features: "0x20"}',
-        '  - {id: init2, vmm: qemu, qemu: {version: "9.1.0", machine: pc-q35-9.1, legacy_vm_type: "off"}, host_linux: "6.11"}',
-        '  - {id: init2-debugswap, vmm: qemu, qemu: {version: "9.1.0", machine: pc-q35-9.1, legacy_vm_type: "off"}, host_linux: "6.11", guest_features: "0x21"}',
+        '  - {id: legacy, vmm: qemu, qemu: {version: "10.1.0", machine: pc-q35-10.1}, host_linux: "6.1"}',
+        '  - {id: legacy-debugswap, vmm: qemu, qemu: {version: "10.1.0", machine: pc-q35-10.1}, host_linux: "6.6", sev_features: "0x20"}',
+        '  - {id: init2, vmm: qemu, qemu: {version: "10.1.0", machine: pc-q35-10.1, legacy_vm_type: "off"}, host_linux: "6.11"}',
+        '  - {id: init2-debugswap, vmm: qemu, qemu: {version: "10.1.0", machine: pc-q35-10.1, legacy_vm_type: "off"}, host_linux: "6.11", guest_features: "0x21"}',
         "boots:",
         f"  - id: direct\n    kernel: {{path: vmlinuz, sha256: {sha(kernel)}}}\n    initrd: {{path: initrd.img, sha256: {sha(initrd)}}}",
         '    cmdlines: ["console=ttyS0", "console=ttyS0 root=/dev/vda1 ro", "quiet"]',

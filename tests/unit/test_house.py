@@ -8,8 +8,10 @@
   system; the verifier side imports nothing of the build side, directly or
   through another module.
 * ``sevref verify`` loads neither ``yaml`` nor ``jinja2``, nor any module of the
-  build side but the table of ``sevref digest``'s options (:mod:`sevref.request`),
-  which every command's parser is built with.
+  build side.
+* ``sevref --version`` and ``--help`` load argparse and the command line alone;
+  a common ``sevref digest`` loads neither argparse nor the full path; any
+  ``sevref digest`` loads nothing of the build but the request and its engine.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ BUILD_SIDE = {
     "sevref.edge.publish",
     "sevref.edge.signing",
     "sevref.edge.sources",
+    "sevref.edge.inputs",
     "sevref.edge.debian",
     "sevref.edge.download",
 }
@@ -183,8 +186,74 @@ def test_verify_loads_neither_yaml_nor_jinja2() -> None:
         "import io, sys\n"
         "from sevref._cli import main\n"
         f"status = main({argv!r}, out=io.StringIO())\n"
-        f"print(status, sorted(m for m in {sorted((BUILD_SIDE | {'yaml', 'jinja2', 'markupsafe'}) - {'sevref.request'})!r} "
+        f"print(status, sorted(m for m in {sorted(BUILD_SIDE | {'yaml', 'jinja2', 'markupsafe'})!r} "
         "if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, cwd=REPO)
     assert done.stdout.strip() == "0 []", done.stdout + done.stderr
+
+
+def loaded_by(argv: list[str]) -> set[str]:
+    """The modules ``sevref argv`` loads beyond those Python starts with, run in a fresh process."""
+    program = (
+        "import io, sys\n"
+        "before = set(sys.modules)\n"
+        "from sevref._cli import main\n"
+        "out = io.StringIO()\n"
+        "sys.stdout = io.StringIO()\n"
+        f"status = main({argv!r}, out=out)\n"
+        "sys.stdout = sys.__stdout__\n"
+        "print(status, ' '.join(sorted(set(sys.modules) - before)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, cwd=REPO)
+    status, _, modules = done.stdout.strip().partition(" ")
+    assert status == "0", done.stdout + done.stderr
+    return set(modules.split())
+
+
+HEAVY = {"dataclasses", "json", "pathlib", "typing", "ctypes", "uuid", "datetime", "subprocess", "tempfile", "http"}
+"""Standard modules that take milliseconds to import and that the quick commands do without."""
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"]])
+def test_version_and_help_load_argparse_and_the_command_line_alone(argv: list[str]) -> None:
+    loaded = loaded_by(argv)
+    assert {m for m in loaded if m.startswith("sevref")} <= {
+        "sevref",
+        "sevref._cli",
+        "sevref._cli._common",
+        "sevref.errors",
+    }
+    assert loaded & HEAVY == set()
+
+
+def test_a_common_digest_loads_neither_argparse_nor_the_full_path(debian_ovmf: Path) -> None:
+    firmware = debian_ovmf / "usr" / "share" / "OVMF" / "OVMF_CODE.fd"
+    for mode in ("sev-snp", "sev-es"):
+        loaded = loaded_by(
+            ["digest", "--mode", mode, "--firmware", str(firmware), "--cpu", "EPYC-Milan", "--vcpus", "4"]
+        )
+        assert {m for m in loaded if m.startswith("sevref")} == {
+            "sevref",
+            "sevref._cli",
+            "sevref._cli._quick",
+            "sevref.limits",
+            "sevref.quick",
+        }
+        assert loaded & (HEAVY | {"argparse", "enum", "re", "hashlib"}) == {"hashlib"}
+
+
+def test_any_digest_loads_nothing_of_the_build_but_the_request(debian_ovmf: Path) -> None:
+    firmware = debian_ovmf / "usr" / "share" / "OVMF" / "OVMF_CODE.fd"
+    loaded = loaded_by(["digest", "--mode", "sev-snp", "--firmware", str(firmware), "--cpu", "EPYC-Milan", "--json"])
+    assert {m for m in loaded if within(m, BUILD_SIDE)} == {"sevref.request", "sevref.edge.inputs"}
+    assert {m for m in loaded if within(m, VERIFIER_SIDE)} == set()
+    assert {m.split(".")[0] for m in loaded} & {
+        "yaml",
+        "jinja2",
+        "jsonschema",
+        "http",
+        "urllib3",
+        "ssl",
+        "socket",
+    } == set()
