@@ -35,7 +35,10 @@ def make_demo(when: datetime, tmp_path: Path, **env: str) -> subprocess.Complete
         missing("faketime is not installed: run make faketime")
     environment = {k: v for k, v in os.environ.items() if k not in ("SOURCE_DATE_EPOCH", "MAKEFLAGS", "MAKELEVEL")}
     environment.update(env)
-    command = ["faketime", "-f", f"@{when:%Y-%m-%d %H:%M:%S}", "make", "--no-print-directory", "demo"]
+    # An offset, not "@time": with "@time" every process (build, then verify) starts its clock afresh at
+    # that time, so verify could run before the moment the build issued the publication.
+    offset = round((when - datetime.now(UTC)).total_seconds())
+    command = ["faketime", "-f", f"{offset:+d}", "make", "--no-print-directory", "demo"]
     command += [f"DEMO_OUT={tmp_path / 'site'}", f"DEMO_KEYS={tmp_path / 'keys'}"]
     return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=600, check=False)
 
