@@ -13,6 +13,11 @@ platform may be older than the minimum API. Each such finding is a note; a
 match is acceptable when none of its notes is blocking. Every match also says
 whether its firmware is stateless (:func:`firmware_notes`): a verifier that
 requires it refuses a stateful one.
+
+sevref does not check an SEV-SNP report's signature (nor its VCEK or VLEK
+chain to AMD's root): :func:`report_signature` says so, in words a verifier's
+output carries. An SEV/SEV-ES launch measurement needs no such statement: it
+matches only through its HMAC, which is checked with the owner's TIK.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ __all__ = [
     "firmware_notes",
     "firmware_record",
     "lookup_digest",
+    "report_signature",
     "scan_launch_measurement",
     "snp_notes",
 ]
@@ -100,6 +106,40 @@ class Match:
             "firmware_nvram": {**nvram.to_dict(), "explanation": nvram.explain()},
             "configuration": configuration,
         }
+
+
+_CHAIN = "its VCEK (or VLEK) certificate chain to AMD's root before trusting this result"
+_TOOLS = (
+    "e.g. with virtee's snpguest (snpguest fetch ca, snpguest fetch vcek, snpguest verify certs, "
+    "snpguest verify attestation) or go-sev-guest's check tool (tools/check)"
+)
+
+
+def report_signature(evidence: str) -> dict[str, object] | None:
+    """What sevref did about the signature of the report the evidence came from.
+
+    Args:
+        evidence: ``snp-report``, ``snp-measurement``, ``launch-measurement`` or ``none``.
+
+    Returns:
+        ``{"checked": False, "note": …}`` for SEV-SNP evidence (sevref does not
+        check report signatures yet); None where there is no report: an SEV or
+        SEV-ES launch measurement matches only if its HMAC checks out with the
+        owner's TIK, and no evidence matches nothing.
+    """
+    if evidence == "snp-report":
+        note = (
+            "the report's signature was not checked by sevref (it read the report's fields as given): "
+            f"check the signature and {_CHAIN}, {_TOOLS}"
+        )
+    elif evidence == "snp-measurement":
+        note = (
+            "no report was given, so sevref checked no report signature: check the signature of the report "
+            f"this measurement came from and {_CHAIN}, {_TOOLS}"
+        )
+    else:
+        return None
+    return {"checked": False, "note": note}
 
 
 def _status_notes(state: EntryState) -> list[tuple[str, bool]]:

@@ -193,20 +193,61 @@ def test_search_finds_a_known_sev_es_launch_digest(visit: Visit, profile: str) -
     assert [row[1:] for row in rows] == [expected], vector["id"]
 
 
-def test_search_explains_what_it_cannot_find(visit: Visit) -> None:
+# An unknown query of each kind, what the search must say of it (its start, then words of its remark),
+# and what it must not say: each remark fits its kind only.
+SNP_REMARK: tuple[str, ...] = ("firmware build", "vCPU count", "CPU model", "CPUID signature", "guest features")
+SNP_REMARK += ("host stack", "guest policy is not part of it")
+QMP_REMARK = ("query-sev-launch-measure", "MNONCE", "TIK", "sevref verify --launch-measurement")
+GCTX_REMARK = ("GCTX.LD", "firmware build", "vCPU count", "VMSA profile", "LAUNCH_MEASURE", "--launch-measurement")
+UNKNOWN = "This is not a digest this site knows how to read: "
+UNKNOWN_QUERIES: dict[str, tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = {
+    # name: (query, data-kind, the summary's start, words it holds, words it must not hold)
+    "snp hex": ("ab" * 48, "snp", f"No entry has the SEV-SNP measurement {'ab' * 48}. ", SNP_REMARK, QMP_REMARK[:2]),
+    "qmp blob": (
+        base64.b64encode(bytes(range(48))).decode(),
+        "snp-or-qmp",
+        f"No entry has the SEV-SNP measurement {bytes(range(48)).hex()} (read from base64). ",
+        QMP_REMARK + SNP_REMARK,
+        ("GCTX.LD",),
+    ),
+    "gctx hex": (
+        "0x" + "cd" * 32,
+        "gctx",
+        f"No entry has the SEV/SEV-ES launch digest {'cd' * 32}. ",
+        GCTX_REMARK,
+        ("SEV-SNP", "query-sev-launch-measure"),
+    ),
+    "gctx base64": (
+        base64.b64encode(bytes(32)).decode(),
+        "gctx",
+        f"No entry has the SEV/SEV-ES launch digest {'00' * 32}. ",
+        GCTX_REMARK,
+        ("SEV-SNP MEASUREMENT changes",),
+    ),
+    "sha-1": ("da39a3ee5e6b4b0d3255bfef95601890afd80709", "unknown", UNKNOWN, ("found 40 hex digits.",), ("TIK",)),
+    "sha-512 base64": (
+        base64.b64encode(bytes(64)).decode(),
+        "unknown",
+        UNKNOWN,
+        ("found base64 of 64 bytes.",),
+        ("No entry",),
+    ),
+    "words": ("not a digest!", "unknown", UNKNOWN, ("found 13 characters that are neither hex nor base64.",), ()),
+}
+
+
+@pytest.mark.parametrize("name", list(UNKNOWN_QUERIES))
+def test_search_remarks_on_an_unknown_query_fit_its_kind(visit: Visit, name: str) -> None:
+    query, kind, start, words, absent = UNKNOWN_QUERIES[name]
     assert visit.go("search.html") == "verified"
-    visit.page.fill("#digest", "00" * 48)
+    visit.page.fill("#digest", query)
     visit.page.press("#digest", "Enter")
-    result_rows(visit)
-    assert visit.page.inner_text("#results-summary").startswith(f"No entry has the SEV-SNP measurement {'00' * 48}.")
+    assert result_rows(visit) == []
+    summary = visit.page.inner_text("#results-summary")
+    assert summary.startswith(start), summary
+    assert [w for w in words if w not in summary] == [] and [w for w in absent if w in summary] == [], summary
+    assert visit.page.get_attribute("#results-summary", "data-kind") == kind
     assert visit.page.locator("#results").is_hidden()
-    visit.page.fill("#digest", "not a digest")
-    visit.page.press("#digest", "Enter")
-    result_rows(visit)
-    assert visit.page.inner_text("#results-summary") == (
-        "Search failed: expected 64 hex digits (an SEV or SEV-ES launch digest), 96 (an SEV-SNP measurement) "
-        "or base64 of 32 or 48 bytes; found 12 characters"
-    )
     assert visit.errors() == []
 
 

@@ -381,6 +381,64 @@ def test_snp_reports_are_matched_by_lookup(
     assert status == 1 and json.loads(out)["verdict"] == "no match" and "matches no published entry" in err
 
 
+UNCHECKED_REPORT = "the report's signature was not checked by sevref"
+TOOLS = ("snpguest verify attestation", "snpguest fetch vcek", "go-sev-guest's check tool")
+
+
+def test_snp_evidence_says_its_report_signature_was_not_checked(
+    site: Path, tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    group = next(g for g in groups(site) if g["mode"] == "sev-snp" and g["vmm"] == "qemu")
+    _, digest = group["entries"][0]
+    report = tmp_path / "report.bin"  # a synthetic report: its signature is all zeros, which sevref cannot tell
+    report.write_bytes(
+        AttestationReport.build(
+            version=3, policy=0x30000, measurement=bytes.fromhex(digest), current_major=1, current_minor=55
+        ).to_bytes()
+    )
+    assert report.read_bytes()[0x2A0:0x330] == bytes(144)
+    status, out, err = verify(site, capsys, keys, "--snp-report", str(report))
+    assert (status, err) == (0, "") and "\nmatch: " in out
+    warning = out.splitlines()[1]  # before the matches, right under the publication's "trusted:" line
+    assert warning.startswith(f"warning: {UNCHECKED_REPORT} ") and all(tool in warning for tool in TOOLS)
+    status, out, err = verify(site, capsys, keys, "--snp-report", str(report), "--json")
+    result = json.loads(out)
+    assert (status, result["verdict"]) == (0, "match")
+    assert result["report_signature"]["checked"] is False
+    assert UNCHECKED_REPORT in result["report_signature"]["note"]
+    assert all(tool in result["report_signature"]["note"] for tool in TOOLS)
+    # No match is no reason to stay silent about it.
+    other = tmp_path / "other.bin"
+    other.write_bytes(AttestationReport.build(version=3, measurement=bytes(48)).to_bytes())
+    status, out, _ = verify(site, capsys, keys, "--snp-report", str(other))
+    assert status == 1 and UNCHECKED_REPORT in out
+    # A bare measurement has no report: sevref says it checked none.
+    status, out, _ = verify(site, capsys, keys, "--snp-measurement", digest, "--json")
+    note = json.loads(out)["report_signature"]
+    assert status == 0 and note["checked"] is False and "no report was given" in note["note"]
+    assert "snpguest verify attestation" in note["note"]
+
+
+def test_sev_evidence_and_no_evidence_say_nothing_of_a_report_signature(
+    site: Path, tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An SEV/SEV-ES launch measurement matches only through its HMAC, checked with the owner's TIK.
+    group = next(g for g in groups(site) if g["mode"] == "sev-es" and g["status"] == "active")
+    _, digest = group["entries"][0]
+    tik, nonce = bytes(range(16)), bytes(16)
+    inputs = LaunchMeasureInputs(1, 55, 21, 0x5)
+    blob = base64.b64encode(sev_launch_measurement(bytes.fromhex(digest), inputs, nonce, tik) + nonce).decode()
+    (tmp_path / "tik").write_bytes(tik)
+    evidence = ["--launch-measurement", blob, "--tik", str(tmp_path / "tik"), "--api-major", "1", "--api-minor"]
+    evidence += ["55", "--build", "21", "--policy", "0x5"]
+    for extra in (evidence, []):
+        status, out, err = verify(site, capsys, keys, *extra)
+        assert (status, err) == (0, "") and "signature was not checked" not in out and "warning:" not in out
+        status, out, _ = verify(site, capsys, keys, *extra, "--json")
+        result = json.loads(out)
+        assert status == 0 and "report_signature" in result and result["report_signature"] is None
+
+
 def test_sev_launch_measurements_are_matched_with_the_owners_tik(
     site: Path, server: str, tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

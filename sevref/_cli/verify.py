@@ -106,9 +106,10 @@ def _check_evidence_options(args: argparse.Namespace) -> None:
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
     from sevref.errors import TrustError
-    from sevref.match import firmware_notes
+    from sevref.match import firmware_notes, report_signature
 
     _check_evidence_options(args)
+    signature = report_signature(_evidence_kind(args))
     try:
         publication = trusted(args, not args.only_needed)
         matches, what = _match(args, publication)
@@ -118,9 +119,9 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
         return 3
     acceptable = [m for m in matches if m.acceptable]
     if args.json:
-        _print_json(publication, matches, what, out)
+        _print_json(publication, matches, what, signature, out)
     else:
-        _print_text(publication, matches, out)
+        _print_text(publication, matches, signature, out)
     if what is not None and not acceptable:
         problem = "matches no published entry" if not matches else f"matches {len(matches)} entries, each refused"
         print(f"sevref: no match: {what} {problem}", file=sys.stderr)
@@ -128,7 +129,20 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _print_json(publication: TrustedPublication, matches: list[Match], what: str | None, out: TextIO) -> None:
+def _evidence_kind(args: argparse.Namespace) -> str:
+    for option in ("snp_report", "snp_measurement", "launch_measurement"):
+        if getattr(args, option) is not None:
+            return option.replace("_", "-")
+    return "none"
+
+
+def _print_json(
+    publication: TrustedPublication,
+    matches: list[Match],
+    what: str | None,
+    signature: dict[str, object] | None,
+    out: TextIO,
+) -> None:
     from sevref.serialize import json_line
     from sevref.values import format_time
 
@@ -153,11 +167,19 @@ def _print_json(publication: TrustedPublication, matches: list[Match], what: str
         },
     }
     verdict = "trusted" if what is None else ("match" if any(m.acceptable for m in matches) else "no match")
-    document = {"publication": summary, "verdict": verdict, "evidence": what, "matches": [m.to_dict() for m in matches]}
+    document = {
+        "publication": summary,
+        "verdict": verdict,
+        "evidence": what,
+        "report_signature": signature,
+        "matches": [m.to_dict() for m in matches],
+    }
     print(json_line(document), file=out)
 
 
-def _print_text(publication: TrustedPublication, matches: list[Match], out: TextIO) -> None:
+def _print_text(
+    publication: TrustedPublication, matches: list[Match], signature: dict[str, object] | None, out: TextIO
+) -> None:
     from sevref.errors import printable
     from sevref.values import format_time
 
@@ -174,6 +196,8 @@ def _print_text(publication: TrustedPublication, matches: list[Match], out: Text
         ),
         file=out,
     )
+    if signature is not None:
+        print(f"warning: {signature['note']}", file=out)
     for match in matches:
         print(printable(_describe(match)), file=out)
         for note, blocking in match.notes:

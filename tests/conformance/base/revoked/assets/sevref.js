@@ -358,11 +358,16 @@
     return count === null ? group : `${group}-${String(count).padStart(4, '0')}`;
   }
 
-  // Normalise a pasted digest: hex (64 or 96 digits, 0x allowed) or base64 of 32 or 48 bytes.
+  // Read a pasted query: hex (64 or 96 digits, 0x allowed) or base64 of 32 or 48 bytes. Returns
+  // { digest, kind, base64 } with kind 'snp' (an SEV-SNP MEASUREMENT) or 'gctx' (an SEV or SEV-ES
+  // launch digest, GCTX.LD), or { kind: 'unknown', found } saying what the text is instead.
   function parseDigest(text) {
     const value = text.trim();
     const hex = value.replace(/^0x/i, '').replace(/[\s:]/g, '');
-    if (/^[0-9a-fA-F]+$/.test(hex) && (hex.length === 64 || hex.length === 96)) return hex.toLowerCase();
+    const isHex = /^[0-9a-fA-F]+$/.test(hex);
+    if (isHex && (hex.length === 64 || hex.length === 96)) {
+      return { digest: hex.toLowerCase(), kind: hex.length === 96 ? 'snp' : 'gctx', base64: false };
+    }
     let bytes;
     try {
       // A "+" typed into an address arrives as a space; base64 has no spaces of its own.
@@ -370,11 +375,38 @@
     } catch (error) {
       bytes = null;
     }
-    if (bytes && (bytes.length === 32 || bytes.length === 48)) return toHex(bytes);
-    throw new Error(
-      `expected 64 hex digits (an SEV or SEV-ES launch digest), 96 (an SEV-SNP measurement) or base64 of 32 or 48 bytes; found ${value.length} characters`,
-    );
+    if (bytes && (bytes.length === 32 || bytes.length === 48)) {
+      return { digest: toHex(bytes), kind: bytes.length === 48 ? 'snp' : 'gctx', base64: true };
+    }
+    let found = `${value.length} characters that are neither hex nor base64`;
+    if (value === '') found = 'nothing';
+    else if (isHex) found = `${hex.length} hex digits`;
+    else if (bytes) found = `base64 of ${bytes.length} bytes`;
+    return { kind: 'unknown', found };
   }
+
+  // What an unknown digest of each kind may mean, and what to do about it.
+  const REMARKS = {
+    snp:
+      'An SEV-SNP MEASUREMENT changes with the firmware build, the vCPU count, the guest CPU model (its CPUID ' +
+      'signature, in every VMSA), the guest features (SEV_FEATURES) and the host stack (QEMU, EC2 or GCE, ' +
+      'whichever builds the vCPUs\' initial state); with measured direct boot, with the kernel, initrd and ' +
+      'command line too. The guest policy is not part of it: sevref verify compares the report\'s policy with ' +
+      'the expected one separately. The filters above show what this release covers; sevref digest computes ' +
+      'the measurement of any configuration.',
+    gctx:
+      'An SEV or SEV-ES launch digest (GCTX.LD) changes with the firmware build and, with measured direct boot, ' +
+      'the kernel, initrd and command line; on SEV-ES also with the vCPU count, the guest CPU model (its CPUID ' +
+      'signature), the host\'s KVM API (the VMSA profile) and SEV_FEATURES. A guest never shows its GCTX.LD: ' +
+      'LAUNCH_MEASURE returns an HMAC of it keyed with the guest owner\'s TIK, which sevref verify ' +
+      '--launch-measurement checks.',
+    qmp:
+      'Base64 of 48 bytes is also what QMP\'s query-sev-launch-measure returns for an SEV or SEV-ES guest: ' +
+      'the launch measurement (an HMAC keyed with the guest owner\'s TIK) followed by its 16-byte MNONCE. ' +
+      'No site can look that up without the TIK: check it with sevref verify --launch-measurement BASE64 ' +
+      '--tik FILE --api-major N --api-minor N --build N --policy HEX, which tries every SEV and SEV-ES ' +
+      'candidate of this release.',
+  };
 
   function setupSearch() {
     const digestForm = document.getElementById('digest-search');
@@ -435,7 +467,19 @@
     }
 
     async function findDigest(text) {
-      const digest = parseDigest(text);
+      const query = parseDigest(text);
+      summary.dataset.kind = query.kind;
+      if (query.kind === 'unknown') {
+        show(
+          [],
+          `This is not a digest this site knows how to read: it reads 96 hex digits (an SEV-SNP MEASUREMENT), ` +
+            `64 (an SEV or SEV-ES launch digest, GCTX.LD), or the same in base64 (48 or 32 bytes); ` +
+            `found ${query.found}.`,
+          1,
+        );
+        return;
+      }
+      const { digest } = query;
       const { index } = await trust;
       const shard = `digests/${digest.slice(0, index.layout.digests_shard_hex)}.json`;
       const known = (await trust).files.has(shard) ? (await loadJson(shard)).digests : {};
@@ -459,13 +503,14 @@
           digest,
         });
       }
-      const kind = digest.length === 96 ? 'SEV-SNP measurement' : 'launch digest';
+      const kind = query.kind === 'snp' ? 'SEV-SNP measurement' : 'SEV/SEV-ES launch digest';
       if (rows.length === 0) {
-        let hint = '';
-        if (digest.length === 96) {
-          hint = ' A base64 QMP launch-measure blob (measurement and nonce, 48 bytes) is keyed with your TIK and cannot be looked up: use sevref verify --launch-measurement.';
+        if (query.kind === 'snp' && query.base64) {
+          summary.dataset.kind = 'snp-or-qmp';
+          show([], `No entry has the SEV-SNP measurement ${digest} (read from base64). ${REMARKS.qmp} ${REMARKS.snp}`, 1);
+        } else {
+          show([], `No entry has the ${kind} ${digest}. ${REMARKS[query.kind]}`, 1);
         }
-        show([], `No entry has the ${kind} ${digest}.${hint}`, 1);
       } else {
         show(rows, `${rows.length} entr${rows.length === 1 ? 'y has' : 'ies have'} the ${kind} ${digest}.`, 1);
       }
