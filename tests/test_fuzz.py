@@ -537,7 +537,10 @@ PEM = json.dumps((fuzz_verify.GOLDEN / "key" / "golden.pub").read_text()).encode
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"[" * 100_000, "keys/1.dsse.json: nested deeper than sevref reads (not a sevref keys document)"),
+        (
+            b"[" * 100_000,
+            "keys/1.dsse.json: nested deeper than sevref reads; expected a flatter document (not a sevref keys document)",
+        ),
         (KEYS_PREFIX + b'"version":Infinity,"keys":[]}', "keys/1.dsse.json: Infinity is not JSON"),
         (KEYS_PREFIX + b'"version":1.0,"keys":[]}', "keys/1.dsse.json: the number 1.0 is not an integer"),
         (KEYS_PREFIX + b'"version":1,"version":2,"keys":[]}', "keys/1.dsse.json: key 'version' appears twice"),
