@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from sevref._cli import _parser, main
+from sevref._cli import main
 from sevref.errors import printable
 from sevref.serialize import canonical
 from tests.conftest import REPO
+from tests.test_cli import _eager_parser
 
 GOLDEN = REPO / "tests" / "golden"
 TRUST = ["--trusted-key", str(GOLDEN / "key" / "golden.pub"), "--publisher", "golden", "--product", "tiny"]
@@ -56,7 +57,7 @@ def _subcommands(parser: argparse.ArgumentParser, name: str) -> Iterator[tuple[s
                 yield from _subcommands(child, f"{name} {sub}")
 
 
-COMMANDS = dict(_subcommands(_parser(), "sevref"))
+COMMANDS = dict(_subcommands(_eager_parser(), "sevref"))  # every command built, not the lazy stubs
 
 
 def _trust_options(parser: argparse.ArgumentParser) -> list[tuple[str, ...]]:
