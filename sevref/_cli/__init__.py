@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from sevref import __version__
-from sevref._cli import build, digest, keys, report, sign, stamp, verify
+from sevref._cli import build, diff, digest, keys, report, sign, stamp, verify
 from sevref._cli._common import Exit, Parser, Usage
 from sevref.errors import SevrefError
 
@@ -30,7 +30,7 @@ def _parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"sevref {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
-    for module in (digest, build, sign, keys, stamp, verify, report):
+    for module in (digest, build, diff, sign, keys, stamp, verify, report):
         module.register(commands)
     return parser
 
