@@ -321,10 +321,8 @@ def build(
             without one a chain of one document naming ``signer`` is made.
         allow: folders outside the manifests' own that may hold their files.
         download_seconds: the deadline of each download a manifest's URL asks for.
-        previous: the release this one follows (``--previous``): the index names
-            it and the publication carries ``changes.json``.
-        allow_removal: accept entries active in ``previous`` that this release drops
-            without a lifecycle rule.
+        previous: the release this one follows (``--previous``), named by the index; adds ``changes.json``.
+        allow_removal: accept entries active in ``previous`` that this release drops silently.
 
     Returns:
         The summary.
@@ -352,10 +350,9 @@ def build(
         calculator=CALCULATOR,
     )
     counts = Counts(expansion.entries, len(expansion.groups), len(prepared.firmware))
-    link = None
-    if previous is not None:
+    if previous is not None:  # the release it follows: named by the index, and what changed since
         site = replace(site, changes=_changes(previous, prepared, site, counts, allow_removal))
-        link = Previous(previous.index.release.serial, previous.index_sha256)
+    link = None if previous is None else Previous(previous.index.release.serial, previous.index_sha256)
     with locked_scratch(out) as scratch:
         tree = Tree(scratch)
         write_publication(tree, manifest, expansion, prepared.firmware, site=site, jobs=jobs, progress=progress)

@@ -123,9 +123,7 @@ def test_diff_without_trust_options_says_it_read_them_unverified(releases: Relea
     status, out, err = run(["diff", str(releases.root / "r1"), str(releases.root / "r2")], capsys)
     assert (status, err) == (0, "")
     lines = out.splitlines()
-    assert lines[0].startswith(
-        "changes from serial 3 (1.0) to serial 4 (1.0) of golden/tiny/test; both read UNVERIFIED"
-    )
+    assert lines[0].startswith("changes from serial 3 (1.0) to serial 4 (1.0) of golden/tiny/test; read OLD UNVERIFIED")
     assert "entries added: 27 (27 lines)" in lines and "entries changed in status: 3 (1 line)" in lines
     (revoked,) = [line for line in lines if line.startswith("  ~ ")]
     assert revoked.endswith(f": active -> revoked: {REASON}; use gce")
@@ -197,6 +195,12 @@ def test_build_refuses_a_serial_that_does_not_rise_and_silent_removals(releases:
 def test_signing_later_keeps_the_link_and_the_changes(releases: Releases, capsys: Any) -> None:
     status, _ = releases.build("later", 4, "--previous", str(releases.root / "r1"), second=True, signed=False)
     assert status == 0
+    # Reviewed before signing: the live release verified, the one built in CI read as it is (unsigned).
+    status, out, err = run(["diff", str(releases.root / "r1"), str(releases.root / "later"), *TRUST], capsys)
+    assert (status, err) == (0, "")
+    assert "; read OLD verified (key " in out.splitlines()[0] and out.splitlines()[0].endswith(
+        "NEW UNVERIFIED (unsigned)"
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SEVREF_KEY_PASSPHRASE", GOLDEN_PASSPHRASE)
         status, _, err = run(["sign", str(releases.root / "later"), *GOLDEN_SIGNING], capsys)

@@ -25,8 +25,9 @@ def register(commands: Commands) -> None:
         description=(
             "Compare two publications (folders or URLs): configurations and entries added, removed or changed "
             "in status, firmware builds and host stacks added or removed, publication fields changed. With the "
-            "trust options each is verified as sevref verify does; without them both are read unverified (each "
-            "file still held to its index) and the output says so. Exit 0 whatever the difference; 1 when entries "
+            "trust options each is verified as sevref verify does (but an unsigned NEW, built for review before "
+            "signing, is read unverified); without them both are read unverified (each file still held to its "
+            "index). The output says which was verified. Exit 0 whatever the difference; 1 when entries "
             "active in OLD are gone from NEW without a lifecycle rule deprecating or revoking them first "
             "(--allow-removal accepts that); 3: a publication is not trusted."
         ),
@@ -41,10 +42,25 @@ def register(commands: Commands) -> None:
     diff.set_defaults(handler=_diff)
 
 
-def _read(args: argparse.Namespace, location: str, verify: bool) -> TrustedPublication:
+def _read(args: argparse.Namespace, location: str, verify: bool, new: bool) -> TrustedPublication:
+    """A publication, verified when the trust options are given; NEW may be unsigned yet (read unverified)."""
     from sevref.verifier import read_release
 
-    return trusted(args, True, location) if verify else read_release(location, args.timeout)
+    if not verify:
+        return read_release(location, args.timeout)
+    if new:
+        unverified = read_release(location, args.timeout)
+        if unverified.index.signing is None:
+            return unverified  # built in CI, to be signed after review
+    return trusted(args, True, location)
+
+
+def _how(publication: TrustedPublication) -> str:
+    if publication.verified:
+        return f"verified (key {publication.keyid[:16]}...)"
+    if publication.index.signing is None:
+        return "UNVERIFIED (unsigned)"
+    return "UNVERIFIED (no --trusted-key: nothing says who wrote it)"
 
 
 def _diff(args: argparse.Namespace, out: TextIO) -> int:
@@ -57,23 +73,23 @@ def _diff(args: argparse.Namespace, out: TextIO) -> int:
         raise Usage("--state: diff remembers nothing (OLD is older than what a state would have seen)")
     verify = check_trust_given(args)
     try:
-        old, new = (snapshot(_read(args, where, verify)) for where in (args.old, args.new))
+        read = [_read(args, where, verify, n == 1) for n, where in enumerate((args.old, args.new))]
+        old, new = (snapshot(publication) for publication in read)
     except TrustError as error:
         print(f"sevref: {error.diagnostic()}", file=sys.stderr)
         return 3
     changes = compare(old, new)
-    how = "verified" if verify else "UNVERIFIED (no --trusted-key: nothing says who wrote them)"
+    how = f"OLD {_how(read[0])}, NEW {_how(read[1])}"
     if args.json:
         print(json_line(changes.to_dict()), file=out)
-        if not verify:
-            print(f"sevref: note: OLD and NEW were read {how}", file=sys.stderr)
+        if not all(publication.verified for publication in read):
+            print(f"sevref: note: read {how}", file=sys.stderr)
     else:
         release, before = new.index.release, old.index.release
         print(
             printable(
                 f"changes from serial {before.serial} ({before.release}) to serial {release.serial} "
-                f"({release.release}) of {release.publisher}/{release.product}/{release.stream}; "
-                f"both read {how}"
+                f"({release.release}) of {release.publisher}/{release.product}/{release.stream}; read {how}"
             ),
             file=out,
         )
