@@ -334,6 +334,8 @@ class Renderer:
                 lines.append(
                     f"{which}: {change.old.describe()} in serial {before}; {change.new.describe()} since serial {serial}."
                 )
+            else:
+                lines.append(f"{which}: removed in serial {serial} (was {change.old.describe()}).")
         return lines
 
     def changes_page(self) -> tuple[str, bytes]:
@@ -348,7 +350,7 @@ class Renderer:
         changes = self.site.changes
         if changes is None:
             raise RenderError("changes.html: the release names no previous release")
-        removed_groups = set(changes.configurations_removed)
+        removed_groups, silent = set(changes.configurations_removed), set(changes.silent_removals)
 
         def item(change: EntryChange) -> dict[str, object]:
             """What the page says of one line of entries."""
@@ -363,7 +365,7 @@ class Renderer:
                 "new_status": None if change.new is None else str(change.new.status),
                 "successor": None if change.new is None else change.new.successor,
                 "reason": None if change.new is None else change.new.reason,
-                "silent": change in changes.silent_removals,
+                "silent": change in silent,
             }
 
         return self._page(

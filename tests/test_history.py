@@ -190,6 +190,11 @@ def test_build_refuses_a_serial_that_does_not_rise_and_silent_removals(releases:
     status, out = releases.build("dropped", 6, "--previous", r2, "--allow-removal")
     assert status == 0 and "follows serial 4" in out
     assert load(releases.root / "dropped", "index.json")["previous"]["serial"] == 4
+    (group, _), *_ = sorted(entries(releases.root / "r2", lambda g: g["matrix"] == "qemu" and g["mode"] == "sev-snp"))
+    page = (releases.root / "dropped" / "entry" / f"{group}.html").read_text(encoding="utf-8")
+    assert "<li>4 vCPUs: removed in serial 6 (was active).</li>" in page
+    changes = (releases.root / "dropped" / "changes.html").read_text(encoding="utf-8")
+    assert f'<li class="removed" data-group="{group}">' in changes and "<strong>without notice</strong>" in changes
 
 
 def test_signing_later_keeps_the_link_and_the_changes(releases: Releases, capsys: Any) -> None:
