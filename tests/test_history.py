@@ -258,3 +258,17 @@ def test_the_changes_page_shows_them_in_a_browser(releases: Releases) -> None:
 def _no_leftovers(releases: Releases) -> Iterator[None]:
     yield
     shutil.rmtree(releases.root / "bad", ignore_errors=True)
+
+
+def test_diff_and_previous_read_a_publication_over_http(releases: Releases, capsys: Any) -> None:
+    with serve(releases.root / "r1") as base:
+        status, out, err = run(["diff", base, str(releases.root / "r2"), "--json", *TRUST], capsys)
+        assert (status, err) == (0, "")
+        assert json.loads(out) == {
+            **load(releases.root / "r2", "changes.json"),
+            "index_sha256": json.loads(out)["index_sha256"],
+        }
+        status, _ = releases.build("over-http", 4, "--previous", base, second=True)
+    assert status == 0
+    for path in ("index.json", "changes.json", "changes.html"):
+        assert (releases.root / "over-http" / path).read_bytes() == (releases.root / "r2" / path).read_bytes(), path
