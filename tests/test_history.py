@@ -94,6 +94,17 @@ def expanded(items: list[dict[str, Any]]) -> set[tuple[str, int | None]]:
     return found
 
 
+def test_a_folder_that_is_no_publication_is_one_clear_error(releases: Releases, capsys: Any, tmp_path: Path) -> None:
+    r2 = str(releases.root / "r2")
+    status, _, err = run(["diff", str(tmp_path), r2], capsys)
+    assert status == 3 and err.startswith("sevref: not trusted: fetch: no index.json: ")
+    (tmp_path / "index.json").write_text('{"schema": "urn:sevref:schema:index:1"}')
+    status, _, err = run(["diff", str(tmp_path), r2], capsys)
+    assert (status, err) == (3, "sevref: not trusted: integrity: index.json: /: 'publisher' is a required property\n")
+    status, _ = releases.build("bad", 5, "--previous", str(tmp_path))
+    assert status == 1 and not (releases.root / "bad").exists()
+
+
 def test_diff_lists_exactly_the_added_and_revoked_entries(releases: Releases, capsys: Any) -> None:
     r1, r2 = releases.root / "r1", releases.root / "r2"
     status, out, err = run(["diff", str(r1), str(r2), "--json", *TRUST], capsys)
