@@ -144,6 +144,12 @@ def test_diff_without_trust_options_says_it_read_them_unverified(releases: Relea
     assert (status, err) == (0, "")
     status, _, err = run(["diff", str(releases.root / "r1"), str(releases.root / "r2"), "--publisher", "x"], capsys)
     assert status == 2 and "--trusted-key, --product, --stream: needed with --publisher" in err
+    status, _, err = run(
+        ["diff", str(releases.root / "r1"), str(releases.root / "r2"), "--at", "2026-02-01T00:00:00Z"], capsys
+    )
+    assert status == 2 and "--at goes with --trusted-key" in err
+    status, _, err = run(["diff", str(releases.root / "r1"), str(releases.root / "r2"), *TRUST, "--state", "s"], capsys)
+    assert status == 2 and "--state: diff remembers nothing" in err
 
 
 def test_the_second_index_links_the_first_and_changes_json_verifies(releases: Releases, capsys: Any) -> None:
