@@ -338,8 +338,11 @@ class Renderer:
                 lines.append(f"{which}: removed in serial {serial} (was {change.old.describe()}).")
         return lines
 
-    def changes_page(self) -> tuple[str, bytes]:
+    def changes_page(self, firmware_rows: Mapping[str, Sequence[CatalogRow]]) -> tuple[str, bytes]:
         """The page of what changed since the previous release (``changes.html``).
+
+        Args:
+            firmware_rows: firmware id -> its catalog rows (what names each configuration for people).
 
         Returns:
             (path, bytes).
@@ -351,11 +354,21 @@ class Renderer:
         if changes is None:
             raise RenderError("changes.html: the release names no previous release")
         removed_groups, silent = set(changes.configurations_removed), set(changes.silent_removals)
+        labels = {
+            row.id: ", ".join(
+                [f"{row.mode} on {ident}", row.host_stack]
+                + ([row.cpu or f"{row.cpu_signature:#x}"] if row.cpu_signature is not None else [])
+                + ([f"boot {row.boot}"] if row.boot else [])
+            )
+            for ident, rows in firmware_rows.items()
+            for row in rows
+        }
 
         def item(change: EntryChange) -> dict[str, object]:
             """What the page says of one line of entries."""
             return {
                 "group": change.group,
+                "label": labels.get(change.group),
                 "vcpus": None if change.vcpus is None else vcpus_label(change.vcpus),
                 "count": change.count,
                 "page": change.group not in removed_groups,

@@ -260,7 +260,7 @@ def test_the_changes_page_shows_them_in_a_browser(releases: Releases) -> None:
         items = page.locator("section:has(#revoked) li")
         assert [items.nth(i).get_attribute("data-group") for i in range(items.count())] == revoked
         text = items.nth(0).inner_text()
-        assert f"1–2, 4 vCPUs: revoked: {REASON}; use gce instead (was active)." in text
+        assert f"(sev-snp on tiny, ec2), 1–2, 4 vCPUs: revoked: {REASON}; use gce instead (was active)." in text
         assert page.locator("section:has(#added) li").count() == 27
         items.nth(0).locator("a").click()
         page.wait_for_url(f"**/entry/{revoked[0]}.html")

@@ -418,18 +418,19 @@ def write_publication(
     for path, page in (renderer.home(counts, rows, hosts), renderer.search([h["id"] for h in hosts])):
         tree.write(path, page)
     if site.changes is not None:
-        write_changes(tree, renderer, site)
+        write_changes(tree, renderer, site, rows)
     for path, data in assets:
         tree.write(path, data)
 
 
-def write_changes(tree: Tree, renderer: Renderer, site: Site) -> None:
+def write_changes(tree: Tree, renderer: Renderer, site: Site, rows: Mapping[str, Sequence[CatalogRow]]) -> None:
     """Write ``changes.json`` and its page, for a release that names its previous one.
 
     Args:
         tree: the publication being written.
         renderer: renders the page.
         site: the release facts, with the changes.
+        rows: firmware id -> its catalog rows, which name the configurations on the page.
 
     Raises:
         SevrefError: the document fails its schema or the page fails to render.
@@ -439,7 +440,7 @@ def write_changes(tree: Tree, renderer: Renderer, site: Site) -> None:
     data = site.changes.to_dict()
     check_document("changes", data, "changes.json")
     tree.write("changes.json", canonical(data))
-    tree.write(*renderer.changes_page())
+    tree.write(*renderer.changes_page(rows))
 
 
 def check_tree(tree: Tree) -> None:

@@ -246,7 +246,7 @@ def rewrite(written: Written, tree: Tree, site: Site) -> None:
     hosts = list(written.host_stacks)
     pages = [renderer.home(index.counts, rows, hosts), renderer.search([h["id"] for h in hosts])]
     if written.changes is not None:
-        pages.append(renderer.changes_page())
+        pages.append(renderer.changes_page(rows))
     for path, page in pages:
         tree.write(path, page)
         rendered.add(path)
