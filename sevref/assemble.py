@@ -36,7 +36,15 @@ from sevref.records import (
 )
 from sevref.records.firmware import Basis
 
-__all__ = ["firmware_nvram", "firmware_record", "group_record", "package_label", "publication_record", "release_of"]
+__all__ = [
+    "entry_states",
+    "firmware_nvram",
+    "firmware_record",
+    "group_record",
+    "package_label",
+    "publication_record",
+    "release_of",
+]
 
 _QUANTITY = {
     Mode.SEV: ("sha256", "GCTX.LD"),
@@ -128,6 +136,22 @@ def group_record(group: Group, digests: Sequence[bytes], firmware: FirmwareRecor
         entries=tuple((count, digest.hex()) for count, digest in zip(counts, digests, strict=True)),
         exceptions=tuple(StatusException(vcpu_runs(found), _state(rule)) for found, rule in group.exceptions),
     )
+
+
+def entry_states(group: Group) -> dict[int | None, EntryState]:
+    """The lifecycle state of each entry of a group, as its published record gives it.
+
+    Args:
+        group: the group.
+
+    Returns:
+        vCPU count (None for SEV) to state.
+    """
+    states: dict[int | None, EntryState] = {count: _state(group.status) for count in group.vcpus or (None,)}
+    for counts, rule in group.exceptions:
+        for count in counts:
+            states[count] = _state(rule)
+    return states
 
 
 def _state(rule: Lifecycle | None) -> EntryState:

@@ -127,6 +127,8 @@ class Check(enum.StrEnum):
     """The checking time lies between issue and expiry."""
     ROLLBACK = "rollback"
     """Nothing older than what the verifier saw before, nor other bytes under a serial it saw."""
+    HISTORY = "history"
+    """The release's link to the one before (``previous``) agrees with the release the verifier trusted."""
     FRESHNESS = "freshness"
     """A timestamp, signed by a key of the timestamp role, says the release is still current."""
     INTEGRITY = "integrity"

@@ -20,13 +20,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from sevref import strictjson
-from sevref.assemble import firmware_nvram, release_of
+from sevref.assemble import entry_states, firmware_nvram, release_of
 from sevref.digest import Firmware
 from sevref.edge.files import check_out, install, locked_scratch, read_bytes
 from sevref.edge.publish import Tree, check_tree, sign_publication, write_publication
@@ -34,6 +34,7 @@ from sevref.edge.signing import read_written, rewrite
 from sevref.edge.sources import Sources
 from sevref.errors import ConfigError, FirmwareFormatError, JSONFormatError
 from sevref.expand import AxisReport, Expansion, expand
+from sevref.history import Changes, Snapshot, compare
 from sevref.keychain import first_document, verify_chain
 from sevref.limits import (
     DEFAULT_MAX_ENTRIES,
@@ -46,7 +47,7 @@ from sevref.limits import (
 from sevref.manifest.loader import parse_yaml
 from sevref.manifest.model import Manifest
 from sevref.manifest.reader import load_manifests
-from sevref.records import CALCULATOR, Counts, Index, Layout, Release, Signing
+from sevref.records import CALCULATOR, Counts, Index, Layout, Previous, Release, Signing
 from sevref.render import Site
 from sevref.serialize import canonical
 from sevref.sign import Signer
@@ -297,6 +298,8 @@ def build(
     keys: Sequence[bytes] = (),
     allow: Sequence[Path] = (),
     download_seconds: float = DOWNLOAD_SECONDS,
+    previous: Snapshot | None = None,
+    allow_removal: bool = False,
 ) -> BuildSummary:
     """Build a publication from manifests into ``out``, atomically.
 
@@ -318,6 +321,8 @@ def build(
             without one a chain of one document naming ``signer`` is made.
         allow: folders outside the manifests' own that may hold their files.
         download_seconds: the deadline of each download a manifest's URL asks for.
+        previous: the release this one follows (``--previous``), named by the index; adds ``changes.json``.
+        allow_removal: accept entries active in ``previous`` that this release drops silently.
 
     Returns:
         The summary.
@@ -345,11 +350,14 @@ def build(
         calculator=CALCULATOR,
     )
     counts = Counts(expansion.entries, len(expansion.groups), len(prepared.firmware))
+    if previous is not None:  # the release it follows: named by the index, and what changed since
+        site = replace(site, changes=_changes(previous, prepared, site, counts, allow_removal))
+    link = None if previous is None else Previous(previous.index.release.serial, previous.index_sha256)
     with locked_scratch(out) as scratch:
         tree = Tree(scratch)
         write_publication(tree, manifest, expansion, prepared.firmware, site=site, jobs=jobs, progress=progress)
         signing = None if signer is None else Signing(signer.keyid, str(signer.algorithm), len(chain))
-        index = _write_index(tree, site, counts, signing)
+        index = _write_index(tree, site, counts, signing, link)
         _check_successor(out, (tree.root / "index.json").read_bytes())
         check_tree(tree)
         if signer is not None:
@@ -359,8 +367,54 @@ def build(
     return BuildSummary.of(out, tree, counts, expansion.reports, time.monotonic() - started, keyid)
 
 
-def _write_index(tree: Tree, site: Site, counts: Counts, signing: Signing | None) -> Index:
-    """Write ``index.json``: the release, its validity, and every file written so far."""
+def _changes(previous: Snapshot, prepared: Prepared, site: Site, counts: Counts, allow_removal: bool) -> Changes:
+    """What changed since the previous release; refuses a serial that does not rise and silent removals."""
+    old, new = previous.index.release, site.release
+    if (old.publisher, old.product, old.stream) != (new.publisher, new.product, new.stream):
+        raise ConfigError(
+            f"--previous is {old.publisher}/{old.product}/{old.stream}; this build is "
+            f"{new.publisher}/{new.product}/{new.stream}: a release follows one of its own stream"
+        )
+    if new.serial <= old.serial:
+        raise ConfigError(
+            f"--previous is serial {old.serial}; this build is serial {new.serial}: expected a higher serial "
+            f"(raise the manifest's serial above {old.serial})"
+        )
+    provisional = Index(  # the fields a history compares; the files are not written yet
+        release=new,
+        publisher_name=site.publisher_name,
+        contact=site.contact,
+        url=site.url,
+        issued=site.issued,
+        expires=site.expires,
+        counts=counts,
+        layout=Layout.for_counts(counts.groups, counts.entries),
+        files=(),
+    )
+    snapshot = Snapshot(
+        index=provisional,
+        index_sha256="",
+        description=prepared.manifest.publication.description,
+        firmware={ident: fw.sha256.hex() for ident, fw in prepared.firmware.items()},
+        host_stacks=tuple(sorted(prepared.manifest.host_stacks)),
+        groups={group.id: entry_states(group) for group in prepared.expansion.groups},
+    )
+    changes = compare(previous, snapshot)
+    silent = changes.silent_removals
+    if silent and not allow_removal:
+        count = sum(change.count for change in silent)
+        raise ConfigError(
+            f"--previous: {count} entries active in serial {old.serial} are gone from serial {new.serial} without "
+            f"a lifecycle rule deprecating or revoking them first (first: {silent[0].where()}); revoke them in a "
+            "release first, or give --allow-removal"
+        )
+    return changes
+
+
+def _write_index(
+    tree: Tree, site: Site, counts: Counts, signing: Signing | None, previous: Previous | None = None
+) -> Index:
+    """Write ``index.json``: the release, its validity, every file written so far, and the release it follows."""
     index = Index(
         release=site.release,
         publisher_name=site.publisher_name,
@@ -372,6 +426,7 @@ def _write_index(tree: Tree, site: Site, counts: Counts, signing: Signing | None
         layout=Layout.for_counts(counts.groups, counts.entries),
         files=tuple(sorted(tree.files, key=lambda f: f.path)),
         signing=signing,
+        previous=previous,
     )
     data = index.to_dict()
     check_document("index", data, "index.json")
@@ -439,11 +494,12 @@ def sign(
             expires=old.expires,
             signing=_key_facts(signer, chain),
             calculator=written.calculator,
+            changes=written.changes,
         )
         tree = Tree(scratch)
         rewrite(written, tree, site)
         signing = Signing(signer.keyid, str(signer.algorithm), len(chain))
-        index = _write_index(tree, site, old.counts, signing)
+        index = _write_index(tree, site, old.counts, signing, old.previous)
         check_tree(tree)
         sign_publication(tree, signer, chain, index)
         install(scratch, out)

@@ -9,7 +9,10 @@
     firmware/<id>/<n>.html     the following pages
     entry/<group id>.html      one configuration: every digest by vCPU count (each row's id is
                                the entry id, so ``entry/<group>.html#<entry>`` is its permalink),
-                               and the ``sevref digest`` command that reproduces it
+                               the ``sevref digest`` command that reproduces it, and what changed
+                               in it since the previous release
+    changes.html               what changed since the previous release (``changes.json``; only in a
+                               release built with ``--previous``)
     assets/sevref.css, .js     style, search and in-browser verification
 
 A 1,000,000-entry publication has a few thousand configurations, so it makes a
@@ -38,6 +41,7 @@ import markupsafe
 from markupsafe import escape
 
 from sevref.errors import RenderError
+from sevref.history import Changes, EntryChange
 from sevref.ids import entry_id
 from sevref.records import CatalogRow, Counts, EntryStatus, FirmwareRecord, GroupRecord, Nvram, Release, State
 from sevref.values import format_time
@@ -71,6 +75,8 @@ class Site:
     """keyid, algorithm, keys_version, label and public_pem of the release key; None: unsigned."""
     calculator: str
     """The sevref version that computed the digests."""
+    changes: Changes | None = None
+    """What changed since the previous release (``--previous``), or None: no previous release named."""
 
 
 def vcpus_label(runs: Sequence[Sequence[int]] | None) -> str:
@@ -223,10 +229,12 @@ class Renderer:
         )
         self.site = site
         self.firmware = {record.id: record for record in firmware}
+        self.history: dict[str, list[EntryChange]] = {}
+        for change in () if site.changes is None else site.changes.entries:
+            self.history.setdefault(change.group, []).append(change)
+        names = ("index", "search", "firmware", "entry", "changes")
         try:
-            self.templates = {
-                name: self.env.get_template(f"{name}.html.j2") for name in ("index", "search", "firmware", "entry")
-            }
+            self.templates = {name: self.env.get_template(f"{name}.html.j2") for name in names}
         except jinja2.TemplateSyntaxError as error:
             raise RenderError(f"templates: {error.name}:{error.lineno}: {error.message}") from error
         except jinja2.TemplateNotFound as error:
@@ -248,6 +256,7 @@ class Renderer:
                 expires=format_time(site.expires),
                 signing=site.signing,
                 calculator=site.calculator,
+                has_changes=site.changes is not None,
                 **context,
             )
         except jinja2.TemplateError as error:
@@ -305,6 +314,85 @@ class Renderer:
             ],
             nvram=_nvram(firmware.nvram),
             reproduce="\n".join(steps),
+            history=self._entry_history(record.id),
+        )
+
+    def _entry_history(self, group: str) -> list[str]:
+        """What the previous release shows of a configuration's entries: when they appeared, how their status moved."""
+        changes = self.site.changes
+        if changes is None:
+            return []
+        serial, before = changes.release.serial, changes.previous.release.serial
+        if group in changes.configurations_added:
+            return [f"First published in serial {serial} (this release): serial {before} did not have it."]
+        lines = []
+        for change in self.history.get(group, ()):
+            which = "The entry" if change.vcpus is None else f"{vcpus_label(change.vcpus)} vCPUs"
+            if change.old is None:
+                lines.append(f"{which}: first published in serial {serial} (this release).")
+            elif change.new is not None:
+                lines.append(
+                    f"{which}: {change.old.describe()} in serial {before}; {change.new.describe()} since serial {serial}."
+                )
+            else:
+                lines.append(f"{which}: removed in serial {serial} (was {change.old.describe()}).")
+        return lines
+
+    def changes_page(self, firmware_rows: Mapping[str, Sequence[CatalogRow]]) -> tuple[str, bytes]:
+        """The page of what changed since the previous release (``changes.html``).
+
+        Args:
+            firmware_rows: firmware id -> its catalog rows (what names each configuration for people).
+
+        Returns:
+            (path, bytes).
+
+        Raises:
+            RenderError: the release names no previous one.
+        """
+        changes = self.site.changes
+        if changes is None:
+            raise RenderError("changes.html: the release names no previous release")
+        removed_groups, silent = set(changes.configurations_removed), set(changes.silent_removals)
+        labels = {
+            row.id: ", ".join(
+                [f"{row.mode} on {ident}", row.host_stack]
+                + ([row.cpu or f"{row.cpu_signature:#x}"] if row.cpu_signature is not None else [])
+                + ([f"boot {row.boot}"] if row.boot else [])
+            )
+            for ident, rows in firmware_rows.items()
+            for row in rows
+        }
+
+        def item(change: EntryChange) -> dict[str, object]:
+            """What the page says of one line of entries."""
+            return {
+                "group": change.group,
+                "label": labels.get(change.group),
+                "vcpus": None if change.vcpus is None else vcpus_label(change.vcpus),
+                "count": change.count,
+                "page": change.group not in removed_groups,
+                "old": None if change.old is None else change.old.describe(),
+                "new": None if change.new is None else change.new.describe(),
+                "old_status": None if change.old is None else str(change.old.status),
+                "new_status": None if change.new is None else str(change.new.status),
+                "successor": None if change.new is None else change.new.successor,
+                "reason": None if change.new is None else change.new.reason,
+                "silent": change in silent,
+            }
+
+        return self._page(
+            "changes",
+            "changes.html",
+            changes=changes,
+            previous=changes.previous,
+            fields=[f.to_dict() for f in changes.fields if f.field not in ("serial", "release")],
+            added=[item(c) for c in changes.added],
+            removed=[item(c) for c in changes.removed],
+            moved=[item(c) for c in changes.status_changed],
+            revoked=[
+                item(c) for c in changes.status_changed if c.new is not None and c.new.status is EntryStatus.REVOKED
+            ],
         )
 
     def firmware_pages(self, record: FirmwareRecord, rows: Sequence[CatalogRow]) -> list[tuple[str, bytes]]:

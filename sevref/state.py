@@ -20,7 +20,11 @@ The rules, each a :class:`~sevref.errors.TrustError`:
 * a chain shorter than the one trusted **withholds** a document, perhaps a
   revocation (``rollback``);
 * a serial lower than the one trusted is a **rollback**, and the same serial
-  with another index is an **equivocation** (``rollback``).
+  with another index is an **equivocation** (``rollback``);
+* a later release that names the trusted serial as its ``previous`` must name
+  the trusted index's sha256, and one that names an older serial skips the
+  trusted release (``history``: a release dropped or replaced); one that names
+  a later serial, or none, is a **gap**, allowed and reported.
 
 :func:`remember` applies them and merges what a run trusted into the state,
 monotonically: it is run again under the state file's lock, against the file
@@ -38,6 +42,7 @@ from typing import Any
 
 from sevref import strictjson
 from sevref.errors import Check, ConfigError, JSONFormatError, LayoutError, TrustError
+from sevref.records import Previous
 from sevref.serialize import canonical
 from sevref.validate import check_document
 
@@ -49,6 +54,7 @@ __all__ = [
     "TrustedKey",
     "VerifierState",
     "check_chain",
+    "check_history",
     "check_stream",
     "remember",
     "stream_name",
@@ -354,8 +360,64 @@ def check_stream(name: str, known: StreamState | None, seen: StreamState) -> Non
         )
 
 
+def check_history(name: str, known: StreamState | None, serial: int, previous: Previous | None) -> str | None:
+    """Hold a release's link to the one before (``previous``) to the newest release the state remembers.
+
+    Args:
+        name: the stream (``publisher/product/stream``).
+        known: what the state remembers (None: nothing yet).
+        serial: the release's serial.
+        previous: the release it names as its previous, if any.
+
+    Returns:
+        None when the link continues what the state trusted (or there is
+        nothing to hold it to), else a note of the gap: releases between were
+        not seen, or the release names no previous one.
+
+    Raises:
+        TrustError: ``history`` when the link names a serial not lower than
+            the release's own, names the trusted serial with another index, or
+            names an older one (the trusted release is not in its history).
+    """
+    if previous is not None and previous.serial >= serial:
+        raise TrustError(
+            Check.HISTORY, f"serial {serial} names serial {previous.serial} as its previous; expected a lower one"
+        )
+    if known is None or serial <= known.serial:
+        return None  # nothing seen, or the same release (check_stream holds the rest)
+    if previous is None:
+        return (
+            f"gap: serial {serial} of {name} names no previous release; serial {known.serial} was the last trusted, "
+            "so whether releases between were dropped cannot be told"
+        )
+    if previous.serial == known.serial and previous.sha256 != known.index_sha256:
+        raise TrustError(
+            Check.HISTORY,
+            f"serial {serial} of {name} names serial {previous.serial} with index.json sha256 {previous.sha256} as its "
+            f"previous; the state trusted serial {known.serial} with {known.index_sha256} (another release under "
+            "that serial: a forked history)",
+        )
+    if previous.serial < known.serial:
+        raise TrustError(
+            Check.HISTORY,
+            f"serial {serial} of {name} names serial {previous.serial} as its previous; serial {known.serial}, "
+            "trusted before, is not in its history (a release dropped or a forked history)",
+        )
+    if previous.serial > known.serial:
+        return (
+            f"gap: serial {serial} of {name} follows serial {previous.serial}; serial {known.serial} was the last "
+            f"trusted: {previous.serial - known.serial} release(s) between were not seen"
+        )
+    return None
+
+
 def remember(
-    state: VerifierState, publisher: str, chain: PublisherState, name: str, release: StreamState
+    state: VerifierState,
+    publisher: str,
+    chain: PublisherState,
+    name: str,
+    release: StreamState,
+    previous: Previous | None = None,
 ) -> VerifierState:
     """Merge what a run trusted into a state, after holding it to the state's rules.
 
@@ -368,6 +430,7 @@ def remember(
         chain: the key chain the run trusted.
         name: the stream.
         release: the release the run trusted.
+        previous: the release it names as its previous, if any.
 
     Returns:
         The new state.
@@ -378,6 +441,7 @@ def remember(
     known = state.publishers.get(publisher)
     check_chain(publisher, known, chain)
     check_stream(name, state.streams.get(name), release)
+    check_history(name, state.streams.get(name), release.serial, previous)
     # The state's older links stay when the run's chain continues them (a run that entered the chain
     # at a later pinned key may start after them; a gap would leave versions that do not follow).
     kept = known.chain if known and chain.chain and chain.chain[0].version <= known.newest + 1 else ()

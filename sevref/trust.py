@@ -18,7 +18,9 @@ and only then used to read the next):
 3. **identity**: the publisher, product and stream the verifier asked for.
 4. **expiry**: issued ≤ the checking time < expires.
 5. **rollback**: the serial must not be lower than the last one the verifier
-   trusted, nor the same with another index.
+   trusted, nor the same with another index; **history**: a release that
+   names the trusted serial as its ``previous`` must name the trusted index
+   (a gap, releases not seen between, is allowed and reported).
 6. **freshness** (when asked for): ``timestamp.dsse.json``, signed by a key of
    the timestamp role, names this index and is valid now (:mod:`sevref.timestamp`).
 7. **integrity**: every file the index lists has its sha256 and size; each
@@ -74,12 +76,21 @@ from sevref.sign import (
     parse_envelope,
     verify_file,
 )
-from sevref.state import ChainLink, PublisherState, StreamState, TrustedKey, check_chain, check_stream, stream_name
+from sevref.state import (
+    ChainLink,
+    PublisherState,
+    StreamState,
+    TrustedKey,
+    check_chain,
+    check_history,
+    check_stream,
+    stream_name,
+)
 from sevref.timestamp import TIMESTAMP_PATH, Timestamp, open_timestamp
 from sevref.validate import KINDS, check_document
 from sevref.values import format_time
 
-__all__ = ["Fetch", "TrustAnchor", "TrustedPublication", "establish"]
+__all__ = ["Fetch", "TrustAnchor", "TrustedPublication", "establish", "open_unverified"]
 
 Fetch = Callable[[str, int], bytes]
 """Reads a file of the publication by its relative path, at most ``limit + 1`` bytes of it.
@@ -137,6 +148,10 @@ class TrustedPublication:
     """The sha256 of ``index.json``."""
     timestamp: Timestamp | None = None
     """The timestamp checked, when freshness was asked for."""
+    history_gap: str | None = None
+    """A note when releases between the one the state trusted and this one were not seen (or it names none)."""
+    verified: bool = True
+    """False for a publication read without any check of who wrote it (:func:`open_unverified`)."""
     _cache: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -167,6 +182,14 @@ class TrustedPublication:
             _check_schema(path, value)
             self._cache[path] = value
         return self._cache[path]
+
+    def forget(self, path: str) -> None:
+        """Drop a file read before from memory (it is read and checked again if asked for).
+
+        Args:
+            path: its path in the index.
+        """
+        self._cache.pop(path, None)
 
     def has(self, path: str) -> bool:
         """Tell whether the index lists a file.
@@ -473,6 +496,7 @@ def establish(fetch: Fetch, expected: TrustAnchor) -> TrustedPublication:
     index_sha256 = hashlib.sha256(index_json).hexdigest()
     name = stream_name(release.publisher, release.product, release.stream)
     check_stream(name, expected.known_release, StreamState(release.serial, index_sha256))
+    gap = check_history(name, expected.known_release, release.serial, index.previous)
     stamp = _freshness(fetch, expected, keys, index, index_json)
     files = {f.path: (f.sha256, f.size) for f in index.files}
     if len(files) != len(index.files):
@@ -480,10 +504,42 @@ def establish(fetch: Fetch, expected: TrustAnchor) -> TrustedPublication:
         raise TrustError(Check.INTEGRITY, f"index.json lists {twice} twice; expected each file once")
     entry = keys.entry(signer)
     label = None if entry is None else entry.label
-    trusted = TrustedPublication(index, signer, keys.version, label, fetch, files, chain, index_sha256, stamp)
+    trusted = TrustedPublication(index, signer, keys.version, label, fetch, files, chain, index_sha256, stamp, gap)
     if expected.check_all_files:
         _check_everything(trusted, keys.active(Role.RELEASE)[signer], index_json)
     return trusted
+
+
+def open_unverified(fetch: Fetch) -> TrustedPublication:
+    """Read a publication without checking who wrote it: its index, and each file against the index as read.
+
+    For ``sevref diff`` without trust options and ``sevref build --previous``:
+    every file read must still be what the index lists (sha256, size, release
+    identity, schema), but nothing says the index is the publisher's.
+
+    Args:
+        fetch: reads the publication's files.
+
+    Returns:
+        The publication, with ``verified`` False.
+
+    Raises:
+        TrustError: no index, or one that is not valid.
+    """
+    try:
+        data = _read(fetch, "index.json", MAX_INDEX_ENVELOPE_BYTES)
+    except NotFoundError as error:
+        raise TrustError(Check.FETCH, f"no index.json: {error.diagnostic()}") from error
+    value = _json(data, "index.json")
+    try:
+        check_document("index", value, "index.json")
+        index = Index.from_dict(value)
+    except (LayoutError, SignatureError, ConfigError) as error:
+        raise TrustError(Check.INTEGRITY, error.diagnostic()) from error
+    files = {f.path: (f.sha256, f.size) for f in index.files}
+    keyid = "" if index.signing is None else index.signing.keyid
+    sha256 = hashlib.sha256(data).hexdigest()
+    return TrustedPublication(index, keyid, 0, None, fetch, files, index_sha256=sha256, verified=False)
 
 
 # --------------------------------------------------------------------------- 7. integrity

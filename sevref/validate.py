@@ -36,7 +36,7 @@ from sevref.records._common import SCHEMAS
 
 __all__ = ["KINDS", "LONG_LISTS", "OTHER_KINDS", "check_document", "check_group", "exception_problem", "validator"]
 
-KINDS = ("index", "publication", "groups", "digests", "firmware", "catalog")
+KINDS = ("index", "publication", "groups", "digests", "firmware", "catalog", "changes")
 """The kinds of published JSON file, each with ``schema/<kind>.schema.json``."""
 OTHER_KINDS = ("keys", "timestamp", "state")
 """JSON documents with a schema that the index does not list: the payloads of keys

@@ -5,6 +5,10 @@ build's: it loads the pinned keys, reads the state, runs every check of
 :mod:`sevref.trust` on the publication (a folder or a URL) and records what it
 trusted in the state, under its lock (:mod:`sevref.edge.state`). It imports
 nothing of the build side.
+
+It also reads a release for its history (:func:`snapshot`): what
+``sevref diff`` compares and ``sevref build --previous`` links to, trusted
+through :func:`trust` or read unverified (:func:`read_release`).
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from pathlib import Path
 from sevref.edge.keys import load_public
 from sevref.edge.remote import reader
 from sevref.edge.state import read_state, record
+from sevref.history import Snapshot, states_of
 from sevref.limits import DEFAULT_FETCH_TIMEOUT
+from sevref.records import GroupRecord
 from sevref.state import stream_name
-from sevref.trust import TrustAnchor, TrustedPublication, establish
+from sevref.trust import TrustAnchor, TrustedPublication, establish, open_unverified
 
-__all__ = ["Request", "trust"]
+__all__ = ["Request", "read_release", "snapshot", "trust"]
 
 
 @dataclass(frozen=True)
@@ -79,5 +85,50 @@ def trust(request: Request) -> TrustedPublication:
     )
     publication = establish(reader(request.location, request.timeout), expected)
     if request.state is not None:
-        record(request.state, publisher, publication.chain, name, publication.release_state)
+        record(request.state, publisher, publication.chain, name, publication.release_state, publication.index.previous)
     return publication
+
+
+def read_release(location: str, timeout: float = DEFAULT_FETCH_TIMEOUT) -> TrustedPublication:
+    """Read a publication without checking who wrote it (each file is still held to its index).
+
+    Args:
+        location: a folder or URL.
+        timeout: seconds within which each file must arrive whole.
+
+    Returns:
+        The publication, marked unverified.
+
+    Raises:
+        TrustError: no index there, or a file that is not what the index says.
+    """
+    return open_unverified(reader(location, timeout))
+
+
+def snapshot(publication: TrustedPublication) -> Snapshot:
+    """What a release holds, as its history compares it: fields, firmware, host stacks and every entry's state.
+
+    Args:
+        publication: the release, trusted or read unverified.
+
+    Returns:
+        The snapshot.
+
+    Raises:
+        TrustError: a file that is not what the index says.
+    """
+    described = publication.read("publication.json")
+    groups = {}
+    for path in sorted(p for p in publication.files if p.startswith("groups/") and p.endswith(".json")):
+        for item in publication.read(path)["groups"]:
+            record = GroupRecord.from_dict(item)
+            groups[record.id] = states_of(record)
+        publication.forget(path)  # a release can be large: keep the states, not the records
+    return Snapshot(
+        index=publication.index,
+        index_sha256=publication.index_sha256,
+        description=described["description"],
+        firmware={item["id"]: item["sha256"] for item in described["firmware"]},
+        host_stacks=tuple(sorted(item["id"] for item in described["host_stacks"])),
+        groups=groups,
+    )

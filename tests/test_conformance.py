@@ -23,7 +23,9 @@ from tests.conformance.variants import HERE
 
 SUITE = json.loads((HERE / "cases.json").read_text(encoding="utf-8"))
 CASES = {case["id"]: case for case in SUITE["cases"]}
-REFUSAL = re.compile(r"^sevref: not trusted: (fetch|keys|signature|identity|expiry|rollback|freshness|integrity): ")
+REFUSAL = re.compile(
+    r"^sevref: not trusted: (fetch|keys|signature|identity|expiry|rollback|history|freshness|integrity): "
+)
 
 
 def materialise(case: Mapping[str, Any], folder: Path) -> Path:
@@ -91,6 +93,10 @@ def test_case(ident: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert (refusal.group(1) if refusal else None) == expect["check"], (case["description"], err)
     if expect["check"] is not None:
         assert len(err.splitlines()) == 1  # one line, no traceback
+    if "gap" in expect:
+        gap = json.loads(out.getvalue())["publication"]["history_gap"]
+        assert (gap is not None) == expect["gap"], (case["description"], gap)
+        assert gap is None or gap.startswith("gap: ")
     if "entries" in expect:
         matches = json.loads(out.getvalue())["matches"]
         assert [m["entry"] for m in matches if m["acceptable"]] == expect["entries"]
@@ -115,6 +121,7 @@ def test_the_suite_covers_every_file_and_every_check() -> None:
         "identity",
         "expiry",
         "rollback",
+        "history",
         "integrity",
     }
     assert {c["expect"]["exit"] for c in CASES.values()} == {0, 1, 3}

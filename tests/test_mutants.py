@@ -38,6 +38,7 @@ TESTS = [
     "tests/test_verify.py",
     "tests/test_output.py",
     "tests/test_fuzz.py",
+    "tests/test_history.py",
 ]
 """The in-process tests of the verifier, fastest and most aimed first."""
 DESELECT = ["tests/test_memory.py::test_verifiers_racing_on_one_state_lose_nothing"]  # subprocesses only

@@ -187,13 +187,19 @@ def site() -> Site:
 
 
 def test_a_broken_template_is_one_clear_error() -> None:
-    templates = {name: "{{ nothing_like_this }}" for name in ("index", "search", "firmware", "entry")}
+    templates = {name: "{{ nothing_like_this }}" for name in ("index", "search", "firmware", "entry", "changes")}
     renderer = Renderer({f"{k}.html.j2": v for k, v in templates.items()}, site(), [])
     with pytest.raises(RenderError, match="^search.html: search.html.j2: 'nothing_like_this' is undefined$"):
         renderer.search([])
     with pytest.raises(RenderError, match="^templates: index.html.j2:1: Expected an expression"):
         Renderer(
-            {"index.html.j2": "{% if %}}", "search.html.j2": "", "firmware.html.j2": "", "entry.html.j2": ""},
+            {
+                "index.html.j2": "{% if %}}",
+                "search.html.j2": "",
+                "firmware.html.j2": "",
+                "entry.html.j2": "",
+                "changes.html.j2": "",
+            },
             site(),
             [],
         )

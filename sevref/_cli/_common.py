@@ -122,27 +122,32 @@ class LazyCommands(argparse._SubParsersAction):  # type: ignore[type-arg]
         super().__call__(parser, namespace, values, option_string)
 
 
-def add_trust_options(parser: argparse.ArgumentParser) -> None:
+def add_trust_options(parser: argparse.ArgumentParser, *, located: bool = True, required: bool = True) -> None:
     """The options that say which publication to trust: one definition for every verifier command.
 
     ``verify`` and ``export`` (and any later verifier command) take exactly
-    these; a test holds them to that.
+    these; a test holds them to that. ``diff`` names its two publications as
+    arguments and trusts them only when asked to.
 
     Args:
         parser: the command's parser.
+        located: take ``--publication`` (a command that names its publications otherwise does not).
+        required: the key and the identity must be given (else the command checks
+            them together, :func:`check_trust_given`).
     """
     from sevref.limits import DEFAULT_FETCH_TIMEOUT
 
     group = parser.add_argument_group("trust options (the same for every command that verifies)")
+    if located:
+        group.add_argument(
+            "--publication", required=True, metavar="DIR|URL", help="a folder, file://, http:// or https:// URL"
+        )
     group.add_argument(
-        "--publication", required=True, metavar="DIR|URL", help="a folder, file://, http:// or https:// URL"
+        "--trusted-key", required=required, action="append", metavar="PEM", help="a pinned publisher key; repeatable"
     )
-    group.add_argument(
-        "--trusted-key", required=True, action="append", metavar="PEM", help="a pinned publisher key; repeatable"
-    )
-    group.add_argument("--publisher", required=True, metavar="ID", help="expected publisher id")
-    group.add_argument("--product", required=True, metavar="ID", help="expected product id")
-    group.add_argument("--stream", required=True, metavar="ID", help="expected stream id")
+    group.add_argument("--publisher", required=required, metavar="ID", help="expected publisher id")
+    group.add_argument("--product", required=required, metavar="ID", help="expected product id")
+    group.add_argument("--stream", required=required, metavar="ID", help="expected stream id")
     group.add_argument("--at", metavar="TIME", help="check validity at this time (default: now)")
     group.add_argument(
         "--state",
@@ -169,12 +174,48 @@ def add_trust_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def trusted(args: argparse.Namespace, check_all: bool) -> TrustedPublication:
+def check_trust_given(args: argparse.Namespace) -> bool:
+    """Tell whether optional trust options were given, and given whole.
+
+    Args:
+        args: parsed options of a command that took ``add_trust_options(required=False)``.
+
+    Returns:
+        True when a key and the identity are given; False when none of them is.
+
+    Raises:
+        Usage: some but not all of them.
+    """
+    given = {
+        "--trusted-key": args.trusted_key,
+        "--publisher": args.publisher,
+        "--product": args.product,
+        "--stream": args.stream,
+    }
+    missing = [name for name, value in given.items() if not value]
+    if missing and len(missing) < len(given):
+        raise Usage(f"{', '.join(missing)}: needed with {', '.join(n for n in given if n not in missing)}")
+    other = [
+        name
+        for name, value in (
+            ("--at", args.at),
+            ("--require-timestamp", args.require_timestamp),
+            ("--max-age", args.max_age),
+        )
+        if value
+    ]
+    if missing and other:
+        raise Usage(f"{other[0]} goes with --trusted-key (the publications are read unverified without it)")
+    return not missing
+
+
+def trusted(args: argparse.Namespace, check_all: bool, location: str | None = None) -> TrustedPublication:
     """Check the publication the trust options name.
 
     Args:
         args: parsed options of a command that took :func:`add_trust_options`.
         check_all: check every listed file now (else only those read later).
+        location: the publication, for a command without ``--publication``.
 
     Returns:
         The trusted publication.
@@ -191,7 +232,7 @@ def trusted(args: argparse.Namespace, check_all: bool) -> TrustedPublication:
 
     return trust(
         Request(
-            location=args.publication,
+            location=args.publication if location is None else location,
             keys=[Path(k) for k in args.trusted_key],
             identity=(args.publisher, args.product, args.stream),
             at=datetime.now(UTC) if args.at is None else parse_time(args.at),

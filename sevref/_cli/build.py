@@ -66,6 +66,18 @@ def register(commands: Commands) -> None:
     )
     add_signer_options(build, required=False, key_help="sign the release with this key")
     build.add_argument(
+        "--previous",
+        metavar="DIR|URL",
+        help="the release this one follows (read unverified, each file held to its index): the index names it, "
+        "and changes.json says what changed; a serial that does not rise, or active entries dropped without a "
+        "lifecycle rule, are refused",
+    )
+    build.add_argument(
+        "--allow-removal",
+        action="store_true",
+        help="with --previous: accept entries active there that this release drops without a lifecycle rule",
+    )
+    build.add_argument(
         "--keys",
         metavar="DIR",
         help="the publisher's key chain (sevref key chain); default: one document naming the signing key",
@@ -104,6 +116,17 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise Usage(f"--jobs: expected 1 or more, found {args.jobs}")
+    if args.allow_removal and args.previous is None:
+        raise Usage("--allow-removal goes with --previous")
+    previous = None
+    if args.previous is not None:
+        from sevref.errors import TrustError
+        from sevref.verifier import read_release, snapshot
+
+        try:
+            previous = snapshot(read_release(args.previous))
+        except TrustError as error:
+            raise ConfigError(f"--previous {args.previous}: {error.diagnostic()}") from error
     keys = read_chain(Path(args.keys)) if args.keys else []
     if args.keys and not keys:
         raise ConfigError(f"--keys {args.keys}: no 1.dsse.json; start a chain with sevref key chain")
@@ -121,8 +144,17 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
             keys=keys,
             allow=[Path(folder) for folder in args.allow_path],
             download_seconds=_deadline(args),
+            previous=previous,
+            allow_removal=args.allow_removal,
         )
     _print_summary(summary, out)
+    if previous is not None:
+        before = previous.index.release
+        print(
+            f"  follows serial {before.serial} (index.json sha256 {previous.index_sha256}); what changed is in "
+            "changes.json and changes.html (sevref diff shows it)",
+            file=out,
+        )
     return 0
 
 

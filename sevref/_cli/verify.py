@@ -165,6 +165,8 @@ def _print_json(
             "issued": format_time(publication.timestamp.issued),
             "expires": format_time(publication.timestamp.expires),
         },
+        "previous": None if index.previous is None else index.previous.to_dict(),
+        "history_gap": publication.history_gap,
     }
     verdict = "trusted" if what is None else ("match" if any(m.acceptable for m in matches) else "no match")
     document = {
@@ -198,6 +200,8 @@ def _print_text(
     )
     if signature is not None:
         print(f"warning: {signature['note']}", file=out)
+    if publication.history_gap is not None:
+        print(printable(f"note: {publication.history_gap}"), file=out)
     for match in matches:
         print(printable(_describe(match)), file=out)
         for note, blocking in match.notes:

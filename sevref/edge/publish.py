@@ -46,7 +46,15 @@ from sevref.serialize import canonical, canonical_frame, canonical_row
 from sevref.sign import INDEX_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Signer, envelope, sign_file, statement
 from sevref.validate import check_document, check_group
 
-__all__ = ["BuildPlan", "Tree", "check_tree", "sign_publication", "site_sources", "write_publication"]
+__all__ = [
+    "BuildPlan",
+    "Tree",
+    "check_tree",
+    "sign_publication",
+    "site_sources",
+    "write_changes",
+    "write_publication",
+]
 
 PARALLEL_ENTRIES = 20_000
 """Matrices with at least this many entries are computed by worker processes by default."""
@@ -409,8 +417,30 @@ def write_publication(
     counts = Counts(expansion.entries, len(expansion.groups), len(firmware))
     for path, page in (renderer.home(counts, rows, hosts), renderer.search([h["id"] for h in hosts])):
         tree.write(path, page)
+    if site.changes is not None:
+        write_changes(tree, renderer, site, rows)
     for path, data in assets:
         tree.write(path, data)
+
+
+def write_changes(tree: Tree, renderer: Renderer, site: Site, rows: Mapping[str, Sequence[CatalogRow]]) -> None:
+    """Write ``changes.json`` and its page, for a release that names its previous one.
+
+    Args:
+        tree: the publication being written.
+        renderer: renders the page.
+        site: the release facts, with the changes.
+        rows: firmware id -> its catalog rows, which name the configurations on the page.
+
+    Raises:
+        SevrefError: the document fails its schema or the page fails to render.
+    """
+    if site.changes is None:
+        return
+    data = site.changes.to_dict()
+    check_document("changes", data, "changes.json")
+    tree.write("changes.json", canonical(data))
+    tree.write(*renderer.changes_page(rows))
 
 
 def check_tree(tree: Tree) -> None:

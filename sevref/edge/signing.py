@@ -32,6 +32,7 @@ from sevref import __version__
 from sevref.edge.files import read_bytes
 from sevref.edge.publish import Tree, site_sources
 from sevref.errors import ConfigError, DigestMismatchError, LayoutError, SignatureError
+from sevref.history import Changes
 from sevref.limits import MAX_FETCH_BYTES
 from sevref.records import Catalog, CatalogRow, FileRef, FirmwareRecord, GroupRecord, Index
 from sevref.render import Renderer, Site
@@ -61,6 +62,8 @@ class Written:
     """Its firmware records, in publication order."""
     host_stacks: tuple[Mapping[str, Any], ...]
     """Its host stacks (``publication.json``), as the home page shows them."""
+    changes: Changes | None = None
+    """What changed since its previous release (``changes.json``), if it names one."""
 
 
 def _read_listed(folder: Path, ref: FileRef) -> bytes:
@@ -174,6 +177,15 @@ def read_written(folder: Path, *, resign: bool = False, index_sha256: str | None
         if path not in refs:
             raise LayoutError(f"{folder}: index.json lists no {path}, which publication.json names")
         firmware.append(FirmwareRecord.from_dict(_json(folder, refs[path], index)[1]["firmware"]))
+    changes = None
+    if "changes.json" in refs:
+        changes = Changes.from_dict(_json(folder, refs["changes.json"], index)[1])
+    linked = None if changes is None else (changes.previous.release.serial, changes.previous.index_sha256)
+    named = None if index.previous is None else (index.previous.serial, index.previous.sha256)
+    if linked != named:
+        raise LayoutError(
+            f"{folder}: index.json names previous release {named}; changes.json {linked}: expected the same"
+        )
     return Written(
         folder=folder,
         index=index,
@@ -182,6 +194,7 @@ def read_written(folder: Path, *, resign: bool = False, index_sha256: str | None
         calculator=publication["calculator"],
         firmware=tuple(firmware),
         host_stacks=tuple(publication["host_stacks"]),
+        changes=changes,
     )
 
 
@@ -231,7 +244,10 @@ def rewrite(written: Written, tree: Tree, site: Site) -> None:
                 tree.write(path, page)
                 rendered.add(path)
     hosts = list(written.host_stacks)
-    for path, page in (renderer.home(index.counts, rows, hosts), renderer.search([h["id"] for h in hosts])):
+    pages = [renderer.home(index.counts, rows, hosts), renderer.search([h["id"] for h in hosts])]
+    if written.changes is not None:
+        pages.append(renderer.changes_page(rows))
+    for path, page in pages:
         tree.write(path, page)
         rendered.add(path)
     if rendered != listed_pages:

@@ -19,6 +19,7 @@ from pathlib import Path
 from sevref.edge.files import read_bytes, write_atomic
 from sevref.errors import ConfigError, FetchError
 from sevref.limits import MAX_STATE_BYTES
+from sevref.records import Previous
 from sevref.state import PublisherState, StreamState, VerifierState, remember
 
 __all__ = ["read_state", "record"]
@@ -45,7 +46,14 @@ def read_state(path: Path | None) -> VerifierState:
     return VerifierState.from_bytes(data, f"state file {path}")
 
 
-def record(path: Path, publisher: str, chain: PublisherState, name: str, release: StreamState) -> VerifierState:
+def record(
+    path: Path,
+    publisher: str,
+    chain: PublisherState,
+    name: str,
+    release: StreamState,
+    previous: Previous | None = None,
+) -> VerifierState:
     """Merge what a run trusted into the state file, under its lock.
 
     Args:
@@ -54,6 +62,7 @@ def record(path: Path, publisher: str, chain: PublisherState, name: str, release
         chain: the key chain the run trusted.
         name: the stream (``publisher/product/stream``).
         release: the release the run trusted.
+        previous: the release it names as its previous, if any.
 
     Returns:
         The state as written.
@@ -70,7 +79,7 @@ def record(path: Path, publisher: str, chain: PublisherState, name: str, release
         raise ConfigError(f"state file lock {lock}: {error.strerror or error}") from error
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
-        merged = remember(read_state(path), publisher, chain, name, release)
+        merged = remember(read_state(path), publisher, chain, name, release, previous)
         try:
             write_atomic(path, merged.to_bytes())
         except FetchError as error:

@@ -10,6 +10,8 @@ A publication (``sevref build --out DIR``) is::
                              SEV/SEV-ES candidate list a verifier scans with its TIK
     catalog/<id>.json        one firmware build's configurations without digests, for the
                              site's search by mode, host stack, CPU and vCPU count
+    changes.json             what changed since the release the index names as ``previous``
+                             (only in a release built with ``--previous``; :mod:`sevref.history`)
 
 Every file carries the release identity, so a file of another release or
 product is recognisable on its own; the index pins them all by hash.
@@ -43,7 +45,7 @@ from sevref.records.groups import (
     StatusException,
     vcpu_runs,
 )
-from sevref.records.index import Counts, FileRef, Index, Layout, Release, Signing
+from sevref.records.index import Counts, FileRef, Index, Layout, Previous, Release, Signing
 
 __all__ = [
     "CALCULATOR",
@@ -62,6 +64,7 @@ __all__ = [
     "KernelHashesRecord",
     "Layout",
     "Nvram",
+    "Previous",
     "Release",
     "Signing",
     "SnpSection",

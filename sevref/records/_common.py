@@ -8,8 +8,11 @@ __all__ = ["CALCULATOR", "SCHEMAS", "hex_or_none", "int_or_none"]
 
 CALCULATOR = f"sevref {__version__}"
 """Who computed the digests, recorded in every group."""
-_VERSIONS = {"index": 1, "publication": 1, "groups": 2, "digests": 1, "firmware": 2, "catalog": 2}
+_VERSIONS = {"index": 1, "publication": 1, "groups": 2, "digests": 1, "firmware": 2, "catalog": 2, "changes": 1}
 # groups 2 and catalog 2: a lifecycle status per entry (``exceptions``); firmware 2: ``nvram``.
+# index stays 1 with an optional ``previous`` (the release it follows): an index without one is byte for
+# byte what sevref wrote before and every verifier reads it; an index with one is refused by a verifier
+# that does not know the field (the schema allows no other member), so a link is never silently ignored.
 SCHEMAS = {kind: f"urn:sevref:schema:{kind}:{version}" for kind, version in _VERSIONS.items()}
 """The ``schema`` value of each kind of file (and the ``$id`` of its JSON Schema)."""
 

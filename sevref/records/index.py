@@ -13,7 +13,7 @@ from sevref.ids import shard_width
 from sevref.records._common import SCHEMAS
 from sevref.values import format_time, parse_time
 
-__all__ = ["Counts", "FileRef", "Index", "Layout", "Release", "Signing"]
+__all__ = ["Counts", "FileRef", "Index", "Layout", "Previous", "Release", "Signing"]
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,24 @@ class Signing:
 
 
 @dataclass(frozen=True)
+class Previous:
+    """The release an index follows (``previous``): its serial and the SHA-256 of its ``index.json``."""
+
+    serial: int
+    """Its serial, lower than the index's own."""
+    sha256: str
+    """The SHA-256 of its ``index.json``."""
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the JSON form.
+
+        Returns:
+            The mapping.
+        """
+        return {"serial": self.serial, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
 class Index:
     """The release index (``index.json``): the file a publisher signs."""
 
@@ -209,6 +227,8 @@ class Index:
     """The key that signs the release, or None: unsigned."""
     sevref: str = __version__
     """The sevref version that built the release."""
+    previous: Previous | None = None
+    """The release this one follows (``sevref build --previous``), or None: none named."""
 
     def to_dict(self) -> dict[str, object]:
         """Return the JSON form.
@@ -216,9 +236,11 @@ class Index:
         Returns:
             The mapping.
         """
+        previous = {} if self.previous is None else {"previous": self.previous.to_dict()}
         return {
             "schema": SCHEMAS["index"],
             **self.release.to_dict(),
+            **previous,
             "publisher_name": self.publisher_name,
             "contact": self.contact,
             "url": self.url,
@@ -246,7 +268,7 @@ class Index:
         """
         if data.get("schema") != SCHEMAS["index"]:
             raise SignatureError(f"index.json: schema is {data.get('schema')!r}; expected {SCHEMAS['index']}")
-        signing = data["signing"]
+        signing, previous = data["signing"], data.get("previous")
         return cls(
             release=Release.from_dict(data),
             publisher_name=data["publisher_name"],
@@ -259,4 +281,5 @@ class Index:
             files=tuple(FileRef.from_dict(f) for f in data["files"]),
             signing=None if signing is None else Signing(**signing),
             sevref=data["sevref"],
+            previous=None if previous is None else Previous(previous["serial"], previous["sha256"]),
         )

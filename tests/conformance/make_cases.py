@@ -24,6 +24,7 @@ from sevref.keychain import Role
 from sevref.pipeline import build
 from sevref.sign import KeySigner
 from sevref.values import parse_time
+from sevref.verifier import read_release, snapshot
 from tests.conformance import more_cases
 from tests.conformance.variants import GENUINE_KEYS_3, HERE, IDENTITY, keys, make_case, state_after
 
@@ -48,16 +49,18 @@ def bases(scratch: Path) -> None:
         for step_signer, added, revoked, role in steps:
             extend_chain(scratch / name, IDENTITY["publisher"], step_signer, added, revoked, None, [role])
     plan = {
-        # base: (manifest, signing key, key chain)
-        "release-1": ("manifest.yaml", a, "a"),
-        "release-2": ("manifest-1.1.yaml", a, "a"),
-        "rotated": ("manifest.yaml", b, "rotated"),
-        "revoked": ("manifest.yaml", a, "rotated"),
-        "unsigned": ("manifest.yaml", None, None),
-        "timestamped": ("manifest.yaml", a, "timestamped"),
+        # base: (manifest, signing key, key chain, the base it follows)
+        "release-1": ("manifest.yaml", a, "a", None),
+        "release-2": ("manifest-1.1.yaml", a, "a", "release-1"),
+        "rotated": ("manifest.yaml", b, "rotated", None),
+        "revoked": ("manifest.yaml", a, "rotated", None),
+        "unsigned": ("manifest.yaml", None, None, None),
+        "timestamped": ("manifest.yaml", a, "timestamped", None),
+        # Release 1.1 built on another serial-3 index (rotated's): its link names a release-1 that is not release-1.
+        "release-2-forked": ("manifest-1.1.yaml", a, "a", "rotated"),
     }
     shutil.rmtree(HERE / "base", ignore_errors=True)
-    for name, (manifest, key, chain) in plan.items():
+    for name, (manifest, key, chain, previous) in plan.items():
         build(
             [HERE / manifest],
             HERE / "base" / name,
@@ -65,6 +68,7 @@ def bases(scratch: Path) -> None:
             signer=key,
             keys=read_chain(scratch / chain) if chain else (),
             allow=[INPUTS],
+            previous=None if previous is None else snapshot(read_release(str(HERE / "base" / previous))),
         )
     # Later B revokes A. Someone holding A's key still serves the release above,
     # but beside the publisher's current chain, which says so.
@@ -105,7 +109,49 @@ def cases() -> list[dict[str, Any]]:
 
     case("valid", "An intact publication signed by the pinned key.", "release-1", 0, None)
     after_1 = state_after("release-1")
-    case("valid-newer", "Release 2 after release 1 was seen (serial 4 > 3).", "release-2", 0, None, state=after_1)
+    case(
+        "valid-newer",
+        "Release 2 after release 1 was seen (serial 4 > 3); its previous link names release 1's index.",
+        "release-2",
+        0,
+        None,
+        state=after_1,
+        gap=False,
+    )
+    case(
+        "history-forked",
+        "Release 2 after release 1 was seen, its previous link naming another serial-3 index (rotated's).",
+        "release-2-forked",
+        3,
+        "history",
+        state=after_1,
+    )
+    case(
+        "history-wrong-link",
+        "Release 2 to a verifier that trusted another index under serial 3: the link does not name it.",
+        "release-2",
+        3,
+        "history",
+        state=more_cases.other_index(after_1, (HERE / "base" / "rotated" / "index.json").read_bytes()),
+    )
+    case(
+        "history-gap",
+        "Release 2 (serial 4, following 3) to a verifier that last trusted serial 2: a gap, allowed and reported.",
+        "release-2",
+        0,
+        None,
+        state=more_cases.earlier_serial(after_1, 2),
+        gap=True,
+    )
+    case(
+        "history-no-link",
+        "Release 1.0 again under serial 3 follows nothing: to a verifier that last trusted serial 2, a gap reported.",
+        "release-1",
+        0,
+        None,
+        state=more_cases.earlier_serial(after_1, 2),
+        gap=True,
+    )
     case("valid-same-serial", "The same release seen again (serial 3 = 3).", "release-1", 0, None, state=after_1)
     case(
         "valid-two-pins",

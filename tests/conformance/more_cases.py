@@ -72,7 +72,16 @@ def fetching() -> list[Case]:
     ]
 
 
-def _other_index(state: dict[str, Any], index: bytes) -> dict[str, Any]:
+def earlier_serial(state: dict[str, Any], serial: int) -> dict[str, Any]:
+    """A state that remembers an earlier serial of the stream (with an index of its own)."""
+    streams = {
+        name: {"serial": serial, "index_sha256": hashlib.sha256(b"serial %d" % serial).hexdigest()}
+        for name in state["streams"]
+    }
+    return {**state, "streams": streams}
+
+
+def other_index(state: dict[str, Any], index: bytes) -> dict[str, Any]:
     """A state that remembers another index.json under the same serial."""
     streams = {
         name: {**stream, "index_sha256": hashlib.sha256(index).hexdigest()} for name, stream in state["streams"].items()
@@ -125,7 +134,7 @@ def chains() -> list[Case]:
             "release-1",
             3,
             "rollback",
-            state=_other_index(state_after("release-1"), tree("rotated")["index.json"]),
+            state=other_index(state_after("release-1"), tree("rotated")["index.json"]),
         ),
         make_case(
             "withheld-keys-named-by-index",

@@ -77,9 +77,12 @@ def make_case(
     """One case of cases.json (see README.md)."""
     changes = more.pop("changes", [])
     entries = more.pop("entries", None)
+    gap = more.pop("gap", None)
     expect: dict[str, Any] = {"exit": expect_exit, "check": check}
     if entries is not None:
         expect["entries"] = entries
+    if gap is not None:
+        expect["gap"] = gap
     return {
         "id": ident,
         "description": description,

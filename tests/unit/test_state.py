@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sevref.errors import ConfigError, TrustError
+from sevref.errors import Check, ConfigError, TrustError
+from sevref.records import Previous
 from sevref.state import (
     STATE_SCHEMA,
     ChainLink,
@@ -13,6 +14,7 @@ from sevref.state import (
     TrustedKey,
     VerifierState,
     check_chain,
+    check_history,
     check_stream,
     remember,
 )
@@ -110,3 +112,51 @@ def test_remember_merges_monotonically() -> None:
         remember(state, "p", chain(1, 2, 3, 4), "p/q/r", StreamState(3, SHA[3]))
     with pytest.raises(TrustError, match="keys: fork at version 4"):
         remember(state, "p", chain(1, 2, 3, 4, fork=4), "p/q/r", StreamState(5, SHA[5]))
+
+
+KNOWN = StreamState(5, "5" * 64)
+
+
+@pytest.mark.parametrize(
+    ("serial", "previous", "gap"),
+    [
+        (6, Previous(5, "5" * 64), None),  # the next release, linked to the one trusted
+        (9, Previous(5, "5" * 64), None),  # a later one, linked to it all the same
+        (5, None, None),  # the same release again: check_stream's business
+        (6, None, "gap: serial 6 of a/b/c names no previous release"),
+        (8, Previous(7, "7" * 64), "gap: serial 8 of a/b/c follows serial 7; serial 5 was the last trusted: 2"),
+    ],
+)
+def test_history_allows_a_link_to_the_trusted_release_and_reports_gaps(
+    serial: int, previous: Previous | None, gap: str | None
+) -> None:
+    found = check_history("a/b/c", KNOWN, serial, previous)
+    assert (found is None) == (gap is None)
+    assert gap is None or (found is not None and found.startswith(gap))
+    assert check_history("a/b/c", None, serial, previous) is None  # nothing trusted: nothing to hold it to
+
+
+@pytest.mark.parametrize(
+    ("serial", "previous", "message"),
+    [
+        (6, Previous(5, "6" * 64), "names serial 5 with index.json sha256 666"),
+        (6, Previous(4, "4" * 64), "serial 5, trusted before, is not in its history"),
+        (9, Previous(3, "3" * 64), "serial 5, trusted before, is not in its history"),
+        (6, Previous(6, "6" * 64), "names serial 6 as its previous; expected a lower one"),
+    ],
+)
+def test_history_refuses_a_link_that_drops_or_forks_the_trusted_release(
+    serial: int, previous: Previous, message: str
+) -> None:
+    with pytest.raises(TrustError) as raised:
+        check_history("a/b/c", KNOWN, serial, previous)
+    assert raised.value.check is Check.HISTORY and message in str(raised.value)
+
+
+def test_remember_holds_the_link_under_the_lock_too() -> None:
+    state = remember(VerifierState(), "a", chain(1), "a/b/c", KNOWN)
+    with pytest.raises(TrustError) as raised:
+        remember(state, "a", chain(1), "a/b/c", StreamState(6, "6" * 64), Previous(5, "0" * 64))
+    assert raised.value.check is Check.HISTORY
+    after = remember(state, "a", chain(1), "a/b/c", StreamState(6, "6" * 64), Previous(5, "5" * 64))
+    assert after.streams["a/b/c"] == StreamState(6, "6" * 64)
