@@ -160,6 +160,10 @@ def virt_qemu_sev_validate(publication: TrustedPublication, entry_id: str) -> st
     match = entry(publication, entry_id)
     group = match.group
     what = f"export virt-qemu-sev-validate: entry {entry_id}"
+    if match.state.status is EntryStatus.REVOKED:
+        # The tool only checks a measurement against the command's inputs: it would answer "OK" to a
+        # launch the publisher revoked, so a revoked entry is not exported (as for Trustee).
+        raise ConfigError(f"{what} is revoked ({match.state.describe()}); the tool would accept what it revokes")
     if group.mode not in (Mode.SEV, Mode.SEV_ES):
         raise ConfigError(f"{what} is {group.mode}; the tool validates SEV and SEV-ES only")
     if group.vmm != "qemu":

@@ -334,6 +334,23 @@ def test_entries_the_tool_cannot_check_are_refused(golden_site: Site) -> None:
     assert status == 1
 
 
+def test_a_revoked_entry_is_not_exported_for_the_validator(tmp_path: Path, passphrase: None) -> None:
+    folder = tmp_path / "revoked"
+    shutil.copytree(GOLDEN / "inputs", folder / "inputs")
+    text = (GOLDEN / "manifest.yaml").read_text()
+    rule = "  - match: {mode: sev}\n    status: revoked\n    reason: a test revokes it\n"
+    (folder / "manifest.yaml").write_text(text.replace("lifecycle:\n", f"lifecycle:\n{rule}"))
+    site = build_site(folder, folder / "manifest.yaml", ("golden", "tiny", "test"))
+    group = next(g for g in site.groups() if g["mode"] == "sev" and g["vmm"] == "qemu" and g["boot"] is None)
+    assert group["status"] == "revoked"
+    with pytest.raises(ConfigError) as raised:
+        virt_qemu_sev_validate(site.trusted(), group["id"])
+    assert str(raised.value) == (
+        f"export virt-qemu-sev-validate: entry {group['id']} is revoked (revoked: a test revokes it); "
+        "the tool would accept what it revokes"
+    )
+
+
 def active_snp(site: Site) -> set[str]:
     """The SEV-SNP digests of entries whose own status is active (an entry may be revoked alone)."""
     records = [GroupRecord.from_dict(g) for g in site.groups() if g["mode"] == "sev-snp"]
