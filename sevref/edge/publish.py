@@ -69,6 +69,7 @@ class Tree:
         self.root = root
         self.files: list[FileRef] = []
         self.unlisted: list[tuple[str, int]] = []
+        self.folders: set[Path] = set()
         self.checked: set[str] = set()  # listed files checked (read back) as they were written: check_tree skips them
 
     def write(self, path: str, data: bytes) -> None:
@@ -92,9 +93,17 @@ class Tree:
         self.unlisted.append((path, len(data)))
 
     def _put(self, path: str, data: bytes) -> None:
+        target = self._folder(path)
+        with target.open("wb") as handle:
+            handle.write(data)
+
+    def _folder(self, path: str) -> Path:
+        """The file's path, its folder made once (a publication writes thousands of files into a few folders)."""
         target = self.root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        if target.parent not in self.folders:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.folders.add(target.parent)
+        return target
 
     def open(self, path: str, head: bytes, tail: bytes) -> Stream:
         """Start a listed file whose list member grows as it is computed.
@@ -107,9 +116,7 @@ class Tree:
         Returns:
             The stream.
         """
-        target = self.root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return Stream(self, path, target, head, tail)
+        return Stream(self, path, self._folder(path), head, tail)
 
 
 class Stream:
