@@ -273,12 +273,13 @@ class Renderer:
             (path, bytes).
         """
         firmware = self.firmware[record.firmware]
+        varies = bool(record.exceptions)  # without exceptions every entry has the group's status
         rows = [
             {
                 "id": entry_id(record.id, count),
                 "vcpus": count,
                 "digest": digest,
-                "status": record.state_at(count).status,
+                "status": record.state_at(count).status if varies else record.status,
             }
             for count, digest in record.entries
         ]

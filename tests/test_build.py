@@ -17,6 +17,8 @@ import pytest
 
 from sevref._cli import main
 from sevref.binfmt.ovmf import SEV_ES_RESET_BLOCK_GUID
+from sevref.edge import publish
+from sevref.records import Layout
 from sevref.validate import check_document
 from tests.conftest import REPO
 from tests.images import ovmf_image
@@ -26,6 +28,7 @@ GOLDEN = REPO / "tests" / "golden"
 # The golden publication is signed with a committed test key (see the Makefile's golden target).
 GOLDEN_PASSPHRASE = "golden-test-key-not-a-secret"
 GOLDEN_SIGNING = ["--signing-key", str(GOLDEN / "key" / "golden.pem"), "--keys", str(GOLDEN / "key" / "chain")]
+real_tasks, real_width = publish._tasks, publish._bucket_width
 UNLISTED = {"index.json", "index.dsse.json", "attestation.intoto.dsse.json", "keys/1.dsse.json"}
 
 
@@ -94,6 +97,52 @@ def test_reproducible_across_environments(tmp_path: Path) -> None:
         subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
         outs.append(tree(cwd / "site"))
     assert outs[0] == outs[1] == tree(GOLDEN / "publication")
+
+
+def test_workers_writing_in_many_tasks_give_the_golden_publication(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every group shard a task of its own, across two workers: each writes its shards, pages, parts of
+    # the candidates and spilled digests, and the result is the golden publication, byte for byte.
+    monkeypatch.setenv("SEVREF_KEY_PASSPHRASE", GOLDEN_PASSPHRASE)
+    monkeypatch.setattr(publish, "TASK_ENTRIES", 1)
+    tasks: list[int] = []
+
+    def counted(plan: publish.BuildPlan) -> list[tuple[int, int, int]]:
+        found = real_tasks(plan)
+        tasks.append(len(found))
+        return found
+
+    monkeypatch.setattr(publish, "_tasks", counted)
+    args = ["build", str(GOLDEN / "manifest.yaml"), "--out", str(tmp_path / "site"), "--cache", str(tmp_path)]
+    status, out, err = run([*args, "--jobs", "2", *GOLDEN_SIGNING], capsys)
+    assert (status, err) == (0, "")
+    assert out.startswith("built 111 entries (35 configurations, 1 firmware build) into ")
+    assert tasks[0] > 8
+    assert tree(tmp_path / "site") == tree(GOLDEN / "publication")
+
+
+def test_spilled_digests_in_two_digit_buckets_give_the_same_shards(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past 16 x SPILL_ENTRIES entries the digest index spills into 256 buckets; the shards must not change.
+    monkeypatch.setattr(Layout, "for_counts", classmethod(lambda cls, groups, entries: cls(1, 3)))
+    args = ["build", str(GOLDEN / "manifest.yaml"), "--cache", str(tmp_path)]
+    assert run([*args, "--out", str(tmp_path / "one"), "--jobs", "1"], capsys)[0] == 0
+    monkeypatch.setattr(publish, "TASK_ENTRIES", 1)
+    monkeypatch.setattr(publish, "SPILL_ENTRIES", 0)
+    widths: list[int] = []
+
+    def width(layout: Layout, entries: int) -> int:
+        widths.append(real_width(layout, entries))
+        return widths[-1]
+
+    monkeypatch.setattr(publish, "_bucket_width", width)
+    assert run([*args, "--out", str(tmp_path / "two"), "--jobs", "2"], capsys)[0] == 0
+    assert widths == [2]
+    one, two = tree(tmp_path / "one"), tree(tmp_path / "two")
+    assert len([name for name in one if name.startswith("digests/")]) > 16
+    assert one == two
 
 
 def load(root: Path, path: str) -> Any:

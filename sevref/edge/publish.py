@@ -1,16 +1,19 @@
-"""Writing a publication: every group computed, streamed to disk, checked, and signed.
+"""Writing a publication: every group computed, written to disk, checked, and signed.
 
-The write phase computes every group (in worker processes for large matrices,
-each from one frozen :class:`BuildPlan`), streams the shards as they come, and
-renders the site's pages from the same checked records. Memory stays bounded:
-shards are written as lists grow, and the digest index spills to disk. The
-signing phase then writes the envelopes, the key chain, the in-toto statement
-and the detached signatures.
+The write phase runs in worker processes for large matrices (in this one for
+small ones), each from one frozen :class:`BuildPlan`. A task computes whole
+group shards and writes them with their pages; it writes its part of each
+firmware's SEV/SEV-ES candidates beside them, and spills its digests into
+bucket files. Workers then join the candidates in task order and turn each
+bucket into digest shards. The parent keeps what the index and the catalogs
+need (each file's path, sha256 and size, each group's catalog row), so its
+memory grows with the groups, never with the entries. The signing phase then
+writes the envelopes, the key chain, the in-toto statement and the detached
+signatures.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import multiprocessing
@@ -74,6 +77,8 @@ class Tree:
         self.root = root
         self.files: list[FileRef] = []
         self.unlisted: list[tuple[str, int]] = []
+        self.folders: set[Path] = set()
+        self.checked: set[str] = set()  # listed files checked (read back) as they were written: check_tree skips them
 
     def write(self, path: str, data: bytes) -> None:
         """Write a file the index lists.
@@ -96,9 +101,17 @@ class Tree:
         self.unlisted.append((path, len(data)))
 
     def _put(self, path: str, data: bytes) -> None:
+        target = self._folder(path)
+        with target.open("wb") as handle:
+            handle.write(data)
+
+    def _folder(self, path: str) -> Path:
+        """The file's path, its folder made once (a publication writes thousands of files into a few folders)."""
         target = self.root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        if target.parent not in self.folders:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.folders.add(target.parent)
+        return target
 
     def open(self, path: str, head: bytes, tail: bytes) -> Stream:
         """Start a listed file whose list member grows as it is computed.
@@ -111,9 +124,7 @@ class Tree:
         Returns:
             The stream.
         """
-        target = self.root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return Stream(self, path, target, head, tail)
+        return Stream(self, path, self._folder(path), head, tail)
 
 
 class Stream:
@@ -157,48 +168,49 @@ class Stream:
         self.tree.files.append(FileRef(self.path, self.hash.hexdigest(), self.size))
 
 
-class _DigestIndex:
-    """Digest -> entry ids, spilled to disk in 16 buckets so memory stays bounded."""
+class _Spill:
+    """Digest -> entry id lines, appended to bucket files of this process (``<bucket>-<pid>``).
 
-    _FLUSH = 250_000
+    Each worker keeps its files open and flushes them after every task, so
+    what a finished task measured is on disk even if the worker is stopped.
+    """
 
-    def __init__(self, folder: Path, layout: Layout) -> None:
-        self.folder, self.layout = folder, layout
-        folder.mkdir()
+    def __init__(self, folder: Path, width: int) -> None:
+        self.folder, self.width = folder, width
         self.pending: dict[str, list[str]] = {}
-        self.count = 0
+        self.handles: dict[str, TextIO] = {}
 
     def add(self, digest: str, entry: str) -> None:
-        self.pending.setdefault(digest[0], []).append(f"{digest} {entry}\n")
-        self.count += 1
-        if self.count >= self._FLUSH:
-            self.flush()
+        self.pending.setdefault(digest[: self.width], []).append(f"{digest} {entry}\n")
 
     def flush(self) -> None:
         for bucket, lines in self.pending.items():
-            with (self.folder / bucket).open("a", encoding="ascii") as handle:
-                handle.writelines(lines)
-        self.pending, self.count = {}, 0
+            handle = self.handles.get(bucket)
+            if handle is None:
+                handle = (self.folder / f"{bucket}-{os.getpid()}").open("a", encoding="ascii")
+                self.handles[bucket] = handle
+            handle.writelines(lines)
+            handle.flush()
+        self.pending = {}
 
-    def shards(self) -> Iterator[tuple[str, dict[str, list[str]]]]:
-        """Yield (shard name, digest -> sorted entry ids), by shard name."""
-        self.flush()
-        for bucket in sorted(self.folder.iterdir()):
-            shards: dict[str, dict[str, list[str]]] = {}
-            for line in bucket.read_text(encoding="ascii").splitlines():
-                digest, entry = line.split(" ")
-                shards.setdefault(self.layout.digest_shard(digest), {}).setdefault(digest, []).append(entry)
-            bucket.unlink()
-            for name in sorted(shards):
-                table = shards[name]
-                for entries in table.values():
-                    entries.sort()
-                yield name, table
+    def close(self) -> None:
+        for handle in self.handles.values():
+            handle.close()
+        self.handles = {}
+
+
+SPILL_ENTRIES = 100_000
+"""About this many digests at most in one spill bucket, which a worker turns into digest shards at once."""
+
+
+def _bucket_width(layout: Layout, entries: int) -> int:
+    """Hex digits that name a spill bucket: one (16 buckets), or two past 16 x SPILL_ENTRIES entries."""
+    return min(layout.digests_shard_hex, 1 if entries <= 16 * SPILL_ENTRIES else 2)
 
 
 @dataclass(frozen=True)
 class BuildPlan:
-    """Everything a worker needs to compute a group, computed once before the workers start."""
+    """Everything a worker needs to compute and write groups, computed once before the workers start."""
 
     groups: tuple[Group, ...]
     """The groups, by id."""
@@ -208,6 +220,16 @@ class BuildPlan:
     """Each firmware's published record (its package and where it keeps UEFI variables, which groups repeat)."""
     renderer: Renderer
     """Renders each group's page."""
+    root: Path
+    """The scratch folder the publication is written into."""
+    release: Release
+    """The release every shard names."""
+    layout: Layout
+    """The shards' widths."""
+    frames: Mapping[str, tuple[bytes, bytes]]
+    """Each firmware file's canonical JSON before and after its list of candidates."""
+    spill_width: int
+    """Hex digits that name a spill bucket of the digest index."""
 
 
 @dataclass(frozen=True)
@@ -224,9 +246,8 @@ class _Computed:
     """Its catalog row."""
 
 
-def _compute(plan: BuildPlan, index: int) -> _Computed:
+def _compute(plan: BuildPlan, group: Group) -> _Computed:
     """Compute one group: its checked canonical record, digests, page and catalog row."""
-    group = plan.groups[index]
     counts = group.vcpus or (1,)
     by_count = launch_digests(plan.firmware[group.firmware], group.config, counts)
     digests = [by_count[count] for count in counts]
@@ -237,23 +258,140 @@ def _compute(plan: BuildPlan, index: int) -> _Computed:
     return _Computed(canonical(data), digests, page, record.catalog_row())
 
 
-# The plan of a worker process. A pool's initializer receives it once per worker
-# (with the fork start method it is inherited, not pickled) and keeps it here;
-# the parent never sets it.
-_worker_plan: BuildPlan | None = None
+@dataclass(frozen=True)
+class _Written:
+    """What a task wrote, as the parent needs it: no digest, no record."""
+
+    files: list[FileRef]
+    """The files, pages and group shards, in the order written."""
+    rows: list[CatalogRow]
+    """The catalog row of each group."""
+    entries: int
+    """Entries measured."""
+    candidates: tuple[str, ...]
+    """The firmware ids this task wrote SEV/SEV-ES candidates of (see :func:`_fragment`)."""
+
+
+def _fragment(plan: BuildPlan, ident: str, task: int) -> Path:
+    """Where a task keeps its part of a firmware's candidates: canonical rows joined by commas."""
+    return plan.root / ".candidates" / ident / f"{task:06d}"
+
+
+def _write_groups(plan: BuildPlan, spill: _Spill, task: int, start: int, end: int) -> _Written:
+    """Compute and write groups[start:end] (whole group shards): shards, pages, candidates, spilled digests."""
+    tree = Tree(plan.root)
+    rows: list[CatalogRow] = []
+    candidates: dict[str, list[bytes]] = {}
+    shard: Stream | None = None
+    entries = 0
+    for group in plan.groups[start:end]:
+        computed = _compute(plan, group)
+        name = plan.layout.group_shard(group.id)
+        if shard is None or shard.path != f"groups/{name}.json":
+            if shard is not None:
+                shard.close()
+            head, tail = canonical_frame(
+                {"schema": SCHEMAS["groups"], "release": plan.release.to_dict(), "shard": name}, "groups"
+            )
+            shard = tree.open(f"groups/{name}.json", head, tail)
+        shard.add(computed.record)
+        tree.write(f"entry/{group.id}.html", computed.page)
+        rows.append(computed.row)
+        counts: Sequence[int | None] = group.vcpus or (None,)
+        listed = candidates.setdefault(group.firmware, []) if group.mode in (Mode.SEV, Mode.SEV_ES) else None
+        for count, value in zip(counts, computed.digests, strict=True):
+            text, ident = value.hex(), entry_id(group.id, count)
+            spill.add(text, ident)
+            if listed is not None:
+                listed.append(canonical_row(ident, str(group.mode), text))
+        entries += len(computed.digests)
+    if shard is not None:
+        shard.close()
+    spill.flush()
+    for ident, items in candidates.items():
+        path = _fragment(plan, ident, task)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b",".join(items))
+        head, tail = plan.frames[ident]
+        # read back: the part of firmware/<id>.json this task wrote, checked as that file is
+        check_document("firmware", json.loads(head + b"[" + path.read_bytes() + b"]" + tail), f"firmware/{ident}.json")
+    return _Written(tree.files, rows, entries, tuple(candidates))
+
+
+def _join_candidates(plan: BuildPlan, _spill: _Spill, ident: str, tasks: Sequence[int]) -> FileRef:
+    """Write firmware/<id>.json from the candidates each task wrote, in task order (each part checked)."""
+    tree = Tree(plan.root)
+    head, tail = plan.frames[ident]
+    stream = tree.open(f"firmware/{ident}.json", head, tail)
+    for task in tasks:
+        path = _fragment(plan, ident, task)
+        stream.add(path.read_bytes())
+        path.unlink()
+    stream.close()
+    return tree.files[0]
+
+
+def _write_digests(plan: BuildPlan, _spill: _Spill, bucket: str) -> list[FileRef]:
+    """Write the digest shards of one spill bucket, each read back and checked."""
+    tree = Tree(plan.root)
+    shards: dict[str, dict[str, list[str]]] = {}
+    for spilled in sorted((plan.root / ".digests").glob(f"{bucket}-*")):
+        for line in spilled.read_text(encoding="ascii").splitlines():
+            digest, entry = line.split(" ")
+            shards.setdefault(plan.layout.digest_shard(digest), {}).setdefault(digest, []).append(entry)
+        spilled.unlink()
+    release = plan.release.to_dict()
+    for name in sorted(shards):
+        table = shards.pop(name)
+        for entries in table.values():
+            entries.sort()
+        path = f"digests/{name}.json"
+        tree.write(path, canonical({"schema": SCHEMAS["digests"], "release": release, "shard": name, "digests": table}))
+        check_document("digests", json.loads((plan.root / path).read_bytes()), path)
+    return tree.files
+
+
+# A worker process's plan and spill. A pool's initializer receives the plan once
+# per worker (with the fork start method it is inherited, not pickled) and keeps
+# it here; the parent never sets it.
+_worker: tuple[BuildPlan, _Spill] | None = None
 
 
 def _start_worker(plan: BuildPlan) -> None:
-    """Pool initializer: keep the plan for :func:`_compute_in_worker`."""
-    global _worker_plan  # noqa: PLW0603  # one plan per worker process, set once by the pool
-    _worker_plan = plan
+    """Pool initializer: keep the plan, and open this worker's spill of the digest index."""
+    global _worker  # noqa: PLW0603  # one plan per worker process, set once by the pool
+    _worker = (plan, _Spill(plan.root / ".digests", plan.spill_width))
 
 
-def _compute_in_worker(index: int) -> _Computed:
-    """Compute a group in a worker process, from the plan the pool gave it."""
-    if _worker_plan is None:  # pragma: no cover - the pool's initializer always ran
+def _call_in_worker(call: tuple[Callable[..., Any], tuple[Any, ...]]) -> Any:
+    """Run one task in a worker process, with the plan and spill the pool gave it."""
+    if _worker is None:  # pragma: no cover - the pool's initializer always ran
         raise RuntimeError("worker started without a build plan")
-    return _compute(_worker_plan, index)
+    function, args = call
+    return function(*_worker, *args)
+
+
+class _Workers:
+    """Runs tasks in worker processes, or in this one: the same functions, the same files."""
+
+    def __init__(self, plan: BuildPlan, workers: int) -> None:
+        self.plan, self.spill = plan, _Spill(plan.root / ".digests", plan.spill_width)
+        self.pool = (
+            multiprocessing.get_context("fork").Pool(workers, initializer=_start_worker, initargs=(plan,))
+            if workers > 1
+            else None
+        )
+
+    def map(self, function: Callable[..., Any], calls: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
+        """Results of ``function(plan, spill, *args)`` for each args, in order."""
+        if self.pool is None:
+            return (function(self.plan, self.spill, *args) for args in calls)
+        return self.pool.imap(_call_in_worker, ((function, args) for args in calls))
+
+    def stop(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+        self.spill.close()
 
 
 class _Progress:
@@ -299,52 +437,49 @@ def site_sources() -> tuple[dict[str, str], list[tuple[str, bytes]]]:
     return templates, assets
 
 
-def _results(plan: BuildPlan, jobs: int | None, entries: int) -> tuple[Iterable[_Computed], Callable[[], None]]:
-    """The computed groups in order, from worker processes or this one, and how to stop the workers."""
-    workers = (
-        jobs if jobs is not None else (min(os.cpu_count() or 1, MAX_WORKERS) if entries >= PARALLEL_ENTRIES else 1)
-    )
-    if workers <= 1:
-        return map(functools.partial(_compute, plan), range(len(plan.groups))), lambda: None
-    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_start_worker, initargs=(plan,))
-    return pool.imap(_compute_in_worker, range(len(plan.groups)), chunksize=8), pool.terminate
+TASK_ENTRIES = 16_384
+"""A task is whole group shards of at least about this many entries (fewer tasks: fewer, larger writes)."""
 
 
-def _stream_groups(
-    tree: Tree,
-    plan: BuildPlan,
-    results: Iterable[_Computed],
-    release: Release,
-    layout: Layout,
-    candidates: Mapping[str, Stream],
-    digests: _DigestIndex,
-    meter: _Progress,
-) -> dict[str, list[CatalogRow]]:
-    """Write each group as it is computed: its shard, its page, its digests and SEV/SEV-ES candidates."""
-    catalog: dict[str, list[CatalogRow]] = {ident: [] for ident in candidates}
-    shard: Stream | None = None
-    for group, computed in zip(plan.groups, results, strict=True):
-        path = f"groups/{layout.group_shard(group.id)}.json"
-        if shard is None or shard.path != path:
-            if shard is not None:
-                shard.close()
-            head, tail = canonical_frame(
-                {"schema": SCHEMAS["groups"], "release": release.to_dict(), "shard": layout.group_shard(group.id)},
-                "groups",
-            )
-            shard = tree.open(path, head, tail)
-        shard.add(computed.record)
-        tree.write(f"entry/{group.id}.html", computed.page)
-        catalog[group.firmware].append(computed.row)
-        counts: Sequence[int | None] = group.vcpus or (None,)
-        for count, value in zip(counts, computed.digests, strict=True):
-            text, ident = value.hex(), entry_id(group.id, count)
-            digests.add(text, ident)
-            if group.mode in (Mode.SEV, Mode.SEV_ES):
-                candidates[group.firmware].add(canonical_row(ident, str(group.mode), text))
-        meter.step(len(computed.digests))
-    if shard is not None:
-        shard.close()
+def _tasks(plan: BuildPlan) -> list[tuple[int, int, int]]:
+    """(task, start, end): consecutive whole group shards of about :data:`TASK_ENTRIES` entries each."""
+    tasks: list[tuple[int, int, int]] = []
+    start = entries = 0
+    groups, layout = plan.groups, plan.layout
+    for index, group in enumerate(groups):
+        if entries >= TASK_ENTRIES and layout.group_shard(group.id) != layout.group_shard(groups[index - 1].id):
+            tasks.append((len(tasks), start, index))
+            start, entries = index, 0
+        entries += len(group.vcpus) or 1
+    if groups:
+        tasks.append((len(tasks), start, len(groups)))
+    return tasks
+
+
+def _write_parallel(tree: Tree, plan: BuildPlan, workers: _Workers, meter: _Progress) -> dict[str, list[CatalogRow]]:
+    """Compute and write every group, then the candidates and the digest shards; list the files in ``tree``."""
+    catalog: dict[str, list[CatalogRow]] = {ident: [] for ident in plan.records}
+    parts: dict[str, list[int]] = {ident: [] for ident in plan.records}
+    (plan.root / ".digests").mkdir()
+    tasks = _tasks(plan)
+    for (task, start, end), written in zip(tasks, workers.map(_write_groups, tasks), strict=True):
+        tree.files.extend(written.files)
+        for group, row in zip(plan.groups[start:end], written.rows, strict=True):
+            catalog[group.firmware].append(row)
+        for ident in written.candidates:
+            parts[ident].append(task)
+        meter.step(written.entries)
+    workers.spill.close()
+    for ident, ref in zip(parts, workers.map(_join_candidates, parts.items()), strict=True):
+        tree.files.append(ref)
+        if parts[ident]:
+            tree.checked.add(ref.path)  # every part was checked as written; see _write_groups
+    width = plan.spill_width
+    for refs in workers.map(_write_digests, [(f"{n:0{width}x}",) for n in range(16**width)]):
+        tree.files.extend(refs)
+        tree.checked.update(ref.path for ref in refs)
+    shutil.rmtree(plan.root / ".digests")
+    shutil.rmtree(plan.root / ".candidates", ignore_errors=True)
     return catalog
 
 
@@ -359,6 +494,11 @@ def write_publication(
     progress: TextIO | None,
 ) -> None:
     """Compute every group and write groups/, digests/, firmware/, catalog/, publication.json and the pages.
+
+    Workers (or this process, for small matrices) compute and write whole
+    group shards with their pages, then join each firmware's candidates and
+    write the digest shards; this process keeps what the index and the
+    catalogs need: each file's path, hash and size, and each group's catalog row.
 
     Args:
         tree: the publication being written.
@@ -375,33 +515,35 @@ def write_publication(
     release = release_of(manifest.publication)
     layout = Layout.for_counts(len(expansion.groups), expansion.entries)
     records: list[FirmwareRecord] = []
-    candidates: dict[str, Stream] = {}
+    frames: dict[str, tuple[bytes, bytes]] = {}
     for ident, fw in firmware.items():
         record = firmware_record(manifest.firmware[ident], fw, hashlib.sha384(fw.data).digest())
         records.append(record)
-        head, tail = canonical_frame(
+        frames[ident] = canonical_frame(
             {"schema": SCHEMAS["firmware"], "release": release.to_dict(), "firmware": record.to_dict()}, "candidates"
         )
-        candidates[ident] = tree.open(f"firmware/{ident}.json", head, tail)
     templates, assets = site_sources()
     renderer = Renderer(templates, site, records)
-    plan = BuildPlan(expansion.groups, firmware, {record.id: record for record in records}, renderer)
-    digests = _DigestIndex(tree.root / ".digests", layout)
-    meter = _Progress(progress, expansion.entries)
-    results, stop = _results(plan, jobs, expansion.entries)
+    plan = BuildPlan(
+        expansion.groups,
+        firmware,
+        {record.id: record for record in records},
+        renderer,
+        tree.root,
+        release,
+        layout,
+        frames,
+        _bucket_width(layout, expansion.entries),
+    )
+    entries = expansion.entries
+    count = jobs if jobs is not None else (min(os.cpu_count() or 1, MAX_WORKERS) if entries >= PARALLEL_ENTRIES else 1)
+    meter = _Progress(progress, entries)
+    workers = _Workers(plan, count)
     try:
-        catalog = _stream_groups(tree, plan, results, release, layout, candidates, digests, meter)
+        catalog = _write_parallel(tree, plan, workers, meter)
     finally:
-        stop()
+        workers.stop()
         meter.end()
-    for stream in candidates.values():
-        stream.close()
-    for name, table in digests.shards():
-        tree.write(
-            f"digests/{name}.json",
-            canonical({"schema": SCHEMAS["digests"], "release": release.to_dict(), "shard": name, "digests": table}),
-        )
-    shutil.rmtree(digests.folder)
     publication = publication_record(manifest, expansion.reports, firmware)
     check_document("publication", publication, "publication.json")
     tree.write("publication.json", canonical(publication))
@@ -456,8 +598,8 @@ def check_tree(tree: Tree) -> None:
         if not ref.path.endswith(".json"):
             continue  # pages and assets: rendered from the checked records
         kind = ref.path.split("/", 1)[0].removesuffix(".json")
-        if kind == "groups":
-            continue  # every record was checked as it was produced; see _compute
+        if kind == "groups" or ref.path in tree.checked:
+            continue  # every record was checked as it was produced (see _compute); the others as written
         data = json.loads((tree.root / ref.path).read_bytes())
         check_document(kind, data, ref.path)
 

@@ -203,6 +203,8 @@ class GroupRecord:
         Returns:
             Its exception's status, else the group's.
         """
+        if not self.exceptions:  # most groups: every entry has the group's status
+            return self.state
         return next((e.state for e in self.exceptions if e.covers(vcpus)), self.state)
 
     def status_counts(self) -> dict[EntryStatus, int]:
@@ -249,7 +251,7 @@ class GroupRecord:
         """
         counts = [count for count, _ in self.entries if count is not None]
         others: dict[EntryStatus, list[int]] = {}
-        for count in counts:
+        for count in counts if self.exceptions else ():  # without exceptions every entry has the group's status
             status = self.state_at(count).status
             if status is not self.status:
                 others.setdefault(status, []).append(count)

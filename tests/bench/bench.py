@@ -1,6 +1,6 @@
 """``make bench``: sevref against sev-snp-measure and against the hashing bound, in one run.
 
-Usage: python -m tests.bench.bench [--quick | --parts P,...] [--runs N] [--scale N] [--large N] [--sample N]
+Usage: python -m tests.bench.bench [--quick | --parts P,...] [--runs N] [--scale N] [--large N] [--huge N] [--sample N]
 
 Parts (all by default; ``--quick`` runs the first three, a few minutes less):
 
@@ -21,7 +21,11 @@ Parts (all by default; ``--quick`` runs the first three, a few minutes less):
   SHA-384 page by page where SEV-SNP needs it), one 4 KiB VMSA page per
   SEV-ES entry, one finished SHA-384 of a 112-byte PAGE_INFO per SEV-SNP page
   measured.
-* ``large``: the large matrix (scale 10: about 1,000,000 entries) for time and memory.
+* ``large``: the large matrix (scale 10: about 1,000,000 entries): wall time
+  against the hashing bound of the same matrix, peak memory of the process
+  tree, bytes written per entry; goal 15 s and 1 GiB.
+* ``huge``, only when asked (``--parts huge``; several minutes on 2 cores):
+  the same at scale 100, about 10,000,000 entries; goal 150 s and 1 GiB.
 
 Each figure is printed with its ratio to its reference, measured in the same
 run, and its goal (issue 14) where it has one, with the machine's load.
@@ -34,6 +38,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,9 +70,10 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def run_build(manifests: list[Path], out: Path, jobs: int | None) -> tuple[float, int, str]:
+def run_build(manifests: list[Path], out: Path, jobs: int | None, *options: str) -> tuple[float, int, str]:
     """Build in a subprocess; return (seconds, peak tree RSS, summary)."""
     command = [sys.executable, "-m", "sevref", "build", *map(str, manifests), "--out", str(out), "--cache", str(CACHE)]
+    command += options
     if jobs:
         command += ["--jobs", str(jobs)]
     start = time.perf_counter()
@@ -196,10 +202,11 @@ def site_stats(folder: Path) -> str:
 
 
 PARTS = ("digest", "cli", "batch", "matrix", "large")
+OPT_IN = ("huge",)
 QUICK = ("digest", "cli", "batch")
 
 
-def matrix(scale: int, large_scale: int, sample: int, parts: set[str]) -> None:
+def matrix(scale: int, large_scale: int, huge_scale: int, sample: int, parts: set[str]) -> None:
     """The standard matrix (build, engine, peer, bound) and the large build."""
     load = commands.load
     with tempfile.TemporaryDirectory(prefix="sevref-bench-") as scratch:
@@ -220,13 +227,43 @@ def matrix(scale: int, large_scale: int, sample: int, parts: set[str]) -> None:
                 (sampled, peer_seconds),
                 bound_seconds,
             )
-        if "large" in parts and large_scale:
-            print(f"large matrix ({load()})")
-            big = write(Path(scratch) / "large", large_scale)
-            seconds, peak, line = run_build(big, Path(scratch) / "large-site", None)
-            print(f"  {line}")
-            print(f"  site: {site_stats(Path(scratch) / 'large-site')}")
-            print(f"  sevref build                 {seconds:7.2f} s  peak {peak / 2**20:,.0f} MiB (process tree)")
+        for part, size, goal in (("large", large_scale, 15), ("huge", huge_scale, 150)):
+            if part in parts and size:
+                large(Path(scratch) / part, size, goal)
+
+
+GIB = 2**30
+"""The goal of the large builds' peak memory, across processes."""
+
+
+def large(folder: Path, scale: int, goal: float) -> None:
+    """Build the matrix at ``scale`` once; print its time, memory and bytes per entry against the goal and the bound."""
+    print(f"{'large' if scale <= 10 else 'huge'} matrix, scale {scale} ({commands.load()})")
+    manifests = write(folder / "inputs", scale)
+    seconds, peak, line = run_build(manifests, folder / "site", None, "--max-entries", str(200_000 * scale))
+    print(f"  {line}")
+    print(f"  site: {site_stats(folder / 'site')}")
+    prepared = prepare(manifests, CACHE, 200_000 * scale)
+    entries, bound_seconds = prepared.expansion.entries, bound(prepared)
+    size = sum(p.stat().st_size for p in (folder / "site").rglob("*") if p.is_file())
+    shutil.rmtree(folder)
+    show = commands.show
+    show(
+        f"sevref build, {entries:,} entries",
+        f"{seconds:.1f} s",
+        f"{seconds / bound_seconds:.1f}x the bound ({bound_seconds:.2f} s)",
+        f"goal <= {goal:.0f} s",
+        seconds <= goal,
+    )
+    show("  entries/s", f"{entries / seconds:,.0f}")
+    show(
+        "  peak memory (process tree)",
+        f"{peak / 2**20:,.0f} MiB",
+        f"{peak / GIB:.2f}x 1 GiB",
+        "goal < 1 GiB",
+        peak < GIB,
+    )
+    show("  written", f"{size / 2**20:,.0f} MiB", f"{size / entries:.0f} bytes an entry")
 
 
 def report_standard(  # type: ignore[no-untyped-def]
@@ -259,15 +296,17 @@ def report_standard(  # type: ignore[no-untyped-def]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"run only {', '.join(QUICK)}")
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS + OPT_IN)}")
     parser.add_argument("--runs", type=int, default=11, help="runs of each timed command (odd: a true median)")
     parser.add_argument("--scale", type=int, default=1)
     parser.add_argument("--large", type=int, default=10, help="scale of the large build (0: skip)")
+    parser.add_argument("--huge", type=int, default=100, help="scale of the huge build (part huge, only when asked)")
     parser.add_argument("--sample", type=int, default=300)
     args = parser.parse_args()
     parts = set(QUICK if args.quick else args.parts.split(","))
-    if parts - set(PARTS):
-        parser.error(f"unknown part {sorted(parts - set(PARTS))[0]!r}; expected some of {', '.join(PARTS)}")
+    if parts - set(PARTS + OPT_IN):
+        unknown = sorted(parts - set(PARTS + OPT_IN))[0]
+        parser.error(f"unknown part {unknown!r}; expected some of {', '.join(PARTS + OPT_IN)}")
     commands.prepare()
     print(f"sevref bench: {commands.load()}")
     with tempfile.TemporaryDirectory(prefix="sevref-bench-") as scratch:
@@ -277,7 +316,7 @@ def main() -> None:
             commands.command_line(args.runs, Path(scratch))
         if "batch" in parts:
             commands.batch(max(5, args.runs // 2), args.sample, Path(scratch))
-    matrix(args.scale, args.large, args.sample, parts)
+    matrix(args.scale, args.large, args.huge, args.sample, parts)
     print(f"done ({commands.load()})")
 
 
