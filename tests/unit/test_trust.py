@@ -199,8 +199,8 @@ def test_integrity_a_changed_file(files: dict[str, bytes]) -> None:
     assert error.check is Check.INTEGRITY
     sha256, size = establish(fetcher(files), anchor(K1)).files[path]
     # Longer than listed: only size + 1 bytes are read, so there is no sha256 of the whole to name.
-    assert (
-        str(error) == f"not trusted: integrity: {path} has more than {size} bytes; the signed index says {size} bytes"
+    assert str(error) == (
+        f"not trusted: integrity: {path} has more than {size} bytes; the signed index says {sha256} ({size} bytes)"
     )
     same_size = files[path].replace(b'"status":"active"', b'"status":"ACTIVE"', 1)
     error = refused({**files, path: same_size}, anchor(K1))
