@@ -31,6 +31,9 @@ from tests.conftest import REPO
 MODULES = ("sevref.trust", "sevref.state", "sevref.keychain", "sevref.timestamp", "sevref.match")
 """The verifier's checks: the trust stages, the state's rules, the key chain, freshness, lookups."""
 TESTS = [
+    "tests/unit/test_trust.py",
+    "tests/unit/test_keychain.py",
+    "tests/unit/test_match.py",
     "tests/test_conformance.py",
     "tests/unit/test_state.py",
     "tests/test_memory.py",

@@ -13,12 +13,13 @@ from datetime import timedelta
 
 import pytest
 
-from sevref.errors import Check, TrustError
+from sevref.errors import Check, FetchError, TrustError
 from sevref.keychain import KeyEntry, KeysDocument, next_document
+from sevref.limits import MAX_KEYS_DOCUMENTS
 from sevref.serialize import canonical
 from sevref.sign import INDEX_PAYLOAD_TYPE, KEYS_PAYLOAD_TYPE, Algorithm, KeySigner, envelope, generate_key, sign_file
-from sevref.state import StreamState
-from sevref.trust import TrustAnchor, TrustedPublication, establish
+from sevref.state import ChainLink, PublisherState, StreamState
+from sevref.trust import Fetch, TrustAnchor, TrustedPublication, establish
 from tests.unit.publication import AT, anchor, build_publication, fetcher, republish, sha256
 
 K1 = KeySigner(generate_key(Algorithm.ECDSA_P256))
@@ -330,3 +331,80 @@ def test_read_parses_once(files: dict[str, bytes]) -> None:
     first = trusted.read("catalog/tiny.json")
     assert trusted.read("catalog/tiny.json") is first
     assert fetched == ["catalog/tiny.json"]
+
+
+# --------------------------------------------------------------------------- checks only a hostile mirror or state reaches
+# (tests/test_mutants.py deletes each check in turn: these make sure an in-process test notices)
+
+
+def test_keys_a_remembered_document_that_is_no_keys_document(files: dict[str, bytes]) -> None:
+    """The state remembers keys/1 by its sha256; bytes with that sha256 that are no keys document are refused."""
+    garbage = b"not a keys document"
+    known = PublisherState((ChainLink(1, sha256(garbage)),), ())
+    error = refused({**files, "keys/1.dsse.json": garbage}, anchor(K1, known_chain=known))
+    assert error.check is Check.KEYS
+    assert str(error).startswith("not trusted: keys: keys/1.dsse.json, trusted before: keys/1.dsse.json: not JSON")
+
+
+def test_keys_an_endless_chain_is_read_to_its_limit(files: dict[str, bytes]) -> None:
+    """Keys documents no pinned key signs, one after another: the walk stops at MAX_KEYS_DOCUMENTS."""
+    endless = {**files}
+    for version in range(1, MAX_KEYS_DOCUMENTS + 2):
+        document = KeysDocument("golden", version, (KeyEntry.of(K3),))
+        endless[f"keys/{version}.dsse.json"] = canonical(envelope(document.to_bytes(), KEYS_PAYLOAD_TYPE, [K3]))
+    error = refused(endless, anchor(K1))
+    assert (error.check, str(error)) == (
+        Check.KEYS,
+        f"not trusted: keys: more than {MAX_KEYS_DOCUMENTS} keys documents; sevref reads at most that many a run",
+    )
+
+
+def failing(files: dict[str, bytes], broken: str, error: Exception) -> Fetch:
+    """A fetch that raises ``error`` for the path ``broken``."""
+    inner = fetcher(files)
+
+    def fetch(path: str, limit: int) -> bytes:
+        if path == broken:
+            raise error
+        return inner(path, limit)
+
+    return fetch
+
+
+def test_fetch_failures_are_not_called_unsigned(files: dict[str, bytes]) -> None:
+    unsigned = {path: data for path, data in files.items() if path != "index.dsse.json"}
+    with pytest.raises(TrustError) as raised:
+        establish(failing(unsigned, "index.json", FetchError("index.json: connection refused")), anchor(K1))
+    assert (raised.value.check, str(raised.value)) == (
+        Check.FETCH,
+        "not trusted: fetch: index.json: connection refused",
+    )
+    with pytest.raises(TrustError) as raised:
+        establish(failing(files, "index.json", FetchError("index.json: connection reset")), anchor(K1))
+    assert (raised.value.check, str(raised.value)) == (Check.FETCH, "not trusted: fetch: index.json: connection reset")
+
+
+def test_signature_a_signed_index_that_says_it_is_unsigned(files: dict[str, bytes]) -> None:
+    error = refused(republish(files, K1, {}, {"signing": None}), anchor(K1))
+    assert (error.check, str(error)) == (
+        Check.SIGNATURE,
+        "not trusted: signature: index.json says the release is unsigned (signing: null), yet it is signed",
+    )
+
+
+def test_integrity_a_file_listed_twice(files: dict[str, bytes]) -> None:
+    entries = json.loads(files["index.json"])["files"]
+    error = refused(republish(files, K1, {}, {"files": [*entries, entries[0]]}), anchor(K1))
+    assert (error.check, str(error)) == (
+        Check.INTEGRITY,
+        f"not trusted: integrity: index.json lists {entries[0]['path']} twice; expected each file once",
+    )
+
+
+def test_signature_an_index_that_names_another_signer(files: dict[str, bytes]) -> None:
+    signing = {**json.loads(files["index.json"])["signing"], "keyid": K3.keyid}
+    error = refused(republish(files, K1, {}, {"signing": signing}), anchor(K1))
+    assert (error.check, str(error)) == (
+        Check.SIGNATURE,
+        f"not trusted: signature: index.json names signing key {K3.keyid}; index.dsse.json is signed by {K1.keyid}",
+    )
