@@ -47,7 +47,7 @@ from sevref.limits import (
 from sevref.manifest.loader import parse_yaml
 from sevref.manifest.model import Manifest
 from sevref.manifest.reader import load_manifests
-from sevref.records import CALCULATOR, Counts, Index, Layout, Previous, Release, Signing
+from sevref.records import CALCULATOR, Counts, FileRef, Index, Layout, Previous, Release, Signing
 from sevref.render import Site
 from sevref.serialize import canonical
 from sevref.sign import Signer
@@ -380,17 +380,7 @@ def _changes(previous: Snapshot, prepared: Prepared, site: Site, counts: Counts,
             f"--previous is serial {old.serial}; this build is serial {new.serial}: expected a higher serial "
             f"(raise the manifest's serial above {old.serial})"
         )
-    provisional = Index(  # the fields a history compares; the files are not written yet
-        release=new,
-        publisher_name=site.publisher_name,
-        contact=site.contact,
-        url=site.url,
-        issued=site.issued,
-        expires=site.expires,
-        counts=counts,
-        layout=Layout.for_counts(counts.groups, counts.entries),
-        files=(),
-    )
+    provisional = _index(site, counts, files=())  # the fields a history compares; the files are not written yet
     snapshot = Snapshot(
         index=provisional,
         index_sha256="",
@@ -411,11 +401,15 @@ def _changes(previous: Snapshot, prepared: Prepared, site: Site, counts: Counts,
     return changes
 
 
-def _write_index(
-    tree: Tree, site: Site, counts: Counts, signing: Signing | None, previous: Previous | None = None
+def _index(
+    site: Site,
+    counts: Counts,
+    files: tuple[FileRef, ...],
+    signing: Signing | None = None,
+    previous: Previous | None = None,
 ) -> Index:
-    """Write ``index.json``: the release, its validity, every file written so far, and the release it follows."""
-    index = Index(
+    """The index of a release: its site's facts, its counts and layout, and the files given."""
+    return Index(
         release=site.release,
         publisher_name=site.publisher_name,
         contact=site.contact,
@@ -424,10 +418,17 @@ def _write_index(
         expires=site.expires,
         counts=counts,
         layout=Layout.for_counts(counts.groups, counts.entries),
-        files=tuple(sorted(tree.files, key=lambda f: f.path)),
+        files=files,
         signing=signing,
         previous=previous,
     )
+
+
+def _write_index(
+    tree: Tree, site: Site, counts: Counts, signing: Signing | None, previous: Previous | None = None
+) -> Index:
+    """Write ``index.json``: the release, its validity, every file written so far, and the release it follows."""
+    index = _index(site, counts, tuple(sorted(tree.files, key=lambda f: f.path)), signing, previous)
     data = index.to_dict()
     check_document("index", data, "index.json")
     tree.write("index.json", canonical(data))
