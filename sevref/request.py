@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from json.scanner import make_scanner
 from pathlib import Path
 
+from sevref import strictjson
 from sevref.binfmt.vmsa import Vmm, VmsaProfile, lookup_cpu_model
 from sevref.digest import MAX_VCPUS, KernelBoot, LaunchConfig, Mode
 from sevref.errors import ConfigError, SevrefError
@@ -292,31 +293,15 @@ def request_from_mapping(
     return DigestRequest(mode, firmware, pin, vcpus, cpu, config, kernel, initrd, cmdline, prefix)
 
 
-def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    result: dict[str, object] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ConfigError(f"key {key!r} appears twice; expected each key once")
-        result[key] = value
-    return result
-
-
-def _no_constants(text: str) -> object:
-    raise ConfigError(f"expected JSON numbers to be integers, found {text}")
-
-
 def _parse_line(line: str, base: Path) -> DigestRequest | SevrefError:
     """One line of a batch, read with every check: a request or the error found."""
     try:
         if not line.strip():
             raise ConfigError("empty line; expected a JSON object")
         try:
-            value = json.loads(
-                line,
-                object_pairs_hook=_no_duplicates,
-                parse_float=_no_constants,
-                parse_constant=_no_constants,
-            )
+            value = strictjson.decode(line)
+        except strictjson.Refused as error:
+            raise ConfigError(str(error)) from None
         except json.JSONDecodeError as error:
             raise ConfigError(f"not JSON: {error.msg} at column {error.colno}") from error
         except ValueError as error:  # an integer longer than Python converts

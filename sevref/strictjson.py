@@ -21,28 +21,45 @@ from typing import Any
 
 from sevref.errors import JSONFormatError
 
-__all__ = ["loads"]
+__all__ = ["Refused", "decode", "loads"]
 
 
-class _Refused(Exception):
-    """Raised inside the decoder's hooks; turned into a JSONFormatError by :func:`loads`."""
+class Refused(Exception):
+    """A strict rule broken inside the decoder's hooks: a duplicate key, a number that is not an integer."""
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     value: dict[str, Any] = {}
     for key, item in pairs:
         if key in value:
-            raise _Refused(f"key {key!r} appears twice in one object; expected each key once")
+            raise Refused(f"key {key!r} appears twice in one object; expected each key once")
         value[key] = item
     return value
 
 
 def _number(text: str) -> Any:
-    raise _Refused(f"the number {text[:40]} is not an integer; expected integers only")
+    raise Refused(f"the number {text[:40]} is not an integer; expected integers only")
 
 
 def _constant(text: str) -> Any:
-    raise _Refused(f"{text} is not JSON; expected integers only")
+    raise Refused(f"{text} is not JSON; expected integers only")
+
+
+def decode(text: str) -> Any:
+    """Parse JSON text under sevref's strict rules, leaving the errors to the caller.
+
+    Args:
+        text: the JSON text.
+
+    Returns:
+        The value: dicts, lists, strings, integers, booleans and None.
+
+    Raises:
+        Refused: a duplicate key, or a number that is not an integer.
+        RecursionError: nested deeper than Python's stack.
+        ValueError: not JSON (a JSONDecodeError), or an integer longer than Python converts.
+    """
+    return json.loads(text, object_pairs_hook=_object, parse_float=_number, parse_constant=_constant)
 
 
 def loads(data: bytes, what: str) -> Any:
@@ -66,8 +83,8 @@ def loads(data: bytes, what: str) -> Any:
     if text.startswith("\ufeff"):
         raise JSONFormatError(f"{what}: starts with a byte order mark; expected UTF-8 JSON without one")
     try:
-        return json.loads(text, object_pairs_hook=_object, parse_float=_number, parse_constant=_constant)
-    except _Refused as error:
+        return decode(text)
+    except Refused as error:
         raise JSONFormatError(f"{what}: {error}") from None
     except RecursionError:
         raise JSONFormatError(f"{what}: nested deeper than sevref reads; expected a flatter document") from None

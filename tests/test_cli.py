@@ -164,8 +164,8 @@ def test_bad_batch_lines_do_not_stop_the_others(
     expected = [
         "line 2: not JSON: Expecting property name enclosed in double quotes at column 2",
         "line 3: unknown key 'vcpu'; expected keys from mode, firmware",
-        "line 4: key 'mode' appears twice; expected each key once",
-        "line 5: expected JSON numbers to be integers, found 1.5",
+        "line 4: key 'mode' appears twice in one object; expected each key once",
+        "line 5: the number 1.5 is not an integer; expected integers only",
         "line 6: empty line; expected a JSON object",
         "line 7: firmware missing.fd: No such file or directory",
         f"line 8: firmware fw.fd: sha256 is {hashlib.sha256(fw.read_bytes()).hexdigest()}, expected {'00' * 32} (the pin)",

@@ -339,12 +339,21 @@ BAD_LINES: dict[str, tuple[str, str]] = {
     "a list": ("[1]", "expected a JSON object, found list"),
     "text": ('"sev"', "expected a JSON object, found str"),
     "null": ("null", "expected a JSON object, found NoneType"),
-    "a float": ('{"mode": "sev", "firmware": "f", "vcpus": 1.0}', "expected JSON numbers to be integers, found 1.0"),
-    "an exponent": ('{"vcpus": 1e3}', "expected JSON numbers to be integers, found 1e3"),
-    "NaN": ('{"vcpus": NaN}', "expected JSON numbers to be integers, found NaN"),
-    "Infinity": ('{"vcpus": -Infinity}', "expected JSON numbers to be integers, found -Infinity"),
-    "a duplicate key": ('{"mode": "sev", "mode": "sev-es"}', "key 'mode' appears twice; expected each key once"),
-    "a duplicate key further in": ('{"x": {"a": 1, "a": 2}}', "key 'a' appears twice; expected each key once"),
+    "a float": (
+        '{"mode": "sev", "firmware": "f", "vcpus": 1.0}',
+        "the number 1.0 is not an integer; expected integers only",
+    ),
+    "an exponent": ('{"vcpus": 1e3}', "the number 1e3 is not an integer; expected integers only"),
+    "NaN": ('{"vcpus": NaN}', "NaN is not JSON; expected integers only"),
+    "Infinity": ('{"vcpus": -Infinity}', "-Infinity is not JSON; expected integers only"),
+    "a duplicate key": (
+        '{"mode": "sev", "mode": "sev-es"}',
+        "key 'mode' appears twice in one object; expected each key once",
+    ),
+    "a duplicate key further in": (
+        '{"x": {"a": 1, "a": 2}}',
+        "key 'a' appears twice in one object; expected each key once",
+    ),
     "a number longer than Python converts": (
         '{"vcpus": 1' + "0" * 5000 + "}",
         "not JSON: Exceeds the limit (4300 digits) for integer string conversion: value has 5001 digits; "
