@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from sevref.errors import LayoutError
 
-__all__ = ["canonical", "canonical_frame", "canonical_row", "json_line"]
+__all__ = ["canonical", "canonical_frame", "canonical_pairs", "canonical_rows", "canonical_table", "json_line"]
 
 _MAX_SAFE = (1 << 53) - 1
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"))
@@ -89,11 +89,23 @@ def canonical(value: object) -> bytes:
         raise LayoutError(f"text with a lone surrogate has no canonical JSON form: {error}") from error
 
 
-def canonical_row(*values: str) -> bytes:
-    r"""Canonical JSON of a list of plain strings (ids, hex digests, mode names), quickly.
+def _require_plain(values: Iterable[str], joined: Callable[[], str]) -> None:
+    r"""Raise unless every value is a plain string: one match over ``joined()`` (all of them), else the first named."""
+    try:
+        if _PLAIN.fullmatch(joined()) is not None:  # a class of characters: the whole is plain iff each part is
+            return
+    except TypeError:  # an item that is no string
+        pass
+    for value in values:
+        if type(value) is not str or not _PLAIN.fullmatch(value):
+            raise LayoutError(f"{value!r}: not a plain string; expected printable ASCII without quotes or backslashes")
+
+
+def canonical_rows(rows: Sequence[Sequence[str]]) -> bytes:
+    r"""Canonical JSON of a list of lists of plain strings (a firmware's candidates), quickly.
 
     Args:
-        *values: printable ASCII strings without ``"`` or ``\\``.
+        rows: lists of printable ASCII strings without ``"`` or ``\\`` (ids, hex digests, mode names).
 
     Returns:
         The same bytes as :func:`canonical` of the list.
@@ -101,12 +113,58 @@ def canonical_row(*values: str) -> bytes:
     Raises:
         LayoutError: a string outside that set (use :func:`canonical`).
     """
-    for value in values:
-        if type(value) is not str or not _PLAIN.fullmatch(value):
-            raise LayoutError(f"{value!r}: not a plain string; expected printable ASCII without quotes or backslashes")
-    if not values:
-        return b"[]"
-    return ('["' + '","'.join(values) + '"]').encode("ascii")
+    if not set(map(type, rows)) <= {list, tuple}:
+        raise LayoutError("rows must be lists of plain strings")
+    _require_plain((value for row in rows for value in row), lambda: "".join(map("".join, rows)))
+    return ("[" + ",".join(['["' + '","'.join(row) + '"]' if row else "[]" for row in rows]) + "]").encode("ascii")
+
+
+def canonical_pairs(pairs: Sequence[tuple[int | None, str]]) -> bytes:
+    r"""Canonical JSON of a list of [count or null, plain string] pairs (a group's entries), quickly.
+
+    Args:
+        pairs: (a safe integer or None, printable ASCII without ``"`` or ``\\``).
+
+    Returns:
+        The same bytes as :func:`canonical` of the list of pairs.
+
+    Raises:
+        LayoutError: a value outside that domain (use :func:`canonical`).
+    """
+    if not set(map(type, pairs)) <= {list, tuple} or not set(map(len, pairs)) <= {2}:
+        raise LayoutError("pairs must be [integer or null, plain string]")
+    counts = [count for count, _ in pairs]
+    numbers = [count for count in counts if count is not None]
+    if not set(map(type, numbers)) <= {int} or (
+        numbers and not -_MAX_SAFE <= min(numbers) <= max(numbers) <= _MAX_SAFE
+    ):
+        raise LayoutError("pairs must be [integer or null, plain string]; an integer within +-(2**53-1)")
+    texts = [text for _, text in pairs]
+    _require_plain(texts, lambda: "".join(texts))
+    rows = [f'[{"null" if count is None else count},"{text}"]' for count, text in pairs]
+    return ("[" + ",".join(rows) + "]").encode("ascii")
+
+
+def canonical_table(table: Mapping[str, list[str]]) -> bytes:
+    r"""Canonical JSON of an object of plain strings to lists of plain strings (a digest shard's table), quickly.
+
+    Args:
+        table: keys and list items printable ASCII without ``"`` or ``\\``; the lists keep their order.
+
+    Returns:
+        The same bytes as :func:`canonical` of the object.
+
+    Raises:
+        LayoutError: a key or item outside that set (use :func:`canonical`).
+    """
+    keys = list(table)
+    _require_plain(keys, lambda: "".join(keys))
+    keys.sort()  # RFC 8785 sorts by UTF-16 code units: for ASCII, as Python does
+    if not set(map(type, table.values())) <= {list}:
+        raise LayoutError("a table's values must be lists of plain strings")
+    _require_plain((item for key in keys for item in table[key]), lambda: "".join(map("".join, table.values())))
+    rows = ('"' + key + '":[' + ('"' + '","'.join(table[key]) + '"' if table[key] else "") + "]" for key in keys)
+    return ("{" + ",".join(rows) + "}").encode("ascii")
 
 
 def canonical_frame(value: Mapping[str, object], key: str) -> tuple[bytes, bytes]:

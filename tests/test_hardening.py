@@ -264,6 +264,48 @@ def test_a_killed_build_leaves_the_previous_publication_intact(milestone: str, t
     assert verify(out, tmp_path / "key.pub", tmp_path).returncode == 0
 
 
+def children(pid: int) -> set[int]:
+    """The processes ``pid`` started (of every thread of it)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie, waiting only to be reaped, does not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_the_workers_of_a_killed_build_die_with_it(tmp_path: Path) -> None:
+    # A build killed with SIGKILL runs no clean-up of its own. Its workers must not go on writing
+    # into the abandoned scratch folder, which the next build clears away: the kernel kills them.
+    generate_key_files(tmp_path / "key", Algorithm.ECDSA_P256, PASSPHRASE.encode())
+    build = signed_build(big_manifest(tmp_path), tmp_path / "site", tmp_path / "key.pem", tmp_path)
+    deadline = time.monotonic() + TIMEOUT
+    workers: set[int] = set()
+    while time.monotonic() < deadline and build.poll() is None and len(workers) < 2:
+        if any((s / "entry").exists() for s in tmp_path.glob(".site.tmp-*")):  # the workers are writing
+            workers = children(build.pid)
+    assert len(workers) == 2, "the build ended before its two workers wrote; make BIG bigger"
+    build.send_signal(signal.SIGKILL)
+    build.wait(TIMEOUT)
+    left = scratch_files(tmp_path)  # before communicate(): it waits for every holder of the pipes, workers too
+    time.sleep(1)  # a worker's task takes longer: one that outlived the build would write meanwhile
+    assert scratch_files(tmp_path) == left
+    assert not any(alive(pid) for pid in workers)
+    build.communicate()
+
+
+def scratch_files(folder: Path) -> dict[str, int]:
+    """The files in the scratch folders of ``folder/site``, with their sizes."""
+    return {str(p.relative_to(folder)): p.stat().st_size for p in folder.glob(".site.tmp-*/**/*") if p.is_file()}
+
+
 def test_two_builds_at_once_one_wins(tmp_path: Path) -> None:
     generate_key_files(tmp_path / "key", Algorithm.ECDSA_P256, PASSPHRASE.encode())
     big = big_manifest(tmp_path)

@@ -20,8 +20,8 @@ from sevref.errors import LayoutError
 from sevref.expand import expand
 from sevref.manifest.loader import parse_yaml
 from sevref.manifest.reader import load_manifests
-from sevref.serialize import canonical, canonical_frame, canonical_row
-from sevref.validate import LONG_LISTS, validator
+from sevref.serialize import canonical, canonical_frame, canonical_pairs, canonical_rows, canonical_table
+from sevref.validate import LONG_LISTS, WRITTEN, validator
 from tests.conftest import REPO
 
 SAFE = (1 << 53) - 1
@@ -53,14 +53,33 @@ def test_frame_equals_whole(value: dict[str, Any], items: list[Any]) -> None:
     assert streamed == canonical({**value, "list": items})
 
 
-@given(
-    st.lists(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=10), min_size=1, max_size=4)
-)
-def test_row_equals_canonical_or_refuses(values: list[str]) -> None:
+printable = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=10)
+
+
+def _quick_or_refused(write: Any, value: Any, strings: list[str]) -> None:
+    """The quick writer gives canonical()'s bytes, or refuses because a string is not plain."""
     try:
-        assert canonical_row(*values) == canonical(values)
+        assert write(value) == canonical(value)
     except LayoutError:
-        assert any('"' in v or "\\" in v for v in values)
+        assert any('"' in s or "\\" in s for s in strings)
+
+
+@given(st.lists(st.lists(printable, max_size=4), max_size=4))
+def test_rows_equal_canonical_or_refuse(rows: list[list[str]]) -> None:
+    _quick_or_refused(canonical_rows, rows, [s for row in rows for s in row])
+
+
+@given(st.lists(st.tuples(st.none() | st.integers(-SAFE, SAFE), printable), max_size=4))
+def test_pairs_equal_canonical_or_refuse(pairs: list[tuple[int | None, str]]) -> None:
+    try:
+        assert canonical_pairs(pairs) == canonical([list(pair) for pair in pairs])
+    except LayoutError:
+        assert any('"' in s or "\\" in s for _, s in pairs)
+
+
+@given(st.dictionaries(printable, st.lists(printable, max_size=3), max_size=4))
+def test_table_equals_canonical_or_refuses(table: dict[str, list[str]]) -> None:
+    _quick_or_refused(canonical_table, table, [*table, *(s for items in table.values() for s in items)])
 
 
 @pytest.mark.parametrize("value", [1.5, float("nan"), {1: "a"}, {"é": 1}, 1 << 53, {1, 2}, (1, 2), b"x", "\udc80"])
@@ -144,6 +163,55 @@ sha256s = st.text(alphabet=HEX, min_size=64, max_size=64) | hexes
 def test_file_checker_agrees_with_the_schema(item: Any) -> None:
     checker = LONG_LISTS["index"][1]
     assert (checker(item) is None) == _item_schema("index").is_valid(item)
+
+
+def _written_agrees(kind: str, items: Any) -> None:
+    """WRITTEN[kind] accepts the canonical JSON of a long list exactly when its checker accepts every item."""
+    try:
+        written = canonical(items)
+    except LayoutError:
+        return  # no canonical form: never written
+    checker = LONG_LISTS[kind][1]
+    if isinstance(items, dict):
+        accepted = all(checker(key, value) is None for key, value in items.items())
+    else:
+        accepted = all(checker(item) is None for item in items)
+    assert (WRITTEN[kind].fullmatch(written) is not None) == accepted, written
+
+
+entry_pairs = st.lists(st.one_of(st.none(), st.integers(-2, 5000), st.booleans(), digests, anything), max_size=3)
+
+
+@settings(max_examples=400)
+@given(st.lists(st.one_of(entry_pairs, st.tuples(st.none() | st.integers(0, 4097), digests).map(list)), max_size=4))
+def test_written_entries_agree_with_their_checker(items: list[Any]) -> None:
+    _written_agrees("group", items)
+
+
+def test_written_entries_take_exactly_the_vcpu_counts_the_checker_takes() -> None:
+    # _VCPUS spells 1..MAX_VCPUS as a regular expression: every count from 0 to past the limit
+    for count in range(-1, 10_001):
+        _written_agrees("group", [[count, "ab" * 32]])
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(
+        st.one_of(
+            st.lists(st.one_of(ids, st.sampled_from(["sev", "sev-es", "sev-snp"]), digests, anything), max_size=4),
+            st.tuples(ids, st.sampled_from(["sev", "sev-es", "sev-snp", "SEV"]), digests).map(list),
+        ),
+        max_size=4,
+    )
+)
+def test_written_candidates_agree_with_their_checker(items: list[Any]) -> None:
+    _written_agrees("firmware", items)
+
+
+@settings(max_examples=400)
+@given(st.dictionaries(digests, st.one_of(st.lists(st.one_of(ids, anything), max_size=3), anything), max_size=4))
+def test_written_digest_tables_agree_with_their_checker(table: dict[str, Any]) -> None:
+    _written_agrees("digests", table)
 
 
 GOLDEN = REPO / "tests" / "golden"

@@ -19,6 +19,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ from sevref.records import (
     Release,
 )
 from sevref.render import Renderer, Site
-from sevref.serialize import canonical, canonical_frame, canonical_row
+from sevref.serialize import canonical, canonical_frame, canonical_pairs, canonical_rows, canonical_table
 from sevref.sign import INDEX_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Signer, envelope, sign_file, statement
 from sevref.validate import check_document, check_group
 
@@ -253,9 +254,11 @@ def _compute(plan: BuildPlan, group: Group) -> _Computed:
     digests = [by_count[count] for count in counts]
     record = group_record(group, digests, plan.records[group.firmware])
     data = record.to_dict()
-    check_group(data)
+    entries = canonical_pairs(data["entries"])  # type: ignore[arg-type]  # [[vcpus, digest]], by record.to_dict
+    check_group(data, entries)
+    head, tail = canonical_frame({key: value for key, value in data.items() if key != "entries"}, "entries")
     _, page = plan.renderer.entry(record)
-    return _Computed(canonical(data), digests, page, record.catalog_row())
+    return _Computed(head + entries + tail, digests, page, record.catalog_row())
 
 
 @dataclass(frozen=True)
@@ -281,7 +284,7 @@ def _write_groups(plan: BuildPlan, spill: _Spill, task: int, start: int, end: in
     """Compute and write groups[start:end] (whole group shards): shards, pages, candidates, spilled digests."""
     tree = Tree(plan.root)
     rows: list[CatalogRow] = []
-    candidates: dict[str, list[bytes]] = {}
+    candidates: dict[str, list[tuple[str, str, str]]] = {}
     shard: Stream | None = None
     entries = 0
     for group in plan.groups[start:end]:
@@ -303,18 +306,19 @@ def _write_groups(plan: BuildPlan, spill: _Spill, task: int, start: int, end: in
             text, ident = value.hex(), entry_id(group.id, count)
             spill.add(text, ident)
             if listed is not None:
-                listed.append(canonical_row(ident, str(group.mode), text))
+                listed.append((ident, str(group.mode), text))
         entries += len(computed.digests)
     if shard is not None:
         shard.close()
     spill.flush()
     for ident, items in candidates.items():
+        written = canonical_rows(items)
+        head, tail = plan.frames[ident]
+        # the part of firmware/<id>.json this task writes, checked as that file is
+        check_document("firmware", json.loads(head + b"[]" + tail), f"firmware/{ident}.json", written)
         path = _fragment(plan, ident, task)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b",".join(items))
-        head, tail = plan.frames[ident]
-        # read back: the part of firmware/<id>.json this task wrote, checked as that file is
-        check_document("firmware", json.loads(head + b"[" + path.read_bytes() + b"]" + tail), f"firmware/{ident}.json")
+        path.write_bytes(written[1:-1])  # the items, joined by commas: see _join_candidates
     return _Written(tree.files, rows, entries, tuple(candidates))
 
 
@@ -332,13 +336,14 @@ def _join_candidates(plan: BuildPlan, _spill: _Spill, ident: str, tasks: Sequenc
 
 
 def _write_digests(plan: BuildPlan, _spill: _Spill, bucket: str) -> list[FileRef]:
-    """Write the digest shards of one spill bucket, each read back and checked."""
+    """Write the digest shards of one spill bucket, each checked as written."""
     tree = Tree(plan.root)
     shards: dict[str, dict[str, list[str]]] = {}
+    shard_of = plan.layout.digest_shard
     for spilled in sorted((plan.root / ".digests").glob(f"{bucket}-*")):
-        for line in spilled.read_text(encoding="ascii").splitlines():
-            digest, entry = line.split(" ")
-            shards.setdefault(plan.layout.digest_shard(digest), {}).setdefault(digest, []).append(entry)
+        words = iter(spilled.read_text(encoding="ascii").split())
+        for digest, entry in zip(words, words, strict=True):  # "<digest> <entry id>" lines
+            shards.setdefault(shard_of(digest), {}).setdefault(digest, []).append(entry)
         spilled.unlink()
     release = plan.release.to_dict()
     for name in sorted(shards):
@@ -346,8 +351,11 @@ def _write_digests(plan: BuildPlan, _spill: _Spill, bucket: str) -> list[FileRef
         for entries in table.values():
             entries.sort()
         path = f"digests/{name}.json"
-        tree.write(path, canonical({"schema": SCHEMAS["digests"], "release": release, "shard": name, "digests": table}))
-        check_document("digests", json.loads((plan.root / path).read_bytes()), path)
+        frame = {"schema": SCHEMAS["digests"], "release": release, "shard": name}
+        written = canonical_table(table)
+        check_document("digests", {**frame, "digests": {}}, path, written)
+        head, tail = canonical_frame(frame, "digests")
+        tree.write(path, head + written + tail)  # canonical() of the whole document, from its parts
     return tree.files
 
 
@@ -357,9 +365,31 @@ def _write_digests(plan: BuildPlan, _spill: _Spill, bucket: str) -> list[FileRef
 _worker: tuple[BuildPlan, _Spill] | None = None
 
 
-def _start_worker(plan: BuildPlan) -> None:
-    """Pool initializer: keep the plan, and open this worker's spill of the digest index."""
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this worker when the build process dies, however it dies.
+
+    A build killed with SIGKILL runs no clean-up: without this its workers would
+    finish their tasks into the abandoned scratch folder, while the next build
+    clears it away. Linux's ``prctl(PR_SET_PDEATHSIG)`` (prctl(2)); elsewhere
+    workers outlive their task at worst.
+    """
+    try:
+        import ctypes  # noqa: PLC0415  # only in workers, only on Linux
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() != parent:  # the build died before the request took effect
+        os._exit(1)
+
+
+def _start_worker(plan: BuildPlan, parent: int) -> None:
+    """Pool initializer: die with the build, keep the plan, and open this worker's spill of the digest index."""
     global _worker  # noqa: PLW0603  # one plan per worker process, set once by the pool
+    _die_with(parent)
     _worker = (plan, _Spill(plan.root / ".digests", plan.spill_width))
 
 
@@ -377,7 +407,7 @@ class _Workers:
     def __init__(self, plan: BuildPlan, workers: int) -> None:
         self.plan, self.spill = plan, _Spill(plan.root / ".digests", plan.spill_width)
         self.pool = (
-            multiprocessing.get_context("fork").Pool(workers, initializer=_start_worker, initargs=(plan,))
+            multiprocessing.get_context("fork").Pool(workers, initializer=_start_worker, initargs=(plan, os.getpid()))
             if workers > 1
             else None
         )

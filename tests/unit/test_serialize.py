@@ -1,16 +1,20 @@
 """sevref.serialize: known answers and the exact refusals.
 
 tests/test_properties.py holds canonical() to the ``rfc8785`` package on random
-values, canonical_frame() to canonical() and canonical_row() to canonical(); this
+values, canonical_frame() to canonical(), and canonical_rows(), canonical_pairs() and
+canonical_table() to canonical(); this
 file adds hand-checked bytes and the messages of what has no canonical form.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from sevref.errors import LayoutError
-from sevref.serialize import canonical, canonical_frame, canonical_row, json_line
+from sevref.serialize import canonical, canonical_frame, canonical_pairs, canonical_rows, canonical_table, json_line
 
 KNOWN: dict[str, tuple[object, bytes]] = {
     # RFC 8785 section 3.2: members sorted by key, no whitespace, integers as is,
@@ -69,18 +73,55 @@ def test_a_lone_surrogate_is_refused() -> None:
     assert str(raised.value).startswith("text with a lone surrogate has no canonical JSON form: ")
 
 
-@pytest.mark.parametrize("value", ['a"b', "a\\b", "é", "a\n", "\x7f", 1])
-def test_canonical_row_refuses_what_is_not_plain(value: object) -> None:
+NOT_PLAIN = ['a"b', "a\\b", "é", "a\n", "\x7f", 1]
+
+
+@pytest.mark.parametrize("value", NOT_PLAIN)
+def test_the_quick_writers_refuse_what_is_not_plain(value: object) -> None:
+    expected = f"{value!r}: not a plain string; expected printable ASCII without quotes or backslashes"
+    value_: Any = value
+    writes: list[Callable[[], bytes]] = [
+        lambda: canonical_rows([["fine"], ["fine", value_]]),
+        lambda: canonical_pairs([(1, "fine"), (2, value_)]),
+        lambda: canonical_table({"fine": ["fine", value_]}),
+        lambda: canonical_table({value_: ["fine"]}),
+    ]
+    for write in writes:
+        with pytest.raises(LayoutError) as raised:
+            write()
+        assert str(raised.value) == expected
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [[(True, "a")], [(1.0, "a")], [(1 << 53, "a")], [(-(1 << 53), "a")], [("1", "a")], [(1,)], [(1, "a", "b")], ["ab"]],
+)
+def test_canonical_pairs_refuses_what_is_not_a_count_and_a_string(pairs: list[object]) -> None:
     with pytest.raises(LayoutError) as raised:
-        canonical_row("fine", value)  # type: ignore[arg-type]
-    assert str(raised.value) == f"{value!r}: not a plain string; expected printable ASCII without quotes or backslashes"
+        canonical_pairs(pairs)  # type: ignore[arg-type]
+    assert str(raised.value).startswith("pairs must be [integer or null, plain string]")
 
 
-def test_canonical_row() -> None:
-    assert canonical_row() == b"[]"
-    assert canonical_row("0123456789abcdef0123-0001", "sev-es", "ab" * 32) == canonical(
-        ["0123456789abcdef0123-0001", "sev-es", "ab" * 32]
+def test_the_quick_writers_refuse_other_containers() -> None:
+    with pytest.raises(LayoutError, match="^rows must be lists of plain strings$"):
+        canonical_rows(["ab"])  # a string is not a row, though it iterates as one
+    with pytest.raises(LayoutError, match="^a table's values must be lists of plain strings$"):
+        canonical_table({"a": "bc"})  # type: ignore[dict-item]
+
+
+def test_the_quick_writers() -> None:
+    ident, digest = "0123456789abcdef0123-0001", "ab" * 32
+    assert canonical_rows([]) == b"[]"
+    assert canonical_rows([[ident, "sev-es", digest], ("b", "c"), []]) == canonical(
+        [[ident, "sev-es", digest], ["b", "c"], []]
     )
+    assert canonical_pairs([]) == b"[]"
+    assert canonical_pairs([(4, digest), (None, digest), (-3, "")]) == canonical(
+        [[4, digest], [None, digest], [-3, ""]]
+    )
+    assert canonical_table({}) == b"{}"
+    table = {"b": [ident, "a"], "a": [], "B": ["x"]}  # keys sorted as RFC 8785 does, lists kept in order
+    assert canonical_table(table) == canonical(table) == b'{"B":["x"],"a":[],"b":["0123456789abcdef0123-0001","a"]}'
 
 
 FRAMES: dict[str, tuple[dict[str, object], str, tuple[bytes, bytes]]] = {

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from sevref.errors import LayoutError
-from sevref.validate import KINDS, LONG_LISTS, check_document, check_group, validator
+from sevref.serialize import canonical
+from sevref.validate import KINDS, LONG_LISTS, WRITTEN, check_document, check_group, validator
 from tests.conftest import REPO
 
 GOLDEN = REPO / "tests" / "golden" / "publication"
@@ -117,6 +118,41 @@ def test_defects_anywhere_are_found_with_their_path(name: str) -> None:
         "<last>", str(len(items) - 1)
     )
     assert str(raised.value) == f"{path}: {expected}"
+
+
+@pytest.mark.parametrize("name", [name for name, defect in DEFECTS.items() if defect[0] in WRITTEN])
+def test_defects_in_a_long_list_as_written_are_named_alike(name: str) -> None:
+    # A build checks a long list as the bytes it writes (WRITTEN): the same defect, the same words.
+    kind, path, change, message = DEFECTS[name]
+    member = LONG_LISTS[kind][0]
+    data = golden(path)
+    empty = {**data, member: type(data[member])()}
+    check_document(kind, empty, path, canonical(data[member]))
+    changed = copy.deepcopy(data)
+    change(changed)
+    with pytest.raises(LayoutError) as raised:
+        check_document(kind, empty, path, canonical(changed[member]))
+    expected = message.replace("<last key>", last_key(data.get("digests", {"": 0}))).replace(
+        "<last>", str(len(data[member]) - 1)
+    )
+    assert str(raised.value) == f"{path}: {expected}"
+
+
+def test_a_group_s_entries_as_written() -> None:
+    record = golden("groups/1.json")["groups"][0]
+    what = f"group {record['id']}"
+    check_group(record, canonical(record["entries"]))
+    bad = [*record["entries"], [5, "x"]]
+    with pytest.raises(LayoutError) as raised:
+        check_group(record, canonical(bad))
+    assert str(raised.value) == f"{what}: /entries/{len(bad) - 1}: digest 'x': expected 64 or 96 lowercase hex digits"
+    spaced = canonical(record["entries"]).replace(b",", b", ")  # the same items, not as canonical JSON writes them
+    with pytest.raises(LayoutError) as raised:
+        check_group(record, spaced)
+    assert str(raised.value) == f"{what}: /entries: not in canonical JSON form"
+    with pytest.raises(LayoutError) as raised:
+        check_group(record, b"[[1,")
+    assert str(raised.value).startswith(f"{what}: /entries: not JSON (")
 
 
 def test_check_group_names_the_group() -> None:
