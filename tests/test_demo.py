@@ -9,6 +9,7 @@ expires on its own. Debian's ``faketime`` moves the clock of the real
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -52,6 +53,30 @@ def test_make_demo_passes_two_years_after_the_last_commit(tmp_path: Path) -> Non
     assert later < expires <= later + timedelta(days=181), trusted
     again = make_demo(later + timedelta(days=1), tmp_path)  # a second run starts afresh
     assert again.returncode == 0, again.stdout + again.stderr
+    # What the README shows of make demo is what it prints, line for line, apart from what a run
+    # cannot repeat: its folder, its time, its clock and the demo key made on first use.
+    assert demo_lines(again.stdout) == demo_lines(README_DEMO)
+
+
+README_DEMO = (REPO / "README.md").read_text(encoding="utf-8").split("```text\nbuilt ", 1)[1].split("```", 1)[0]
+README_DEMO = "built " + README_DEMO
+UNREPEATABLE = [
+    (re.compile(r" into \S+ in [0-9.]+ s$"), " into <out> in <seconds> s"),
+    (re.compile(r"\b[0-9a-f]{64}\b"), "<keyid>"),
+    (re.compile(r"\b[0-9a-f]{16}\.\.\."), "<keyid>..."),
+    (re.compile(r"expires \S+$"), "expires <time>"),
+]
+
+
+def demo_lines(text: str) -> list[str]:
+    """sevref's lines from the build's summary to the verifier's verdict, with what a run cannot repeat replaced."""
+    lines = [line for line in text.splitlines() if not line.startswith(".venv/")]  # the commands make echoes
+    start = next(i for i, line in enumerate(lines) if line.startswith("built "))
+    end = next(i for i, line in enumerate(lines) if line.startswith("trusted: "))
+    shown = lines[start : end + 1]
+    for pattern, replacement in UNREPEATABLE:
+        shown = [pattern.sub(replacement, line) for line in shown]
+    return shown
 
 
 def test_a_demo_issued_at_the_last_commit_would_have_expired(tmp_path: Path) -> None:

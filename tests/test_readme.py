@@ -11,8 +11,9 @@ where a console block shows output, the output must be that (``NORMALISE`` lists
 what may differ: nothing yet).
 
 ``make …`` lines run as ``make -n …`` in the clone: the targets run elsewhere
-(tests/test_demo.py runs ``make demo``; CI runs ``make test``), so here they
-only have to exist and parse.
+(tests/test_demo.py runs ``make demo`` and compares what it prints with the
+README's sample of it; CI runs ``make test``), so here they only have to exist
+and parse.
 
 A block that cannot run here says why in a marker right above it,
 ``<!-- readme-test: skip (reason) -->``; ``EXEMPT`` is the complete list, so a
