@@ -34,6 +34,7 @@ __all__ = [
     "Snapshot",
     "States",
     "compare",
+    "link_problem",
     "states_of",
 ]
 
@@ -43,6 +44,35 @@ CHANGES_SCHEMA = SCHEMAS["changes"]
 Runs = tuple[tuple[int, int], ...]
 States = Mapping[int | None, EntryState]
 """One configuration's entries: vCPU count (None for SEV) to lifecycle state."""
+
+
+def link_problem(index: Index, changes: Changes | None) -> str | None:
+    """Whether a release's index and its ``changes.json`` name the same previous release.
+
+    A release built with ``--previous`` names it twice: in its index
+    (``previous``: serial and index sha256) and in ``changes.json``; a release
+    without one has neither. ``sevref sign`` and ``sevref verify`` both hold a
+    publication to this.
+
+    Args:
+        index: the release's index.
+        changes: its ``changes.json``, or None when the index lists none.
+
+    Returns:
+        What disagrees, in words, or None.
+    """
+    named = None if index.previous is None else (index.previous.serial, index.previous.sha256)
+    linked = None if changes is None else (changes.previous.release.serial, changes.previous.index_sha256)
+    if named == linked:
+        return None
+
+    def said(link: tuple[int, str] | None) -> str:
+        """One side's link, in words."""
+        return "no previous release" if link is None else f"previous serial {link[0]} (index.json sha256 {link[1]})"
+
+    if changes is None:
+        return f"index.json names {said(named)}, but the publication lists no changes.json; expected one naming it too"
+    return f"index.json names {said(named)}, but changes.json names {said(linked)}; expected the same link in both"
 
 
 def states_of(group: GroupRecord) -> dict[int | None, EntryState]:

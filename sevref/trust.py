@@ -53,6 +53,7 @@ from sevref.errors import (
     SignatureError,
     TrustError,
 )
+from sevref.history import Changes, link_problem
 from sevref.keychain import KeysDocument, KeyStatus, Role, open_keys_document, read_unverified
 from sevref.limits import (
     MAX_FETCH_BYTES,
@@ -564,16 +565,22 @@ def _signature(fetch: Fetch, path: str) -> bytes:
 
 def _check_everything(publication: TrustedPublication, key: PublicKey, index_json: bytes) -> None:
     fetch = publication.fetch
+    changes = None
     for path in [*publication.files, "index.json"]:
         if path == "index.json":
             data = index_json
         else:
             data, value = _checked(fetch, path, publication.files, publication.index.release)
             _check_schema(path, value)  # parsed values are not kept: a publication can be large
+            if path == "changes.json":
+                changes = Changes.from_dict(value)
         if not path.endswith(".json"):
             continue  # pages and assets have no .sig: the signed index pins them
         if not verify_file(key, data, _signature(fetch, path)):
             raise TrustError(Check.INTEGRITY, f"{path}.sig does not verify with key {publication.keyid}")
+    problem = link_problem(publication.index, changes)
+    if problem is not None:
+        raise TrustError(Check.INTEGRITY, problem)
     _check_statement(publication, key, index_json)
 
 

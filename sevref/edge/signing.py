@@ -32,7 +32,7 @@ from sevref import __version__
 from sevref.edge.files import read_bytes
 from sevref.edge.publish import Tree, site_sources
 from sevref.errors import ConfigError, DigestMismatchError, LayoutError, SignatureError
-from sevref.history import Changes
+from sevref.history import Changes, link_problem
 from sevref.limits import MAX_FETCH_BYTES
 from sevref.records import Catalog, CatalogRow, FileRef, FirmwareRecord, GroupRecord, Index
 from sevref.render import Renderer, Site
@@ -180,12 +180,9 @@ def read_written(folder: Path, *, resign: bool = False, index_sha256: str | None
     changes = None
     if "changes.json" in refs:
         changes = Changes.from_dict(_json(folder, refs["changes.json"], index)[1])
-    linked = None if changes is None else (changes.previous.release.serial, changes.previous.index_sha256)
-    named = None if index.previous is None else (index.previous.serial, index.previous.sha256)
-    if linked != named:
-        raise LayoutError(
-            f"{folder}: index.json names previous release {named}; changes.json {linked}: expected the same"
-        )
+    problem = link_problem(index, changes)
+    if problem is not None:
+        raise LayoutError(f"{folder}: {problem}")
     return Written(
         folder=folder,
         index=index,

@@ -343,6 +343,18 @@ def _data_variants() -> list[Case]:
     shard = json.loads(release[shard_path])
     shard["digests"][digest_1] = [f"{snp[0]['id']}-{count_2:04d}"]
     crossed = signed_release(release, a, changed={shard_path: canonical(shard)})
+    # Release 2 whose changes.json names another previous index than its index does, or is left out.
+    second = tree("release-2")
+    changes = json.loads(second["changes.json"])
+    changes["previous"]["index_sha256"] = hashlib.sha256(tree("rotated")["index.json"]).hexdigest()
+    disagreeing = signed_release(second, a, changed={"changes.json": canonical(changes)})
+
+    def unlist(index: dict[str, Any]) -> None:
+        index["files"] = [f for f in index["files"] if f["path"] != "changes.json"]
+
+    unlisted = signed_release(second, a, edit=unlist)
+    for path in ("changes.json", "changes.json.sig"):
+        del unlisted[path]
     duplicate = canonical(json.loads(release["index.dsse.json"]))
     payload = json.loads(duplicate)["payload"]
     other_payload = base64.b64encode(tree("release-2")["index.json"]).decode()
@@ -366,6 +378,22 @@ def _data_variants() -> list[Case]:
             "integrity",
             changes=put("digest-maps-to-other-entry", release, crossed),
             evidence={"snp_measurement": digest_1},
+        ),
+        make_case(
+            "history-link-disagrees",
+            "Release 2, signed, whose changes.json names another previous index (rotated's) than its index.json does.",
+            "release-2",
+            3,
+            "integrity",
+            changes=put("history-link-disagrees", second, disagreeing),
+        ),
+        make_case(
+            "history-link-unlisted",
+            "Release 2, signed, whose index names a previous release but lists no changes.json.",
+            "release-2",
+            3,
+            "integrity",
+            changes=put("history-link-unlisted", second, unlisted),
         ),
         make_case(
             "envelope-duplicate-key",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sevref.errors import LayoutError
-from sevref.history import CHANGES_SCHEMA, Changes, EntryChange, Snapshot, compare
-from sevref.records import Counts, EntryState, EntryStatus, Index, Layout, Release
+from sevref.history import CHANGES_SCHEMA, Changes, EntryChange, Snapshot, compare, link_problem
+from sevref.records import Counts, EntryState, EntryStatus, Index, Layout, Previous, Release
 from sevref.serialize import canonical
 from sevref.validate import check_document
 
@@ -111,6 +112,25 @@ def test_the_document_is_valid_and_reads_back() -> None:
     assert Changes.from_dict(again) == changes
     built = Changes.from_dict({**again, "index_sha256": None})  # a release's own changes.json
     check_document("changes", built.to_dict(), "changes.json")
+
+
+def test_an_index_and_its_changes_name_one_previous_release() -> None:
+    changes = compare(OLD, NEW)
+    linked = replace(NEW.index, previous=Previous(1, f"{1:064x}"))
+    assert link_problem(linked, changes) is None
+    assert link_problem(NEW.index, None) is None  # a release that follows none names none
+    one = f"previous serial 1 (index.json sha256 {1:064x})"
+    assert link_problem(linked, None) == (
+        f"index.json names {one}, but the publication lists no changes.json; expected one naming it too"
+    )
+    assert link_problem(NEW.index, changes) == (
+        f"index.json names no previous release, but changes.json names {one}; expected the same link in both"
+    )
+    other = replace(NEW.index, previous=Previous(1, "ab" * 32))
+    assert link_problem(other, changes) == (
+        f"index.json names previous serial 1 (index.json sha256 {'ab' * 32}), but changes.json names {one}; "
+        "expected the same link in both"
+    )
 
 
 @pytest.mark.parametrize(
