@@ -19,6 +19,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from sevref._cli import main
+from sevref.serialize import canonical
 from sevref.validate import check_document
 from tests.browser import ARGS, CHROMIUM, settled
 from tests.conftest import missing, serve
@@ -236,6 +237,24 @@ def test_signing_later_keeps_the_link_and_the_changes(releases: Releases, capsys
     for path in mine:
         if not path.endswith((".sig", ".dsse.json")):
             assert (r2 / path).read_bytes() == (later / path).read_bytes(), path
+
+
+def test_sign_refuses_an_index_and_changes_json_that_name_different_releases(releases: Releases, capsys: Any) -> None:
+    status, _ = releases.build("unlinked", 4, "--previous", str(releases.root / "r1"), second=True, signed=False)
+    assert status == 0
+    folder = releases.root / "unlinked"
+    index = json.loads((folder / "index.json").read_bytes())
+    link = index.pop("previous")
+    (folder / "index.json").write_bytes(canonical(index))  # the index no longer names release 1; changes.json does
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEVREF_KEY_PASSPHRASE", GOLDEN_PASSPHRASE)
+        status, _, err = run(["sign", str(folder), *GOLDEN_SIGNING], capsys)
+    assert status == 1
+    assert err == (
+        f"sevref: error: {folder}: index.json names no previous release, but changes.json names previous serial 3 "
+        f"(index.json sha256 {link['sha256']}); expected the same link in both\n"
+    )
+    assert not (folder / "index.dsse.json").exists()
 
 
 @pytest.mark.browser
