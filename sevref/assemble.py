@@ -131,6 +131,7 @@ def group_record(group: Group, digests: Sequence[bytes], firmware: FirmwareRecor
         status=_state(status).status,
         status_reason=_state(status).reason,
         successor=_state(status).successor,
+        status_since=_state(status).since,
         matrix=group.matrix,
         calculator=CALCULATOR,
         entries=tuple((count, digest.hex()) for count, digest in zip(counts, digests, strict=True)),
@@ -156,7 +157,9 @@ def entry_states(group: Group) -> dict[int | None, EntryState]:
 
 def _state(rule: Lifecycle | None) -> EntryState:
     """The published status a lifecycle rule gives (None: active)."""
-    return EntryState(EntryStatus.ACTIVE) if rule is None else EntryState(rule.status, rule.reason, rule.successor)
+    if rule is None:
+        return EntryState(EntryStatus.ACTIVE)
+    return EntryState(rule.status, rule.reason, rule.successor, rule.since)
 
 
 # Firmware-only launches of each mode: what a firmware must offer for the mode at all.

@@ -390,9 +390,9 @@ def _with_status(group: Group, rules: Sequence[Lifecycle]) -> Group:
     if not rules:
         return group
     counts: Sequence[int | None] = group.vcpus or (None,)
-    # Rules that publish the same status, reason and successor mark entries alike.
+    # Rules that publish the same status, reason, successor and time mark entries alike.
     same: dict[tuple[object, ...], int] = {}
-    alike = [same.setdefault((r.status, r.reason, r.successor), i) for i, r in enumerate(rules)]
+    alike = [same.setdefault((r.status, r.reason, r.successor, r.since), i) for i, r in enumerate(rules)]
     marks = [
         next((alike[i] for i, r in enumerate(rules) if n is None or r.match.vcpus is None or n in r.match.vcpus), None)
         for n in counts

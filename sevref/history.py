@@ -98,13 +98,18 @@ def _runs_from_json(value: Sequence[Sequence[int]] | None) -> Runs | None:
 def _state_to_json(state: EntryState | None) -> dict[str, object] | None:
     if state is None:
         return None
-    return {"status": str(state.status), "status_reason": state.reason, "successor": state.successor}
+    return {
+        "status": str(state.status),
+        "status_reason": state.reason,
+        "successor": state.successor,
+        "status_since": state.since,
+    }
 
 
 def _state_from_json(value: Mapping[str, Any] | None) -> EntryState | None:
     if value is None:
         return None
-    return EntryState(EntryStatus(value["status"]), value["status_reason"], value["successor"])
+    return EntryState(EntryStatus(value["status"]), value["status_reason"], value["successor"], value["status_since"])
 
 
 @dataclass(frozen=True)

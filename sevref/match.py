@@ -101,6 +101,7 @@ class Match:
             "status": str(state.status),
             "status_reason": state.reason,
             "successor": state.successor,
+            "status_since": state.since,
             "acceptable": self.acceptable,
             "notes": [{"note": text, "blocking": blocking} for text, blocking in self.notes],
             "firmware_nvram": {**nvram.to_dict(), "explanation": nvram.explain()},

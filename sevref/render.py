@@ -75,7 +75,7 @@ def _digest_rows(record: GroupRecord) -> str:
         The rows, escaped.
     """
     counts = [count for count, _ in record.entries]
-    ids = [entry_id(record.id, count) for count in counts]
+    ids = record.entry_ids()
     digests = [digest for _, digest in record.entries]
     if _PLAIN_IDS.fullmatch("".join(ids) + "".join(digests)) is None:  # never from a checked record: escape each
         ids, digests = [str(escape(i)) for i in ids], [str(escape(d)) for d in digests]
@@ -395,6 +395,7 @@ class Renderer:
                 "new_status": None if change.new is None else str(change.new.status),
                 "successor": None if change.new is None else change.new.successor,
                 "reason": None if change.new is None else change.new.reason,
+                "since": None if change.new is None else change.new.since,
                 "silent": change in silent,
             }
 

@@ -23,6 +23,7 @@ from tests.test_build import GOLDEN, GOLDEN_PASSPHRASE, GOLDEN_SIGNING, groups_o
 TRUST = ["--trusted-key", str(GOLDEN / "key" / "golden.pub")]
 TRUST += ["--publisher", "golden", "--product", "tiny", "--stream", "test", "--at", "2026-02-01T00:00:00Z"]
 REASON = "example: a flaw found in 3-vCPU launches"
+SINCE = "2026-01-15T00:00:00Z"
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -56,11 +57,11 @@ def test_revoking_one_vcpu_count_revokes_exactly_that_entry(capsys: pytest.Captu
     site = GOLDEN / "publication"
     ((record, count, digest),) = [m for m in marked(site) if m[0].mode == "sev-snp"]
     assert (record.cpu, record.host_stack, record.boot, count) == ("EPYC-Milan", "qemu9.1-init2", None, 3)
-    assert record.status is EntryStatus.ACTIVE and record.state_at(3).describe() == f"revoked: {REASON}"
+    assert record.status is EntryStatus.ACTIVE and record.state_at(3).describe() == f"revoked since {SINCE}: {REASON}"
     status, out, err = verify(site, capsys, "--snp-measurement", digest)
     assert status == 1, err
     assert f"refused: {record.id}-0003 sev-snp firmware tiny host qemu9.1-init2 cpu EPYC-Milan 3 vCPUs [revoked]" in out
-    assert f"  refused: revoked: {REASON}\n" in out
+    assert f"  refused: revoked since {SINCE}: {REASON}\n" in out
     assert err == f"sevref: no match: the SEV-SNP measurement {digest} matches 1 entries, each refused\n"
     # Every other count of the configuration is active and accepted.
     for other, neighbour in record.entries:
@@ -70,10 +71,11 @@ def test_revoking_one_vcpu_count_revokes_exactly_that_entry(capsys: pytest.Captu
             assert f"match: {record.id}-{other:04d} sev-snp" in out and "[active]" in out
     status, out, _ = verify(site, capsys, "--snp-measurement", digest, "--json")
     (match,) = json.loads(out)["matches"]
-    assert (match["status"], match["status_reason"], match["acceptable"]) == ("revoked", REASON, False)
+    assert (match["status"], match["status_reason"], match["status_since"]) == ("revoked", REASON, SINCE)
+    assert match["acceptable"] is False
     assert match["configuration"]["status"] == "active"
     assert match["configuration"]["exceptions"] == [
-        {"vcpus": [[3, 3]], "status": "revoked", "status_reason": REASON, "successor": None}
+        {"vcpus": [[3, 3]], "status": "revoked", "status_reason": REASON, "successor": None, "status_since": SINCE}
     ]
 
 

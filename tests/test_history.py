@@ -28,10 +28,12 @@ from tests.test_build import GOLDEN, GOLDEN_PASSPHRASE, GOLDEN_SIGNING, groups_o
 IDENTITY = ["--publisher", "golden", "--product", "tiny", "--stream", "test"]
 TRUST = ["--trusted-key", str(GOLDEN / "key" / "golden.pub"), *IDENTITY, "--at", "2026-02-01T00:00:00Z"]
 REASON = "example: the EC2 flaw"
+SINCE = "2026-01-20T00:00:00Z"
 SECOND = """  - match: {mode: sev-snp, host_stack: ec2}
     status: revoked
     reason: "example: the EC2 flaw"
     successor: gce
+    since: "2026-01-20T00:00:00Z"
 """
 
 
@@ -138,7 +140,7 @@ def test_diff_without_trust_options_says_it_read_them_unverified(releases: Relea
     assert lines[0].startswith("changes from serial 3 (1.0) to serial 4 (1.0) of golden/tiny/test; read OLD UNVERIFIED")
     assert "entries added: 27 (27 lines)" in lines and "entries changed in status: 3 (1 line)" in lines
     (revoked,) = [line for line in lines if line.startswith("  ~ ")]
-    assert revoked.endswith(f": active -> revoked: {REASON}; use gce")
+    assert revoked.endswith(f": active -> revoked since {SINCE}: {REASON}; use gce")
     status, _, err = run(["diff", str(releases.root / "r2"), str(releases.root / "r1")], capsys)
     assert status == 1 and "25 entries active in serial 4 are gone from serial 3" in err  # 2 of 27 deprecated
     status, _, err = run(["diff", str(releases.root / "r2"), str(releases.root / "r1"), "--allow-removal"], capsys)
@@ -279,13 +281,18 @@ def test_the_changes_page_shows_them_in_a_browser(releases: Releases) -> None:
         items = page.locator("section:has(#revoked) li")
         assert [items.nth(i).get_attribute("data-group") for i in range(items.count())] == revoked
         text = items.nth(0).inner_text()
-        assert f"(sev-snp on tiny, ec2), 1–2, 4 vCPUs: revoked: {REASON}; use gce instead (was active)." in text
+        assert (
+            f"(sev-snp on tiny, ec2), 1–2, 4 vCPUs: revoked since {SINCE}: {REASON}; use gce instead (was active)."
+            in text
+        )
         assert page.locator("section:has(#added) li").count() == 27
         items.nth(0).locator("a").click()
         page.wait_for_url(f"**/entry/{revoked[0]}.html")
         assert settled(page) == "verified"
         history = page.locator("ul.history li").all_inner_texts()
-        assert history == [f"1–2, 4 vCPUs: active in serial 3; revoked: {REASON}; use gce since serial 4."]
+        assert history == [
+            f"1–2, 4 vCPUs: active in serial 3; revoked since {SINCE}: {REASON}; use gce since serial 4."
+        ]
         browser.close()
     assert errors == []
 

@@ -477,7 +477,8 @@ def test_an_entry_revoked_alone_is_marked_on_every_page(browser: Any, lifecycle_
         assert statuses == {f"{group['id']}-{n:04d}": "revoked" if n == 3 else "active" for n in digests}
         assert visit.page.locator("tr.status-revoked").count() == 1
         assert visit.page.get_attribute(f"tr[id='{revoked}']", "class") == "status-revoked"
-        assert "3 vCPUs: revoked: example: a flaw found in 3-vCPU launches." in visit.page.inner_text("main")
+        text = visit.page.inner_text("main")
+        assert "3 vCPUs: revoked since 2026-01-15T00:00:00Z: example: a flaw found in 3-vCPU launches." in text
         # The firmware page counts it.
         assert visit.go("firmware/tiny.html") == "verified"
         row = visit.page.locator(f"#configurations-table tr:has(a[href='../entry/{group['id']}.html'])")

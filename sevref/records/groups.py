@@ -40,16 +40,19 @@ class EntryState:
     """Why deprecated or revoked."""
     successor: str | None = None
     """What to use instead."""
+    since: str | None = None
+    """When the status took effect (RFC 3339, UTC), as the publisher says; None: not said."""
 
     def describe(self) -> str:
         """Say it in one line.
 
         Returns:
-            E.g. ``revoked: a flaw in 2-vCPU launches; use qemu9.1-init2``, or ``active``.
+            E.g. ``revoked since 2026-06-01T00:00:00Z: a flaw in 2-vCPU launches; use qemu9.1-init2``, or ``active``.
         """
         if self.status is EntryStatus.ACTIVE:
             return str(self.status)
-        text = f"{self.status}: {self.reason or 'no reason given'}"
+        since = f" since {self.since}" if self.since else ""
+        text = f"{self.status}{since}: {self.reason or 'no reason given'}"
         return text + (f"; use {self.successor}" if self.successor else "")
 
 
@@ -84,6 +87,7 @@ class StatusException:
             "status": str(self.state.status),
             "status_reason": self.state.reason,
             "successor": self.state.successor,
+            "status_since": self.state.since,
         }
 
     @classmethod
@@ -96,7 +100,7 @@ class StatusException:
         Returns:
             The exception.
         """
-        state = EntryState(EntryStatus(data["status"]), data["status_reason"], data["successor"])
+        state = EntryState(EntryStatus(data["status"]), data["status_reason"], data["successor"], data["status_since"])
         return cls(tuple((first, last) for first, last in data["vcpus"]), state)
 
 
@@ -180,6 +184,8 @@ class GroupRecord:
     """Why deprecated or revoked."""
     successor: str | None
     """What to use instead."""
+    status_since: str | None
+    """When the status took effect (RFC 3339, UTC), if the publisher says."""
     matrix: str
     """The matrix that lists it."""
     calculator: str
@@ -192,7 +198,7 @@ class GroupRecord:
     @property
     def state(self) -> EntryState:
         """The group's status: that of every entry no exception names."""
-        return EntryState(self.status, self.status_reason, self.successor)
+        return EntryState(self.status, self.status_reason, self.successor, self.status_since)
 
     def state_at(self, vcpus: int | None) -> EntryState:
         """The status of one entry.
@@ -308,6 +314,7 @@ class GroupRecord:
             "status": str(self.status),
             "status_reason": self.status_reason,
             "successor": self.successor,
+            "status_since": self.status_since,
             "matrix": self.matrix,
             "calculator": self.calculator,
             "entries": [[count, digest] for count, digest in self.entries],
@@ -355,6 +362,7 @@ class GroupRecord:
             status=EntryStatus(data["status"]),
             status_reason=data["status_reason"],
             successor=data["successor"],
+            status_since=data["status_since"],
             matrix=data["matrix"],
             calculator=data["calculator"],
             entries=tuple((count, digest) for count, digest in data["entries"]),

@@ -41,6 +41,7 @@ _GROUP = GroupRecord(
     status=EntryStatus.ACTIVE,
     status_reason=None,
     successor=None,
+    status_since=None,
     matrix="m",
     calculator="sevref",
     entries=((1, "0" * 96),),

@@ -110,7 +110,7 @@ def test_a_rule_naming_one_vcpu_count_marks_exactly_that_entry() -> None:
         (n, snp.state_at(n).status) for n, _ in snp.entries if snp.state_at(n).status is not EntryStatus.ACTIVE
     ] == [(3, EntryStatus.REVOKED)]
     assert snp.status is EntryStatus.ACTIVE and snp.to_dict()["exceptions"] == [
-        {"vcpus": [[3, 3]], "status": "revoked", "status_reason": "flaw", "successor": None}
+        {"vcpus": [[3, 3]], "status": "revoked", "status_reason": "flaw", "successor": None, "status_since": None}
     ]
     assert snp.status_counts() == {EntryStatus.ACTIVE: 11, EntryStatus.REVOKED: 1}
     row = snp.catalog_row()
@@ -125,7 +125,7 @@ def test_the_group_keeps_the_status_most_of_its_entries_have() -> None:
     snp = record(groups([rule("revoked", "old", vcpus=["1-11"])])[Mode.SEV_SNP])
     assert snp.state == EntryState(EntryStatus.REVOKED, "old") and snp.state_at(12) == EntryState(EntryStatus.ACTIVE)
     assert [e.to_dict() for e in snp.exceptions] == [
-        {"vcpus": [[12, 12]], "status": "active", "status_reason": None, "successor": None}
+        {"vcpus": [[12, 12]], "status": "active", "status_reason": None, "successor": None, "status_since": None}
     ]
     # Of two rules, the first that matches an entry wins; the same status for another reason is another exception.
     snp = record(
@@ -147,6 +147,23 @@ def test_the_group_keeps_the_status_most_of_its_entries_have() -> None:
         (EntryStatus.DEPRECATED, ((1, 6),)),
         (EntryStatus.REVOKED, ((12, 12),)),
     )
+
+
+def test_a_rule_s_since_is_published_with_its_status() -> None:
+    since = "2026-06-01T00:00:00Z"
+    found = groups([{**rule("revoked", "flaw", vcpus=[3]), "since": since}, rule("revoked", "flaw", vcpus=[4])])
+    snp = record(found[Mode.SEV_SNP])
+    # The same status and reason at another time (or none) is another exception.
+    assert [(e.vcpus, e.state) for e in snp.exceptions] == [
+        (((3, 3),), EntryState(EntryStatus.REVOKED, "flaw", None, since)),
+        (((4, 4),), EntryState(EntryStatus.REVOKED, "flaw")),
+    ]
+    assert [e.to_dict()["status_since"] for e in snp.exceptions] == [since, None]
+    assert snp.state_at(3).describe() == f"revoked since {since}: flaw"
+    assert snp.state_at(4).describe() == "revoked: flaw"
+    whole = record(groups([{**rule("deprecated", "old"), "successor": "q", "since": since}])[Mode.SEV_SNP])
+    assert (whole.status, whole.status_since, whole.exceptions) == (EntryStatus.DEPRECATED, since, ())
+    assert whole.to_dict()["status_since"] == since
 
 
 def test_sevs_one_entry_stands_for_every_vcpu_count() -> None:
@@ -225,7 +242,9 @@ def test_exceptions_differ_from_the_group_and_from_each_other() -> None:
     with pytest.raises(LayoutError, match="/exceptions: expected them in vCPU order"):
         check_group(data)
     sev = record(groups([])[Mode.SEV]).to_dict()
-    sev["exceptions"] = [{"vcpus": [[1, 1]], "status": "revoked", "status_reason": None, "successor": None}]
+    sev["exceptions"] = [
+        {"vcpus": [[1, 1]], "status": "revoked", "status_reason": None, "successor": None, "status_since": None}
+    ]
     with pytest.raises(LayoutError, match="vCPU count 1 has no entry"):
         check_group(sev)
 

@@ -230,6 +230,7 @@ def test_the_printed_form_of_a_match(publication: TrustedPublication, groups: li
         "status": "deprecated",
         "status_reason": state.reason,
         "successor": state.successor,
+        "status_since": state.since,
         "acceptable": True,
         "notes": [{"note": DEPRECATED, "blocking": False}, {"note": "another note", "blocking": False}],
         "firmware_nvram": {**nvram.to_dict(), "explanation": nvram.explain()},

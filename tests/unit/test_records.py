@@ -105,6 +105,9 @@ def group_records(draw: st.DrawFn) -> GroupRecord:
         status=draw(statuses),
         status_reason=draw(maybe_texts),
         successor=draw(maybe_texts),
+        status_since=draw(
+            st.none() | st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z", fullmatch=True)
+        ),
         matrix=draw(ids),
         calculator=draw(texts),
         entries=tuple((count, draw(digests)) for count in counts),
@@ -298,6 +301,7 @@ def snp_group(entries: tuple[tuple[int | None, str], ...], **changes: Any) -> Gr
         "status": EntryStatus.ACTIVE,
         "status_reason": None,
         "successor": None,
+        "status_since": None,
         "matrix": "m",
         "calculator": "sevref test",
         "entries": entries,
