@@ -26,7 +26,8 @@ and only then used to read the next):
 7. **integrity**: every file the index lists has its sha256 and size; each
    JSON file carries the index's release identity and its detached ``.sig``
    verifies (the site's pages and assets are pinned by the index alone); the
-   in-toto statement names the same files and this release.
+   index and ``changes.json`` name the same previous release, or neither names
+   one; the in-toto statement names the same files and this release.
 
 A file that cannot be read at all fails ``fetch``. Each failure is a
 :class:`~sevref.errors.TrustError` naming its :class:`~sevref.errors.Check`.

@@ -295,7 +295,7 @@ def test_the_workers_of_a_killed_build_die_with_it(tmp_path: Path) -> None:
     build.send_signal(signal.SIGKILL)
     build.wait(TIMEOUT)
     left = scratch_files(tmp_path)  # before communicate(): it waits for every holder of the pipes, workers too
-    time.sleep(1)  # a worker's task takes longer: one that outlived the build would write meanwhile
+    time.sleep(1)  # longer than a task takes: a worker that outlived the build would finish its task and write
     assert scratch_files(tmp_path) == left
     assert not any(alive(pid) for pid in workers)
     build.communicate()
