@@ -40,10 +40,13 @@ __all__ = [
     "KINDS",
     "LONG_LISTS",
     "OTHER_KINDS",
+    "TYPE_NAMES",
     "WRITTEN",
     "check_document",
     "check_group",
+    "describe_error",
     "exception_problem",
+    "show",
     "validator",
 ]
 
@@ -295,6 +298,128 @@ def validator(kind: str) -> jsonschema.Draft202012Validator:
     return strict
 
 
+TYPE_NAMES = {
+    "string": "text",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
+"""JSON Schema's type names, as an error message says them."""
+
+
+def show(value: object) -> str:
+    """A value as an error message shows what it found: JSON, shortened; a list or mapping by its kind.
+
+    Args:
+        value: the value found.
+
+    Returns:
+        The text.
+    """
+    if isinstance(value, dict):
+        return "an empty mapping" if not value else "a mapping"
+    if isinstance(value, list):
+        return "an empty list" if not value else f"a list of {len(value)}"
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+_BOUNDS = {
+    "minimum": ("at least {}", ""),
+    "maximum": ("at most {}", ""),
+    "exclusiveMinimum": ("more than {}", ""),
+    "exclusiveMaximum": ("less than {}", ""),
+    "minItems": ("at least {}", " item"),
+    "maxItems": ("at most {}", " item"),
+    "minLength": ("at least {}", " character"),
+    "maxLength": ("at most {}", " character"),
+    "minProperties": ("at least {}", " key"),
+    "maxProperties": ("at most {}", " key"),
+}
+"""A bound's words, and what it counts (made plural past one)."""
+
+
+def describe_error(
+    error: jsonschema.ValidationError, special: Callable[[jsonschema.ValidationError], str | None] | None = None
+) -> str:
+    """One sentence for a schema error: what was expected, then what was found.
+
+    jsonschema's messages speak of instances and validators; whoever reads the
+    error wants what the place should hold and what it holds. A manifest's
+    errors and a publication's (and a keys document's, a state's) are said alike.
+
+    Args:
+        error: the error (``best_match`` of a validation).
+        special: a reader's own wording for some errors (None: use the general one), asked first,
+            also for the error inside a ``oneOf``.
+
+    Returns:
+        E.g. ``expected null or text, found 5``.
+    """
+    if special is not None:
+        text = special(error)
+        if text is not None:
+            return text
+    found = error.instance
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, dict) else {}
+    value: Any = error.validator_value
+    kind = error.validator
+    if kind == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(found) - set(allowed)) if isinstance(found, dict) else []
+        return f"unknown key {extra[0] if extra else '?'!r}; expected one of {', '.join(allowed)}"
+    if kind == "required":
+        return str(error.message).replace(" is a required property", "") + " is missing; expected it here"
+    if kind == "type":
+        kinds = value if isinstance(value, list) else [value]
+        return f"expected {' or '.join(TYPE_NAMES.get(k, str(k)) for k in kinds)}, found {show(found)}"
+    if kind in ("enum", "const"):
+        options = value if kind == "enum" else [value]
+        return f"expected one of {', '.join(show(o) for o in options)}, found {show(found)}"
+    if kind == "pattern":
+        printable = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))  # a newline as \\n
+        return f"expected text matching {printable}, found {show(found)}"
+    if kind in _BOUNDS:
+        words, unit = _BOUNDS[kind]
+        return f"expected {words.format(value)}{unit}{'s' if unit and value != 1 else ''}, found {show(found)}"
+    if kind == "not" and isinstance(value, dict) and "required" in value:
+        return f"expected one of {', '.join(value['required'])}, found both"
+    if kind in ("oneOf", "anyOf"):
+        return _describe_alternatives(error, special)
+    return str(error.message)
+
+
+def _describe_alternatives(
+    error: jsonschema.ValidationError, special: Callable[[jsonschema.ValidationError], str | None] | None
+) -> str:
+    """A ``oneOf``/``anyOf`` that no form (or, for ``oneOf``, more than one) matched, said by what the forms ask."""
+    found, forms = error.instance, error.validator_value if isinstance(error.validator_value, list) else []
+    keys = [
+        f["required"][0] for f in forms if isinstance(f, dict) and list(f) == ["required"] and len(f["required"]) == 1
+    ]
+    if forms and len(keys) == len(forms) and isinstance(found, dict):  # forms told apart by one key each
+        present = [key for key in keys if key in found]
+        return f"expected one of {', '.join(keys)}, found {' and '.join(present) if present else 'none of them'}"
+    context = list(error.context or ())
+    if not context:  # oneOf: more than one form matched
+        return f"expected a value of exactly one of {len(forms)} forms, found {show(found)}, which fits more than one"
+    depth = len(error.absolute_path)
+    deeper = [e for e in context if len(e.absolute_path) > depth]
+    if deeper:  # a form of the right shape that fails further in: that failure
+        return describe_error(max(deeper, key=lambda e: len(e.absolute_path)), special)
+    typed = [e for e in context if e.validator != "type"]
+    if typed:  # the form(s) of the value's type: what the first asks for
+        return describe_error(typed[0], special)
+    kinds = [
+        k for e in context for k in (e.validator_value if isinstance(e.validator_value, list) else [e.validator_value])
+    ]
+    names = list(dict.fromkeys(TYPE_NAMES.get(str(k), str(k)) for k in kinds))  # forms that differ by type alone
+    return f"expected {' or '.join(names)}, found {show(found)}"
+
+
 def _check(kind: str, data: Mapping[str, Any], what: str, written: bytes | None = None) -> None:
     sampled: Mapping[str, Any] = data
     long = LONG_LISTS.get(kind)
@@ -314,7 +439,7 @@ def _check(kind: str, data: Mapping[str, Any], what: str, written: bytes | None 
     error = jsonschema.exceptions.best_match(validator(kind).iter_errors(sampled))
     if error is not None:
         path = "/" + "/".join(str(p) for p in error.absolute_path)
-        raise LayoutError(f"{what}: {path}: {error.message}")
+        raise LayoutError(f"{what}: {path}: {describe_error(error)}")
     if kind == "group":
         problem = exception_problem(data)
         if problem is not None:

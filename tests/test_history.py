@@ -103,7 +103,10 @@ def test_a_folder_that_is_no_publication_is_one_clear_error(releases: Releases, 
     assert status == 3 and err.startswith("sevref: not trusted: fetch: no index.json: ")
     (tmp_path / "index.json").write_text('{"schema": "urn:sevref:schema:index:1"}')
     status, _, err = run(["diff", str(tmp_path), r2], capsys)
-    assert (status, err) == (3, "sevref: not trusted: integrity: index.json: /: 'publisher' is a required property\n")
+    assert (status, err) == (
+        3,
+        "sevref: not trusted: integrity: index.json: /: 'publisher' is missing; expected it here\n",
+    )
     status, _ = releases.build("bad", 5, "--previous", str(tmp_path))
     assert status == 1 and not (releases.root / "bad").exists()
 

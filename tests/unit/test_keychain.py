@@ -205,14 +205,14 @@ NOT_KEYS_DOCUMENTS: dict[str, tuple[bytes, str]] = {
         ": not a sevref keys document (schema is 'urn:sevref:schema:keys:2'; expected 'urn:sevref:schema:keys:1')",
     ),
     # The rest is checked against schema/keys.schema.json: the message names the field by its JSON pointer.
-    "version 0": (document(version=0), ": /version: 0 is less than the minimum of 1"),
-    "a publisher that is no text": (document(publisher=7), ": /publisher: 7 is not of type 'string'"),
-    "an unknown status": (key(status="lost"), ": /keys/0/status: 'lost' is not one of ['active', 'revoked']"),
-    "a reason that is no text": (key(reason=5), ": /keys/0/reason: 5 is not valid under any of the given schemas"),
+    "version 0": (document(version=0), ": /version: expected at least 1, found 0"),
+    "a publisher that is no text": (document(publisher=7), ": /publisher: expected text, found 7"),
+    "an unknown status": (key(status="lost"), ': /keys/0/status: expected one of "active", "revoked", found "lost"'),
+    "a reason that is no text": (key(reason=5), ": /keys/0/reason: expected null or text, found 5"),
     "a public key that is no PEM": (
         key(public_key="-----BEGIN PUBLIC KEY-----\n"),
-        ": /keys/0/public_key: '-----BEGIN PUBLIC KEY-----\\n' does not match "
-        "'^-----BEGIN PUBLIC KEY-----\\n[A-Za-z0-9+/=\\n]+-----END PUBLIC KEY-----\\n$'",
+        ": /keys/0/public_key: expected text matching ^-----BEGIN PUBLIC KEY-----\\n[A-Za-z0-9+/=\\n]+"
+        '-----END PUBLIC KEY-----\\n$, found "-----BEGIN PUBLIC KEY-----\\n"',
     ),
     "a key id that is not the key's": (
         key(keyid="0" * 64),

@@ -270,27 +270,27 @@ SCHEMA_REFUSALS: dict[str, tuple[str, str]] = {
     ),
     "a minimum": (
         BASE.replace("serial: 1", "serial: 0"),
-        "a.yaml:7:11: /publication/serial: expected minimum 1, found 0",
+        "a.yaml:7:11: /publication/serial: expected at least 1, found 0",
     ),
     "a maximum": (
         BASE.replace("cpus: [EPYC]", "cpus: [{family: 271, model: 1, stepping: 1}]"),
-        "a.yaml:21:12: /matrices/0/cpus/0: expected maximum 270, found 271",
+        "a.yaml:21:12: /matrices/0/cpus/0: expected at most 270, found 271",
     ),
     "minItems": (
         BASE.replace("vcpus: [1-4]", "vcpus: []"),
-        "a.yaml:22:12: /matrices/0/vcpus: expected minItems 1, found list",
+        "a.yaml:22:12: /matrices/0/vcpus: expected at least 1 item, found an empty list",
     ),
     "an empty pattern": (
         with_matrix("exclude: [{}]"),
-        "a.yaml:23:15: /matrices/0/exclude/0: expected minProperties 1, found dict",
+        "a.yaml:23:15: /matrices/0/exclude/0: expected at least 1 key, found an empty mapping",
     ),
     "a boolean is no integer": (
         BASE.replace("vcpus: [1-4]", "vcpus: [true]"),
-        "a.yaml:22:13: /matrices/0/vcpus/0: expected an integer, found true",
+        "a.yaml:22:13: /matrices/0/vcpus/0: expected an integer or text, found true",
     ),
     "a float is no integer, even 2.0": (
         BASE.replace("vcpus: [1-4]", "vcpus: [2.0]"),
-        "a.yaml:22:13: /matrices/0/vcpus/0: expected an integer, found 2.0",
+        "a.yaml:22:13: /matrices/0/vcpus/0: expected an integer or text, found 2.0",
     ),
     "a float family": (
         BASE.replace("cpus: [EPYC]", "cpus: [{family: 25.0, model: 1, stepping: 1}]"),
@@ -302,11 +302,11 @@ SCHEMA_REFUSALS: dict[str, tuple[str, str]] = {
     ),
     "a float policy": (
         with_matrix("expected: {sev-es: {policy: 5.0}}"),
-        "a.yaml:23:33: /matrices/0/expected/sev-es/policy: expected text, found 5.0 (a number: quote it to mean text)",
+        "a.yaml:23:33: /matrices/0/expected/sev-es/policy: expected text or an integer, found 5.0",
     ),
     "a source without path or package": (
         BASE.replace("source: {path: fw.fd, sha256", "source: {sha256"),
-        "a.yaml:11:22: /firmware/0/source: 'path' is missing; expected it here",
+        "a.yaml:11:22: /firmware/0/source: expected one of path, debian, url, found none of them",
     ),
 }
 

@@ -14,11 +14,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import jsonschema
 import pytest
 
 from sevref.errors import LayoutError
 from sevref.serialize import canonical
-from sevref.validate import KINDS, LONG_LISTS, WRITTEN, check_document, check_group, validator
+from sevref.validate import KINDS, LONG_LISTS, WRITTEN, check_document, check_group, describe_error, validator
 from tests.conftest import REPO
 
 GOLDEN = REPO / "tests" / "golden" / "publication"
@@ -51,19 +52,19 @@ DEFECTS: dict[str, tuple[str, str, Change, str]] = {
         "groups",
         "groups/1.json",
         lambda d: d["groups"][0].__setitem__("entries", {}),
-        "/groups/0: /entries: {} is not of type 'array'",
+        "/groups/0: /entries: expected a list, found an empty mapping",
     ),
     "the rest of the last group goes to the schema": (
         "groups",
         "groups/1.json",
         lambda d: d["groups"][-1].__setitem__("mode", "sev-xl"),
-        "/groups/<last>: /mode: 'sev-xl' is not one of ['sev', 'sev-es', 'sev-snp']",
+        '/groups/<last>: /mode: expected one of "sev", "sev-es", "sev-snp", found "sev-xl"',
     ),
     "an unknown member": (
         "groups",
         "groups/1.json",
         lambda d: d.__setitem__("extra", 1),
-        "/: Additional properties are not allowed ('extra' was unexpected)",
+        "/: unknown key 'extra'; expected one of groups, release, schema, shard",
     ),
     "a digest key that is not a digest": (
         "digests",
@@ -161,7 +162,8 @@ def test_check_group_names_the_group() -> None:
     with pytest.raises(LayoutError) as raised:
         check_group({**record, "status": "gone"})
     assert (
-        str(raised.value) == f"group {record['id']}: /status: 'gone' is not one of ['active', 'deprecated', 'revoked']"
+        str(raised.value)
+        == f'group {record["id"]}: /status: expected one of "active", "deprecated", "revoked", found "gone"'
     )
 
 
@@ -173,3 +175,50 @@ def test_every_long_list_has_its_member_in_the_schema() -> None:
     for kind in KINDS:
         schema = validator(kind).schema
         assert isinstance(schema, dict) and schema["type"] == "object", kind
+
+
+SAID: dict[str, tuple[dict[str, Any], Any, str]] = {
+    # name: (schema, instance, the sentence)
+    "a bound with its unit, plural": ({"maxItems": 2}, [1, 2, 3], "expected at most 2 items, found a list of 3"),
+    "a bound with its unit, singular": ({"minLength": 1}, "", 'expected at least 1 character, found ""'),
+    "a bound without a unit": ({"exclusiveMinimum": 0}, 0, "expected more than 0, found 0"),
+    "a pattern with a newline": ({"pattern": "^a\nb$"}, "x", 'expected text matching ^a\\nb$, found "x"'),
+    "forms told apart by a key, none given": (
+        {"oneOf": [{"required": ["path"]}, {"required": ["url"]}]},
+        {"sha256": "0"},
+        "expected one of path, url, found none of them",
+    ),
+    "forms told apart by a key, two given": (
+        {"oneOf": [{"required": ["path"]}, {"required": ["url"]}]},
+        {"path": "a", "url": "b"},
+        "expected one of path, url, found path and url",
+    ),
+    "forms by type": ({"oneOf": [{"type": "null"}, {"type": "string"}]}, 5, "expected null or text, found 5"),
+    "the form of the value's type": (
+        {"oneOf": [{"type": "null"}, {"type": "string", "maxLength": 2}]},
+        "abc",
+        'expected at most 2 characters, found "abc"',
+    ),
+    "a form that fails further in": (
+        {"anyOf": [{"type": "null"}, {"type": "object", "properties": {"a": {"enum": [1, 2]}}}]},
+        {"a": 3},
+        "expected one of 1, 2, found 3",
+    ),
+    "more than one form matched": (
+        {"oneOf": [{"type": "integer"}, {"minimum": 0}]},
+        1,
+        "expected a value of exactly one of 2 forms, found 1, which fits more than one",
+    ),
+    "an unknown key": (
+        {"properties": {"b": {}, "a": {}}, "additionalProperties": False},
+        {"a": 1, "z": 2},
+        "unknown key 'z'; expected one of a, b",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SAID)
+def test_a_schema_error_is_said_as_expected_then_found(name: str) -> None:
+    schema, instance, sentence = SAID[name]
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(instance))
+    assert error is not None and describe_error(error) == sentence
