@@ -91,7 +91,7 @@ HAZARDS: dict[str, tuple[Callable[[], str | bytes], str]] = {
     ),
     "integer above the schema": (
         lambda: BASE.replace("serial: 1", "serial: 99999999999999999999"),
-        r"m\.yaml:7:11: /publication/serial: expected maximum 9007199254740991, found 99999999999999999999",
+        r"m\.yaml:7:11: /publication/serial: expected at most 9007199254740991, found 99999999999999999999",
     ),
     "duplicate key": (
         lambda: BASE.replace("  serial: 1\n", "  serial: 1\n  serial: 2\n"),
