@@ -22,7 +22,7 @@ from sevref import strictjson
 from sevref.binfmt.vmsa import Vmm, VmsaProfile, lookup_cpu_model
 from sevref.digest import MAX_VCPUS, KernelBoot, LaunchConfig, Mode
 from sevref.errors import ConfigError, SevrefError
-from sevref.values import parse_hex, parse_hex_bytes, parse_sha256
+from sevref.values import parse_hex, parse_hex_bytes, parse_sha256, show
 
 __all__ = [
     "BATCH_KEYS",
@@ -309,7 +309,7 @@ def _parse_line(line: str, base: Path) -> DigestRequest | SevrefError:
         except RecursionError as error:  # nested deeper than Python's stack
             raise ConfigError("not JSON: nested too deeply") from error
         if not isinstance(value, dict):
-            raise ConfigError(f"expected a JSON object, found {type(value).__name__}")
+            raise ConfigError(f"expected a JSON object, found {show(value)}")
         return request_from_mapping(value, base)
     except SevrefError as error:
         return error

@@ -35,6 +35,7 @@ from sevref.digest import MAX_VCPUS
 from sevref.errors import LayoutError
 from sevref.ids import ENTRY_ID
 from sevref.records._common import SCHEMAS
+from sevref.values import show
 
 __all__ = [
     "KINDS",
@@ -46,7 +47,6 @@ __all__ = [
     "check_group",
     "describe_error",
     "exception_problem",
-    "show",
     "validator",
 ]
 
@@ -308,23 +308,6 @@ TYPE_NAMES = {
     "null": "null",
 }
 """JSON Schema's type names, as an error message says them."""
-
-
-def show(value: object) -> str:
-    """A value as an error message shows what it found: JSON, shortened; a list or mapping by its kind.
-
-    Args:
-        value: the value found.
-
-    Returns:
-        The text.
-    """
-    if isinstance(value, dict):
-        return "an empty mapping" if not value else "a mapping"
-    if isinstance(value, list):
-        return "an empty list" if not value else f"a list of {len(value)}"
-    text = json.dumps(value, ensure_ascii=False, default=repr)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 _BOUNDS = {

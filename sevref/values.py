@@ -8,6 +8,7 @@ here depends on any other part of sevref but its errors.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ __all__ = [
     "parse_sha256",
     "parse_time",
     "parse_version",
+    "show",
 ]
 
 _HEX = re.compile(r"(0[xX])?[0-9a-fA-F]+")
@@ -221,3 +223,20 @@ def format_duration(duration: timedelta) -> str:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
     return "".join(parts) or "0s"
+
+
+def show(value: object) -> str:
+    """A value as an error message shows what it found: JSON, shortened; a list or mapping by its kind.
+
+    Args:
+        value: the value found.
+
+    Returns:
+        The text.
+    """
+    if isinstance(value, dict):
+        return "an empty mapping" if not value else "a mapping"
+    if isinstance(value, list):
+        return "an empty list" if not value else f"a list of {len(value)}"
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    return text if len(text) <= 80 else text[:77] + "..."

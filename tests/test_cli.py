@@ -170,7 +170,7 @@ def test_bad_batch_lines_do_not_stop_the_others(
         "line 7: firmware missing.fd: No such file or directory",
         f"line 8: firmware fw.fd: sha256 is {hashlib.sha256(fw.read_bytes()).hexdigest()}, expected {'00' * 32} (the pin)",
         "line 9: cpu_signature: 0xa00f11 contradicts cpu EPYC, whose signature is 0x800f12",
-        "line 10: expected a JSON object, found list",
+        "line 10: expected a JSON object, found a list",
     ]
     for result, message in zip(results[1:-1], expected, strict=True):
         assert result["error"].startswith(message), (result, message)

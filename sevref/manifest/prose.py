@@ -14,7 +14,8 @@ import jsonschema
 from sevref._resources import resource
 from sevref.errors import ManifestError
 from sevref.manifest.loader import Document, json_pointer
-from sevref.validate import describe_error, show
+from sevref.validate import describe_error
+from sevref.values import show
 
 __all__ = ["check_schema"]
 

@@ -336,9 +336,9 @@ BAD_LINES: dict[str, tuple[str, str]] = {
     "a blank line": (" \t ", "empty line; expected a JSON object"),
     "not JSON": ("{", "not JSON: Expecting property name enclosed in double quotes at column 2"),
     "trailing text": ('{"mode": "sev"} x', "not JSON: Extra data at column 17"),
-    "a list": ("[1]", "expected a JSON object, found list"),
-    "text": ('"sev"', "expected a JSON object, found str"),
-    "null": ("null", "expected a JSON object, found NoneType"),
+    "a list": ("[1]", "expected a JSON object, found a list of 1"),
+    "text": ('"sev"', 'expected a JSON object, found "sev"'),
+    "null": ("null", "expected a JSON object, found null"),
     "a float": (
         '{"mode": "sev", "firmware": "f", "vcpus": 1.0}',
         "the number 1.0 is not an integer; expected integers only",
