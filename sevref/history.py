@@ -109,7 +109,9 @@ def _state_to_json(state: EntryState | None) -> dict[str, object] | None:
 def _state_from_json(value: Mapping[str, Any] | None) -> EntryState | None:
     if value is None:
         return None
-    return EntryState(EntryStatus(value["status"]), value["status_reason"], value["successor"], value["status_since"])
+    return EntryState(
+        EntryStatus(value["status"]), value["status_reason"], value["successor"], value.get("status_since")
+    )
 
 
 @dataclass(frozen=True)

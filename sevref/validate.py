@@ -200,7 +200,7 @@ def exception_problem(record: Mapping[str, Any], catalog: bool = False) -> str |
         order = [_STATUSES.index(e["status"]) for e in exceptions]
     else:
         counts = {count for count, _ in record["entries"] if count is not None}
-        own = (record["status"], record["status_reason"], record["successor"], record["status_since"])
+        own = (record["status"], record["status_reason"], record["successor"], record.get("status_since"))
         order = [e["vcpus"][0][0] for e in exceptions]
     if order != sorted(set(order)):
         return "/exceptions: expected them in " + ("status order, one per status" if catalog else "vCPU order")
@@ -213,7 +213,12 @@ def exception_problem(record: Mapping[str, Any], catalog: bool = False) -> str |
         state = (
             (exception["status"],)
             if catalog
-            else (exception["status"], exception["status_reason"], exception["successor"], exception["status_since"])
+            else (
+                exception["status"],
+                exception["status_reason"],
+                exception["successor"],
+                exception.get("status_since"),
+            )
         )
         if state == own:
             return f"{what}: status {exception['status']} is the configuration's own; expected another status or reason"

@@ -100,7 +100,9 @@ class StatusException:
         Returns:
             The exception.
         """
-        state = EntryState(EntryStatus(data["status"]), data["status_reason"], data["successor"], data["status_since"])
+        state = EntryState(
+            EntryStatus(data["status"]), data["status_reason"], data["successor"], data.get("status_since")
+        )
         return cls(tuple((first, last) for first, last in data["vcpus"]), state)
 
 
@@ -362,7 +364,7 @@ class GroupRecord:
             status=EntryStatus(data["status"]),
             status_reason=data["status_reason"],
             successor=data["successor"],
-            status_since=data["status_since"],
+            status_since=data.get("status_since"),  # absent from records written before it existed
             matrix=data["matrix"],
             calculator=data["calculator"],
             entries=tuple((count, digest) for count, digest in data["entries"]),

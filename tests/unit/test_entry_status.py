@@ -166,6 +166,19 @@ def test_a_rule_s_since_is_published_with_its_status() -> None:
     assert whole.to_dict()["status_since"] == since
 
 
+def test_a_record_written_before_status_since_still_reads() -> None:
+    # Every build writes status_since; a publication built before it existed leaves it out, and
+    # still checks and reads (as "not said"), so its verifiers need not wait for a rebuild.
+    data = good()
+    del data["status_since"]
+    for exception in data["exceptions"]:
+        del exception["status_since"]
+    check_group(data)
+    old = GroupRecord.from_dict(data)
+    assert old.status_since is None and all(e.state.since is None for e in old.exceptions)
+    assert old.state_at(3) == EntryState(EntryStatus.REVOKED, "flaw")
+
+
 def test_sevs_one_entry_stands_for_every_vcpu_count() -> None:
     # As an exclude rule with vcpus leaves SEV out, a lifecycle rule with vcpus marks SEV's entry.
     found = groups([{"match": {"vcpus": [3]}, "status": "revoked", "reason": "r"}])
