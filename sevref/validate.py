@@ -45,6 +45,7 @@ __all__ = [
     "WRITTEN",
     "check_document",
     "check_group",
+    "check_written",
     "describe_error",
     "exception_problem",
     "validator",
@@ -154,8 +155,17 @@ def _items_problem(kind: str, items: Any) -> tuple[str, str] | None:
     return next(((path, problem) for path, problem in problems if problem is not None), None)
 
 
-def _check_written(kind: str, written: bytes, what: str) -> None:
-    """Check a long list as written: its canonical JSON, in one pass; the first bad item named if it fails."""
+def check_written(kind: str, written: bytes, what: str) -> None:
+    """Check a long list as written: its canonical JSON, in one pass; the first bad item named if it fails.
+
+    Args:
+        kind: one of :data:`WRITTEN`.
+        written: the canonical JSON of the list (for ``digests``, of the object).
+        what: the file, to name in the error.
+
+    Raises:
+        LayoutError: the first item its checker refuses, or bytes that are not the list's canonical JSON.
+    """
     if WRITTEN[kind].fullmatch(written) is not None:
         return
     member = LONG_LISTS[kind][0]
@@ -419,7 +429,7 @@ def _check(kind: str, data: Mapping[str, Any], what: str, written: bytes | None 
         elif isinstance(items, dict) and kind in _KEYED:
             sampled = {**data, member: dict(list(items.items())[:1])}
         if written is not None:
-            _check_written(kind, written, what)
+            check_written(kind, written, what)
         else:
             found = _items_problem(kind, items)
             if found is not None:

@@ -31,7 +31,6 @@ from sevref.assemble import firmware_record, group_record, publication_record, r
 from sevref.digest import Firmware, Mode, launch_digests
 from sevref.errors import RenderError
 from sevref.expand import Expansion, Group
-from sevref.ids import entry_id
 from sevref.manifest.model import Manifest
 from sevref.records import (
     CALCULATOR,
@@ -48,7 +47,7 @@ from sevref.records import (
 from sevref.render import Renderer, Site
 from sevref.serialize import canonical, canonical_frame, canonical_pairs, canonical_rows, canonical_table
 from sevref.sign import INDEX_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Signer, envelope, sign_file, statement
-from sevref.validate import check_document, check_group
+from sevref.validate import check_document, check_group, check_written
 
 __all__ = [
     "BuildPlan",
@@ -239,8 +238,8 @@ class _Computed:
 
     record: bytes
     """Its canonical, schema-checked record."""
-    digests: list[bytes]
-    """Its digests, by vCPU count."""
+    entries: list[tuple[str, str]]
+    """Its entries, by vCPU count: (entry id, digest in hex), as the record has them."""
     page: bytes
     """Its page."""
     row: CatalogRow
@@ -258,7 +257,8 @@ def _compute(plan: BuildPlan, group: Group) -> _Computed:
     check_group(data, entries)
     head, tail = canonical_frame({key: value for key, value in data.items() if key != "entries"}, "entries")
     _, page = plan.renderer.entry(record)
-    return _Computed(head + entries + tail, digests, page, record.catalog_row())
+    listed = list(zip(record.entry_ids(), (digest for _, digest in record.entries), strict=True))
+    return _Computed(head + entries + tail, listed, page, record.catalog_row())
 
 
 @dataclass(frozen=True)
@@ -300,22 +300,18 @@ def _write_groups(plan: BuildPlan, spill: _Spill, task: int, start: int, end: in
         shard.add(computed.record)
         tree.write(f"entry/{group.id}.html", computed.page)
         rows.append(computed.row)
-        counts: Sequence[int | None] = group.vcpus or (None,)
         listed = candidates.setdefault(group.firmware, []) if group.mode in (Mode.SEV, Mode.SEV_ES) else None
-        for count, value in zip(counts, computed.digests, strict=True):
-            text, ident = value.hex(), entry_id(group.id, count)
+        for ident, text in computed.entries:
             spill.add(text, ident)
             if listed is not None:
                 listed.append((ident, str(group.mode), text))
-        entries += len(computed.digests)
+        entries += len(computed.entries)
     if shard is not None:
         shard.close()
     spill.flush()
     for ident, items in candidates.items():
         written = canonical_rows(items)
-        head, tail = plan.frames[ident]
-        # the part of firmware/<id>.json this task writes, checked as that file is
-        check_document("firmware", json.loads(head + b"[]" + tail), f"firmware/{ident}.json", written)
+        check_written("firmware", written, f"firmware/{ident}.json")  # its frame: checked once (_firmware_frames)
         path = _fragment(plan, ident, task)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(written[1:-1])  # the items, joined by commas: see _join_candidates
@@ -513,6 +509,25 @@ def _write_parallel(tree: Tree, plan: BuildPlan, workers: _Workers, meter: _Prog
     return catalog
 
 
+def _firmware_frames(
+    manifest: Manifest, firmware: Mapping[str, Firmware], release: Release
+) -> tuple[list[FirmwareRecord], dict[str, tuple[bytes, bytes]]]:
+    """Each firmware's record, and its file's canonical JSON around the candidates, checked once.
+
+    Each task then checks only the candidates it writes (:func:`~sevref.validate.check_written`).
+    """
+    records: list[FirmwareRecord] = []
+    frames: dict[str, tuple[bytes, bytes]] = {}
+    for ident, fw in firmware.items():
+        record = firmware_record(manifest.firmware[ident], fw, hashlib.sha384(fw.data).digest())
+        records.append(record)
+        frames[ident] = head, tail = canonical_frame(
+            {"schema": SCHEMAS["firmware"], "release": release.to_dict(), "firmware": record.to_dict()}, "candidates"
+        )
+        check_document("firmware", json.loads(head + b"[]" + tail), f"firmware/{ident}.json")
+    return records, frames
+
+
 def write_publication(
     tree: Tree,
     manifest: Manifest,
@@ -544,14 +559,7 @@ def write_publication(
     """
     release = release_of(manifest.publication)
     layout = Layout.for_counts(len(expansion.groups), expansion.entries)
-    records: list[FirmwareRecord] = []
-    frames: dict[str, tuple[bytes, bytes]] = {}
-    for ident, fw in firmware.items():
-        record = firmware_record(manifest.firmware[ident], fw, hashlib.sha384(fw.data).digest())
-        records.append(record)
-        frames[ident] = canonical_frame(
-            {"schema": SCHEMAS["firmware"], "release": release.to_dict(), "firmware": record.to_dict()}, "candidates"
-        )
+    records, frames = _firmware_frames(manifest, firmware, release)
     templates, assets = site_sources()
     renderer = Renderer(templates, site, records)
     plan = BuildPlan(
