@@ -12,11 +12,12 @@ from collections.abc import Mapping, Sequence
 
 from sevref.binfmt.hashtab import cmdline_sha256
 from sevref.binfmt.ovmf import OvmfInfo, VolumeKind
-from sevref.binfmt.vmsa import VmsaProfile
+from sevref.binfmt.vmsa import Vmm, VmsaProfile
 from sevref.digest import Firmware, LaunchConfig, Mode, check_launch
 from sevref.errors import ConfigError, FirmwareFormatError, ManifestError
 from sevref.expand import AxisReport, Group
-from sevref.hosts import QemuFix
+from sevref.hosts import HostStack, QemuFix
+from sevref.hosts.firmware import check_firmware, nvram_at_launch
 from sevref.manifest.model import FirmwareSpec, Lifecycle, Manifest, Publication, Source
 from sevref.records import (
     CALCULATOR,
@@ -55,6 +56,16 @@ _QUANTITY = {
 
 def _hex(value: int | None) -> str | None:
     return None if value is None else f"{value:#x}"
+
+
+def _stated(host: HostStack) -> dict[str, object]:
+    """The facts a host stack states rather than derives, each only when stated (publication.json)."""
+    stated: dict[str, object] = {}
+    if host.host_kvm is not None:
+        stated["host_kvm"] = host.host_kvm.to_dict()
+    if host.max_vcpus_stated is not None:
+        stated["max_vcpus"] = host.max_vcpus_stated
+    return stated
 
 
 def release_of(publication: Publication) -> Release:
@@ -109,7 +120,7 @@ def group_record(group: Group, digests: Sequence[bytes], firmware: FirmwareRecor
         firmware=group.firmware,
         firmware_sha256=group.firmware_sha256.hex(),
         firmware_package=firmware.package,
-        firmware_nvram=firmware.nvram,
+        firmware_nvram=nvram_at_launch(firmware.nvram, host.vmm, group.mode),
         host_stack=host.id,
         vmm=str(host.vmm),
         qemu_version=facts["qemu_version"],
@@ -170,10 +181,11 @@ _PROBES = {
 }
 
 
-def _support(info: OvmfInfo, mode: Mode) -> str:
-    """Say "supported", or why the firmware cannot launch ``mode``."""
+def _support(info: OvmfInfo, mode: Mode, debian: tuple[str, str] | None = None) -> str:
+    """Say "supported", or why the firmware cannot launch ``mode`` (on QEMU, with what its package says)."""
     try:
         check_launch(info, _PROBES[mode])
+        check_firmware(Vmm.QEMU, mode, info.size, debian)
     except (ConfigError, FirmwareFormatError) as error:
         return error.diagnostic()
     return "supported"
@@ -251,9 +263,11 @@ def firmware_record(spec: FirmwareSpec, firmware: Firmware, sha384: bytes) -> Fi
     info = firmware.info
     area = info.hash_table
     sections = info.snp_sections
-    snp = _support(info, Mode.SEV_SNP) == "supported"
     source = spec.source
     d = source.debian
+    package = None if d is None else (d.package, d.version)
+    modes = {str(mode): _support(info, mode, package) for mode in (Mode.SEV, Mode.SEV_ES, Mode.SEV_SNP)}
+    snp = modes[str(Mode.SEV_SNP)] == "supported"
     return FirmwareRecord(
         id=spec.id,
         description=spec.description,
@@ -280,7 +294,7 @@ def firmware_record(spec: FirmwareSpec, firmware: Firmware, sha384: bytes) -> Fi
         if sections is None
         else tuple(SnpSection(s.gpa, s.size, s.kind.name if s.kind else f"{s.type:#x}") for s in sections),
         snp_prefix=firmware.snp_prefix.hex() if snp else None,
-        modes={str(mode): _support(info, mode) for mode in (Mode.SEV, Mode.SEV_ES, Mode.SEV_SNP)},
+        modes=modes,
         nvram=firmware_nvram(spec, info),
         url=source.url,
     )
@@ -341,6 +355,7 @@ def publication_record(
                 "sev_features": _hex(host.sev_features),
                 "guest_features": _hex(host.guest_features),
                 "ec2_rdx": _hex(host.ec2_rdx),
+                **_stated(host),
             }
             for host in manifest.host_stacks.values()
         ],

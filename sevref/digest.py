@@ -158,7 +158,7 @@ class LaunchConfig:
     """CPUID Fn0000_0001 EAX of the guest CPU, in every VMSA's RDX (QEMU); for
     EC2, None (RDX 0x600, today's) or 0x0 (EC2's RDX before sev-snp-measure 0.0.13)."""
     vmsa_profile: VmsaProfile | None = None
-    """KVM init API of the host (SEV-ES, QEMU)."""
+    """The rule for QEMU's VMSAs: KVM init API and AP state (SEV-ES, SEV-SNP)."""
     sev_features: int = 0
     """The VMSA SEV_FEATURES field (SEV-ES)."""
     boot: KernelBoot | None = None
@@ -214,11 +214,12 @@ class LaunchConfig:
             if not 0 <= self.cpu_signature <= 0xFFFF_FFFF:
                 raise ConfigError(f"cpu_signature: expected a 32-bit value, found {self.cpu_signature:#x}")
             if self.vmsa_profile is None:
-                raise ConfigError(f"mode {self.mode} with vmm qemu: expected a vmsa_profile (legacy or init2)")
+                raise ConfigError(f"mode {self.mode} with vmm qemu: expected a vmsa_profile (legacy, init2 or init2-ap-fpu-zero)")
         if self.mode is Mode.SEV_SNP:
             if self.vmsa_profile is VmsaProfile.LEGACY:
                 raise ConfigError(
-                    "vmsa_profile: SEV-SNP guests are always launched with KVM_SEV_INIT2 (init2), found legacy"
+                    "vmsa_profile: SEV-SNP guests are always launched with KVM_SEV_INIT2 (init2, or "
+                    "init2-ap-fpu-zero from QEMU 10.1), found legacy"
                 )
             if not self.sev_features & _SNP_ACTIVE:
                 raise ConfigError(

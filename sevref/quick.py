@@ -27,6 +27,8 @@ import struct
 __all__ = ["CPU_SIGNATURES", "Launch", "check", "launch_digest", "vmsa_page"]
 
 _MAX_VCPUS = 4096  # sevref.digest.MAX_VCPUS
+_PROFILES = ("legacy", "init2", "init2-ap-fpu-zero")  # sevref.binfmt.vmsa.VmsaProfile
+_BSP_EIP = 0xFFFF_FFF0  # sevref.binfmt.vmsa.BSP_RESET_EIP
 _PAGE = 4096
 _FOUR_GIB = 1 << 32
 _ENTRY_HEADER = 18  # u16 size + GUID
@@ -100,7 +102,7 @@ class Launch:
             pin: the firmware's SHA-256, if pinned.
             vcpus: 1..4096 (1 for sev and sev-snp-firmware).
             signature: the guest CPU's signature (SEV-ES, SEV-SNP).
-            profile: legacy or init2 (SEV-ES, SEV-SNP).
+            profile: legacy, init2 or init2-ap-fpu-zero (SEV-ES, SEV-SNP).
             features: the VMSA's SEV_FEATURES (SEV-ES, SEV-SNP).
         """
         self.mode = mode
@@ -161,9 +163,9 @@ def check(options: dict[str, str]) -> Launch | None:
     signature = CPU_SIGNATURES.get(options["cpu"].lower()) if "cpu" in options else _hex(options["cpu_signature"], 32)
     profile = options.get("vmsa_profile", "init2" if snp else "legacy")
     features = _hex(options[features_key], 64) if features_key in options else int(snp)
-    if signature is None or features is None or profile not in ("legacy", "init2"):
+    if signature is None or features is None or profile not in _PROFILES:
         return None
-    if snp and (profile != "init2" or not features & 1):
+    if snp and (profile == "legacy" or not features & 1):
         return None
     if not snp and (features & 1 or (profile == "legacy" and features not in (0x0, 0x20))):
         return None
@@ -176,7 +178,7 @@ def vmsa_page(eip: int, signature: int, profile: str, features: int) -> bytes:
     Args:
         eip: the reset address (0xfffffff0 for the boot CPU).
         signature: the guest CPU's signature, in RDX.
-        profile: legacy or init2 (MXCSR and x87 FCW).
+        profile: legacy, init2 or init2-ap-fpu-zero (MXCSR and x87 FCW).
         features: SEV_FEATURES.
 
     Returns:
@@ -207,7 +209,8 @@ def vmsa_page(eip: int, signature: int, profile: str, features: int) -> bytes:
         (0x3E8, 0x1),  # xcr0
     ):
         u64.pack_into(page, offset, value)
-    if profile == "init2":
+    # init2-ap-fpu-zero: QEMU 10.1 and later give every AP FCW and MXCSR 0 (VmsaProfile.INIT2_AP_FPU_ZERO).
+    if profile == "init2" or (profile == "init2-ap-fpu-zero" and eip == _BSP_EIP):
         _U32.pack_into(page, 0x408, 0x1F80)  # mxcsr
         _U16.pack_into(page, 0x410, 0x037F)  # x87_fcw
     return bytes(page)
@@ -302,7 +305,7 @@ def launch_digest(data: bytes, launch: Launch) -> bytes | None:
     eip = 0 if reset is None else _U32.unpack_from(reset)[0]
     if eip == 0:
         return None
-    bsp = vmsa_page(0xFFFF_FFF0, launch.signature, launch.profile, launch.features)
+    bsp = vmsa_page(_BSP_EIP, launch.signature, launch.profile, launch.features)
     ap = vmsa_page(eip, launch.signature, launch.profile, launch.features)
     if state is not None and launch.mode == "sev-es":
         state.update(bsp)

@@ -74,7 +74,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "vmsa_profile",
         None,
-        "the host's KVM init API: legacy (QEMU's default) or init2 (legacy-vm-type=off, Linux >= 6.10)",
+        "QEMU's VMSAs: legacy (sev-es's default), init2 (KVM_SEV_INIT2: sev-snp's default, or "
+        "legacy-vm-type=off; QEMU 9.1-10.0) or init2-ap-fpu-zero (the same from QEMU 10.1: APs' FPU 0)",
         choices=tuple(p.value for p in VmsaProfile),
     ),
     Option("sev_features", "HEX", "sev-es: VMSA SEV_FEATURES (default 0; 0x20 DebugSwap)"),

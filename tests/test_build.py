@@ -260,9 +260,15 @@ def test_demo_digests_equal_sevref_digest(
     inputs = {ident: str(debian_ovmf / path) for ident, path in DEMO_FIRMWARE.items()}
     assert check_against_digest(demo, inputs, 200, tmp_path, capsys) == 200
     index = load(demo, "index.json")
-    assert index["counts"] == {"entries": 2182, "groups": 40, "firmware": 3}
+    assert index["counts"] == {"entries": 1542, "groups": 30, "firmware": 3}
     modes = load(demo, "firmware/ovmf-code-4m.json")["firmware"]["modes"]
     assert modes["sev-es"] == "supported" and modes["sev-snp"].startswith("firmware has no SEV-SNP metadata")
+    # Bookworm's other images have SEV-SNP metadata, but edk2 2022.11 built with SECURE_BOOT_ENABLE cannot boot
+    # as an SEV-SNP guest (sevref.hosts.firmware): the record says so, and no SEV-SNP prefix is published.
+    for ident in ("ovmf-code", "ovmf-unified"):
+        firmware = load(demo, f"firmware/{ident}.json")["firmware"]
+        assert firmware["modes"]["sev-snp"].startswith("firmware: Debian's ovmf 2022.11-6+deb12u2 cannot boot")
+        assert firmware["snp_prefix"] is None and firmware["modes"]["sev-es"] == "supported"
 
 
 def test_demo_digests_equal_known_answers(demo: Path) -> None:
@@ -297,7 +303,8 @@ def test_demo_digests_equal_known_answers(demo: Path) -> None:
         if key in published:
             assert published[key] == vector["expected"]["digest"], vector["id"]
             matched[key[0]] = matched.get(key[0], 0) + 1
-    # 73, 49 and 65 today: SEV, both SEV-ES profiles, and SEV-SNP where the image has SNP metadata.
+    # SEV and both SEV-ES profiles: the bundled publication has no SEV-SNP entry (Debian 12's firmware cannot
+    # boot as one), so the SEV-SNP vectors find no published entry here.
     assert set(matched) == set(firmware_ids.values()) and min(matched.values()) >= 40, matched
 
 

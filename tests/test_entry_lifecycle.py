@@ -104,7 +104,11 @@ def test_deprecating_and_revoking_counts_of_an_sev_es_configuration(
     added: list[tuple[str, int | None, str]] = [("sev-es", 1, "deprecated"), ("sev-es", 2, "revoked")]
     added.append(("sev-es", 3, "deprecated"))
     assert sorted(found, key=str) == sorted(before + added, key=str)
-    record = next(r for r, n, _ in marked(site) if r.mode == "sev-es" and n == 2)
+    record = next(
+        r
+        for r, n, _ in marked(site)
+        if r.mode == "sev-es" and n == 2 and (r.host_stack, r.cpu, r.boot) == ("qemu9.1-init2", "EPYC-Milan", None)
+    )
     digests = dict(record.entries)
     assert record.status is EntryStatus.DEPRECATED and record.state_at(8).status is EntryStatus.ACTIVE
     status, out, err = scan(site, digests[2], tmp_path, capsys)

@@ -49,7 +49,7 @@ def manifest(folder: Path, serial: int, second: bool, description: str | None = 
     if second:
         text = text.replace("vcpus: [1-3, 8]", "vcpus: [1-4, 8]") + SECOND
     if description is not None:
-        text = text.replace("Every kind of entry on a synthetic 16 KiB firmware.", description)
+        text = text.replace("Every kind of entry on a synthetic 64 KiB firmware.", description)
     path = folder / f"m{serial}-{int(second)}-{description is not None}.yaml"
     path.write_text(text, encoding="utf-8")
     return path

@@ -115,7 +115,7 @@ def test_text_from_manifests_is_escaped_and_shell_quoted(tmp_path: Path, capsys:
     text = (GOLDEN / "manifest.yaml").read_text(encoding="utf-8")
     shutil.copytree(GOLDEN / "inputs", tmp_path / "inputs")
     text = text.replace(
-        "description: Every kind of entry on a synthetic 16 KiB firmware.", f"description: {json.dumps(HOSTILE)}"
+        "description: Every kind of entry on a synthetic 64 KiB firmware.", f"description: {json.dumps(HOSTILE)}"
     )
     text = text.replace('"console=ttyS0 label=ünïcödé ✓"', json.dumps(f"console=ttyS0 x={HOSTILE} $(reboot)"))
     path = tmp_path / "m.yaml"

@@ -25,6 +25,7 @@ from tests.vectors.make_vectors import (
     CMDLINES,
     CODE,
     CODE_4M,
+    COMPOSED,
     CURRENT,
     FIRMWARE,
     KNOWN_ANSWERS,
@@ -38,7 +39,11 @@ from tests.vectors.make_vectors import (
 )
 
 ALL = load()
-VERSION = {"sev-es-legacy": LEGACY} | dict.fromkeys(("sev", "sev-es-init2", "sev-snp", "sev-snp-firmware"), CURRENT)
+VERSION = (
+    {"sev-es-legacy": LEGACY}
+    | dict.fromkeys(("sev", "sev-es-init2", "sev-snp", "sev-snp-firmware"), CURRENT)
+    | dict.fromkeys(("sev-es-ap-fpu-zero", "sev-snp-ap-fpu-zero"), COMPOSED)
+)
 """Which peer computes each group (tests/vectors/README.md)."""
 BOOTS = {
     (kernel, initrd, cmdline)
@@ -118,7 +123,15 @@ def test_the_file_is_canonical() -> None:
 
 def test_the_vectors_cover_the_configuration_space() -> None:
     counts = Counter(group(v) for v in ALL)
-    assert counts == {"sev": 68, "sev-es-legacy": 304, "sev-es-init2": 304, "sev-snp": 344, "sev-snp-firmware": 5}
+    assert counts == {
+        "sev": 68,
+        "sev-es-legacy": 304,
+        "sev-es-init2": 304,
+        "sev-snp": 344,
+        "sev-snp-firmware": 5,
+        "sev-es-ap-fpu-zero": 32,
+        "sev-snp-ap-fpu-zero": 27,
+    }
     by_group: dict[str, list[dict[str, Any]]] = {}
     for vector in ALL:
         by_group.setdefault(group(vector), []).append(vector["input"])
@@ -141,6 +154,14 @@ def test_the_vectors_cover_the_configuration_space() -> None:
     assert {c["firmware"] for c in by_group["sev-snp"]} == set(FIRMWARE) - {CODE_4M} == {CODE, SECBOOT, UNIFIED, AMDSEV}
     assert {c["vmsa_profile"] for c in by_group["sev-es-legacy"]} == {"legacy"}
     assert {c["vmsa_profile"] for c in by_group["sev-es-init2"]} == {"init2"}
+    # QEMU 10.1's rule: every base model, 1 vCPU (no AP: init2's digest) up to 255, on every image the mode takes.
+    for name, images in (("sev-es-ap-fpu-zero", set(FIRMWARE)), ("sev-snp-ap-fpu-zero", set(FIRMWARE) - {CODE_4M})):
+        configs = by_group[name]
+        assert {c["vmsa_profile"] for c in configs} == {"init2-ap-fpu-zero"}, name
+        assert {c["firmware"] for c in configs} == images, name
+        assert {c["cpu"] for c in configs} == {"EPYC", "EPYC-Rome", "EPYC-Milan", "EPYC-Genoa", "EPYC-Turin"}, name
+        assert {c["vcpus"] for c in configs} == {1, 2, 3, 4, 8, 64, 255}, name
+        assert sum("kernel" in c for c in configs) == 7, name
     snp = by_group["sev-snp"]
     assert Counter(c["vmm"] for c in snp) == {"qemu": 170, "ec2": 87, "gce": 87}
     assert {c["vmm"] for c in snp if "kernel" in c} == {"qemu", "ec2", "gce"}
@@ -156,3 +177,15 @@ def test_regenerating_reproduces_the_committed_file(vector_root: Path) -> None:
     except PeerError as error:
         missing(str(error))
     assert data == KNOWN_ANSWERS.read_bytes()
+
+
+def test_qemu_10_1s_rule_changes_every_digest_with_an_ap_and_no_other(vector_root: Path) -> None:
+    """The init2-ap-fpu-zero vectors differ from init2's wherever there is an AP, and only there."""
+    vectors = [v for v in ALL if group(v).endswith("-ap-fpu-zero")]
+    batch = vector_root / "init2.jsonl"
+    batch.write_text("".join(json.dumps({**v["input"], "vmsa_profile": "init2"}) + "\n" for v in vectors))
+    out = io.StringIO()
+    assert main(["digest", "--batch", str(batch)], out=out) == 0
+    for vector, line in zip(vectors, out.getvalue().splitlines(), strict=True):
+        init2 = json.loads(line)["digest"]
+        assert (init2 == vector["expected"]["digest"]) is (vector["input"]["vcpus"] == 1), vector["id"]

@@ -6,8 +6,10 @@ Initial register values: QEMU ``x86_cpu_reset`` plus what KVM adds
 (``sev_es_sync_vmsa``), cross-checked byte for byte against the two VMSA pages
 Dov Murik dumped from a real EPYC-Rome host (qemu-devel, 2021-12-16).
 
-BSP and AP pages differ only in CS.base and RIP: the BSP starts at the reset
+BSP and AP pages differ in CS.base and RIP: the BSP starts at the reset
 vector 0xfffffff0, APs at the address the firmware's SEV-ES reset block names.
+From QEMU 10.1 on the INIT2 path they differ in MXCSR and x87 FCW too
+(:attr:`VmsaProfile.INIT2_AP_FPU_ZERO`).
 """
 
 from __future__ import annotations
@@ -229,20 +231,41 @@ class Vmm(enum.StrEnum):
 
 
 class VmsaProfile(enum.StrEnum):
-    """Which KVM initialisation API the host used for a QEMU launch.
+    """The rule that decided a QEMU launch's VMSA pages: KVM's init API, and QEMU's AP state.
 
-    Linux 6.10 added ``KVM_SEV_INIT2``; with it KVM copies QEMU's reset FPU state
-    (MXCSR 0x1f80, x87 FCW 0x037f) into every VMSA. The legacy
-    ``KVM_SEV_INIT``/``KVM_SEV_ES_INIT`` path leaves both 0 "to avoid breaking
-    older measurements" (Linux ``sev_es_sync_vmsa``). QEMU's default
+    Linux 6.10 added ``KVM_SEV_INIT2``; with it KVM copies the vCPU's FPU state
+    (QEMU's reset values MXCSR 0x1f80, x87 FCW 0x037f) into each VMSA at
+    ``LAUNCH_UPDATE_VMSA`` (Linux ``sev_es_sync_vmsa``, only when ``vm_type !=
+    KVM_X86_DEFAULT_VM``). The legacy ``KVM_SEV_INIT``/``KVM_SEV_ES_INIT`` path
+    leaves both 0 "to avoid breaking older measurements". QEMU's default
     ``legacy-vm-type=auto`` picks the legacy path for SEV and SEV-ES; SEV-SNP
-    always uses INIT2 (QEMU ``sev_kvm_type``).
+    always uses INIT2 (QEMU ``sev_snp_kvm_type``).
+
+    QEMU 10.1 changed what the APs start with: ``sev_es_save_reset_vector()``
+    builds each AP's context with ``sev_es_set_ap_context()`` →
+    ``initialize_vmsa()``, which zeroes the save area and never copies the x87
+    FCW or MXCSR, and ``sev_apply_cpu_context()`` (called at every reset from
+    ``kvm_arch_reset_vcpu()`` through ``sev_es_set_reset_vector()``) loads that
+    context, FCW 0 and MXCSR 0 included, into every AP (QEMU 10.1.0 and 10.2.2
+    ``target/i386/sev.c``; Roy Hopkins, "i386/sev: Refactor setting of reset
+    vector and initial CPU state", pull for the 10.1 soft freeze, 2025-07-14).
+    On the INIT2 path KVM then copies those zeros into the AP VMSAs, while the
+    BSP keeps QEMU's reset values. On the legacy path KVM copies no FPU state,
+    so the change leaves legacy VMSAs as they were. Derived from the sources;
+    no SEV hardware has confirmed it yet (``docs/host-stacks.md``).
     """
 
     LEGACY = "legacy"
-    """KVM_SEV_INIT / KVM_SEV_ES_INIT: MXCSR and FCW 0."""
+    """KVM_SEV_INIT / KVM_SEV_ES_INIT: MXCSR and FCW 0 in every VMSA."""
     INIT2 = "init2"
-    """KVM_SEV_INIT2: MXCSR 0x1f80, FCW 0x037f."""
+    """KVM_SEV_INIT2 from QEMU 9.1 to 10.0: MXCSR 0x1f80, FCW 0x037f in every VMSA."""
+    INIT2_AP_FPU_ZERO = "init2-ap-fpu-zero"
+    """KVM_SEV_INIT2 from QEMU 10.1: the BSP's MXCSR 0x1f80 and FCW 0x037f, every AP's 0 and 0."""
+
+    @property
+    def uses_init2(self) -> bool:
+        """Whether the host initialised the guest with KVM_SEV_INIT2."""
+        return self is not VmsaProfile.LEGACY
 
 
 @dataclass(frozen=True)
@@ -278,9 +301,13 @@ _VMM_STATE = {
     # GCE: sev-snp-measure 0.0.12+ (PR #56): the hypervisor writes PAT 0x70106.
     Vmm.GCE: _VmmState(0x9B, 0x9B, 0x93, 0x8B, 0x0007_0106, 0x600),
 }
+_RESET_FPU = (0x1F80, 0x037F)  # QEMU x86_cpu_reset_hold: mxcsr 0x1f80, fpuc 0x37f
+_ZERO_FPU = (0, 0)
 _FPU_STATE = {
-    VmsaProfile.LEGACY: (0, 0),
-    VmsaProfile.INIT2: (0x1F80, 0x037F),  # QEMU reset: mxcsr 0x1f80, fpuc 0x37f
+    # (MXCSR, x87 FCW) of the BSP, then of every AP.
+    VmsaProfile.LEGACY: (_ZERO_FPU, _ZERO_FPU),
+    VmsaProfile.INIT2: (_RESET_FPU, _RESET_FPU),
+    VmsaProfile.INIT2_AP_FPU_ZERO: (_RESET_FPU, _ZERO_FPU),
 }
 
 
@@ -389,7 +416,7 @@ def build_vmsa(
         eip: where the vCPU starts: :data:`BSP_RESET_EIP` for the boot CPU, the
             firmware's AP reset address for the others.
         vmm: who builds the initial state.
-        profile: the KVM init API (QEMU only; None for EC2 and GCE).
+        profile: the rule for QEMU's VMSAs (QEMU only; None for EC2 and GCE).
         cpu_signature: the guest CPU's CPUID signature, which goes to RDX
             (QEMU); for EC2, None (its current RDX, :data:`EC2_RDX`) or
             :data:`EC2_LEGACY_RDX` for launches from before EC2 changed it;
@@ -407,7 +434,8 @@ def build_vmsa(
         if profile is None or cpu_signature is None:
             raise ConfigError("vmm qemu: a VMSA needs both a vmsa_profile and a cpu_signature")
         rdx = cpu_signature
-        mxcsr, fcw = _FPU_STATE[profile]
+        bsp_fpu, ap_fpu = _FPU_STATE[profile]
+        mxcsr, fcw = bsp_fpu if eip == BSP_RESET_EIP else ap_fpu
     else:
         if profile is not None:
             raise ConfigError(f"vmm {vmm}: vmsa_profile applies to vmm qemu only, found {profile}")

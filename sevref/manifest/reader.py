@@ -14,7 +14,7 @@ from typing import Any
 from sevref.binfmt.vmsa import EC2_RDX, Vmm, VmsaProfile, cpu_signature, lookup_cpu_model
 from sevref.digest import MAX_VCPUS, Mode
 from sevref.errors import ConfigError, ManifestError
-from sevref.hosts import HostStack, QemuFix
+from sevref.hosts import HostStack, KvmFacts, QemuFix
 from sevref.manifest.loader import Document
 from sevref.manifest.model import (
     BootSpec,
@@ -250,6 +250,8 @@ class _Reader:
                 qemu_package=qemu.get("package"),
                 qemu_fixes=frozenset(QemuFix(fix) for fix in qemu.get("fixes", [])),
                 igvm=qemu.get("igvm", False),
+                max_vcpus_stated=qemu.get("max_vcpus"),
+                host_kvm=KvmFacts.from_dict(raw["host_kvm"]) if "host_kvm" in raw else None,
                 ec2_rdx=_ec2_rdx(raw["ec2_rdx"]) if "ec2_rdx" in raw else None,
                 host_linux=parse_version(raw["host_linux"], "host_linux") if "host_linux" in raw else None,
                 vmsa_profile=VmsaProfile(raw["vmsa_profile"]) if "vmsa_profile" in raw else None,

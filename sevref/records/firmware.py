@@ -43,6 +43,8 @@ class Basis(enum.StrEnum):
     """Stated by the publisher (``nvram``), and checked against the image as far as it tells."""
     ASSUMED = "assumed"
     """Neither says: assumed stateful."""
+    LAUNCH = "launch"
+    """How the host launches it says: QEMU gives an SEV-SNP guest its firmware with -bios and no OVMF_VARS."""
 
 
 _EXPLAIN = {
@@ -71,6 +73,7 @@ _HOW = {
     Basis.IMAGE: "read from the image",
     Basis.MANIFEST: "stated by the publisher",
     Basis.ASSUMED: "assumed: nothing says otherwise",
+    Basis.LAUNCH: "an SEV-SNP launch: -bios, no OVMF_VARS",
 }
 _WHERE = {
     Store.EMBEDDED: "variable store inside the image",

@@ -157,7 +157,7 @@ class GroupRecord:
     host_linux: str | None
     """Host kernel version."""
     vmsa_profile: str | None
-    """legacy or init2."""
+    """legacy, init2 or init2-ap-fpu-zero (sevref.binfmt.vmsa.VmsaProfile)."""
     cpu: str | None
     """QEMU CPU model name."""
     cpu_signature: int | None
@@ -386,7 +386,7 @@ class CatalogRow:
     host_stack: str
     """Host stack id."""
     vmsa_profile: str | None
-    """legacy or init2."""
+    """legacy, init2 or init2-ap-fpu-zero (sevref.binfmt.vmsa.VmsaProfile)."""
     cpu: str | None
     """QEMU CPU model name."""
     cpu_signature: int | None

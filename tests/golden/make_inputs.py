@@ -1,7 +1,7 @@
 """Regenerate the golden publication's inputs (``make golden`` runs this, then rebuilds).
 
 The inputs are small synthetic files, committed so the golden build needs
-nothing from outside the repository: a 16 KiB OVMF-like image with a
+nothing from outside the repository: a 64 KiB OVMF-like image with a
 kernel-hashes table and SEV-SNP metadata (tests/images.py lays it out as edk2
 does), a 4 KiB "kernel" and a 1 KiB "initrd".
 """
@@ -24,7 +24,8 @@ SECTIONS = [
 
 def main() -> None:
     HERE.mkdir(exist_ok=True)
-    (HERE / "tiny.fd").write_bytes(snp_image(SECTIONS, size=4 * 4096, hash_table=(0x804C00, 0x400)))
+    # 64 KiB: QEMU loads an SEV-SNP guest's firmware with -bios only in whole 64 KiB (sevref.hosts.firmware).
+    (HERE / "tiny.fd").write_bytes(snp_image(SECTIONS, size=16 * 4096, hash_table=(0x804C00, 0x400)))
     (HERE / "vmlinuz").write_bytes(bytes((5 * i + 1) & 0xFF for i in range(4096)))
     (HERE / "initrd.img").write_bytes(bytes((3 * i + 7) & 0xFF for i in range(1024)))
 

@@ -28,7 +28,7 @@ from tests.images import ovmf_image, snp_image
 # As tests/golden/make_inputs.py lays out its tiny.fd: firmware pages, VMSA, a zero
 # page, SNP_KERNEL_HASHES (0x10) around the kernel-hashes table, and an unmeasured page.
 SECTIONS = [(0x800000, 0x2000, 1), (0x802000, 0x1000, 2), (0x803000, 0x1000, 3), (0x804000, 0x1000, 0x10)]
-FULL = parse_ovmf(snp_image([*SECTIONS, (0x805000, 0x1000, 4)], size=4 * 4096, hash_table=(0x804C00, 0x400)))
+FULL = parse_ovmf(snp_image([*SECTIONS, (0x805000, 0x1000, 4)], size=16 * 4096, hash_table=(0x804C00, 0x400)))
 """Firmware that can launch every mode, with or without a kernel."""
 NO_SNP = parse_ovmf(ovmf_image([(SEV_ES_RESET_BLOCK_GUID, (0x80B004).to_bytes(4, "little"))], size=8192))
 """Firmware with an SEV-ES reset block but neither SEV-SNP metadata nor a kernel-hashes table."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from sevref import _cli
 from sevref.binfmt.ovmf import parse_ovmf
-from sevref.binfmt.vmsa import CPU_MODELS, EC2_LEGACY_RDX, EC2_RDX, Vmm
+from sevref.binfmt.vmsa import CPU_MODELS, EC2_LEGACY_RDX, EC2_RDX, Vmm, VmsaProfile
 from sevref.digest import Firmware, LaunchConfig, Mode, launch_digest
 from sevref.errors import ConfigError, ManifestError
 from sevref.expand import Expansion, expand
@@ -100,10 +101,14 @@ def text_of(case: Case) -> str:
     return text
 
 
-def check(text: str) -> Expansion:
-    """Read and expand a manifest the way ``sevref validate`` does (the firmware is tiny.fd)."""
+SECTIONS_TINY = [(0x800000, 0x2000, 1), (0x802000, 0x1000, 2), (0x803000, 0x1000, 3), (0x804000, 0x1000, 0x10)]
+"""tiny.fd's SEV-SNP metadata sections (tests/golden/make_inputs.py), for images of other sizes."""
+
+
+def check(text: str, image: bytes | None = None) -> Expansion:
+    """Read and expand a manifest the way ``sevref validate`` does (the firmware is tiny.fd, or ``image``)."""
     document = parse_yaml(text.encode("utf-8"), "m.yaml", Path("."))
-    return expand(load_manifests([document]), {"fw": parse_ovmf(TINY.read_bytes())})
+    return expand(load_manifests([document]), {"fw": parse_ovmf(TINY.read_bytes() if image is None else image)})
 
 
 Q72 = 'vmm: qemu, qemu: {version: "7.2", machine: pc-q35-7.2}'
@@ -155,7 +160,7 @@ CASES = {
         modes="[sev-snp]",
     ),
     "SEV-SNP on Linux 6.10": Case(
-        INIT2 + ', host_linux: "6.10"', "host Linux 6.10 cannot run SEV-SNP guests (added in 6.11)", modes="[sev-snp]"
+        INIT2 + ', host_linux: "6.10"', "host Linux 6.10 cannot run SEV-SNP guests (added in 6.11", modes="[sev-snp]"
     ),
     "SEV-SNP on QEMU 9.1 and Linux 6.11": Case(INIT2 + ', host_linux: "6.11"', modes="[sev-snp]"),
     "KVM_SEV_INIT2 on Linux 6.9": Case(
@@ -213,20 +218,161 @@ CASES = {
         'vmm: qemu, qemu: {version: "6.0", machine: pc-q35-2.7}', "allows at most 255 vCPUs", vcpus="[256]"
     ),
     "SEV has no vCPU count": Case('vmm: qemu, qemu: {version: "9.1", machine: pc}', modes="[sev]", vcpus="[4096]"),
-    # QEMU newer than the table (NEWEST_QEMU): the profile must be stated.
-    "QEMU 10.2 SEV-ES": Case(
-        'vmm: qemu, qemu: {version: "10.2", machine: q35}',
-        "QEMU 10.2 is newer than 10.1, the newest release whose choice between KVM_SEV_ES_INIT and KVM_SEV_INIT2",
-    ),
-    "QEMU 10.2 SEV-ES with vmsa_profile": Case(
+    # QEMU 10.2 is in the table (its sev_init2_required() is 10.1's); newer QEMU: the profile must be stated.
+    "QEMU 10.2 SEV-ES with the default legacy-vm-type": Case('vmm: qemu, qemu: {version: "10.2", machine: q35}'),
+    "QEMU 10.2 SEV-ES with a stated legacy profile": Case(
         'vmm: qemu, qemu: {version: "10.2", machine: q35}, vmsa_profile: legacy'
     ),
-    "QEMU 11.0 SEV-SNP": Case(
-        'vmm: qemu, qemu: {version: "11.0", machine: q35}, host_linux: "6.12"', modes="[sev-snp]"
+    "QEMU 10.2 stating init2 for auto": Case(
+        'vmm: qemu, qemu: {version: "10.2", machine: q35}, vmsa_profile: init2',
+        "vmsa_profile init2: contradicts QEMU 10.2 with legacy_vm_type auto, which produces legacy for SEV-ES",
     ),
-    "QEMU 10.2 with init2 and 0x20": Case(
-        'vmm: qemu, qemu: {version: "10.2", machine: q35}, vmsa_profile: init2, host_linux: "6.12", '
+    "QEMU 10.1 stating init2 for legacy-vm-type off": Case(
+        'vmm: qemu, qemu: {version: "10.1", machine: q35, legacy_vm_type: "off"}, vmsa_profile: init2'
+    ),
+    "QEMU 10.1 stating init2-ap-fpu-zero": Case(
+        'vmm: qemu, qemu: {version: "10.1", machine: q35, legacy_vm_type: "off"}, vmsa_profile: init2-ap-fpu-zero',
+        "vmsa_profile init2-ap-fpu-zero: contradicts QEMU 10.1 with legacy_vm_type off, which produces init2 for "
+        "SEV-ES",
+    ),
+    "QEMU 11.0 SEV-ES": Case(
+        'vmm: qemu, qemu: {version: "11.0", machine: q35}',
+        "QEMU 11.0 is newer than 10.2, the newest release whose choice between KVM_SEV_ES_INIT and KVM_SEV_INIT2",
+    ),
+    "QEMU 11.0 SEV-SNP": Case(
+        'vmm: qemu, qemu: {version: "11.0", machine: q35}, host_linux: "6.12"',
+        "mode sev-snp: SEV-SNP always uses KVM_SEV_INIT2 and QEMU 11.0 is newer than 10.2, the newest release "
+        "whose APs' state sevref knows; state vmsa_profile init2",
+        modes="[sev-snp]",
+    ),
+    "QEMU 11.0 SEV-SNP stating legacy": Case(
+        'vmm: qemu, qemu: {version: "11.0", machine: q35}, host_linux: "6.12", vmsa_profile: legacy',
+        "found vmsa_profile legacy",
+        modes="[sev-snp]",
+    ),
+    "QEMU 11.0 SEV-SNP with a stated profile": Case(
+        'vmm: qemu, qemu: {version: "11.0", machine: q35}, host_linux: "6.12", vmsa_profile: init2-ap-fpu-zero',
+        modes="[sev-snp]",
+    ),
+    "QEMU 11.0 with init2 and 0x20": Case(
+        'vmm: qemu, qemu: {version: "11.0", machine: q35}, vmsa_profile: init2, host_linux: "6.12", '
         'sev_features: "0x20"'
+    ),
+    "init2-ap-fpu-zero on Linux 6.9": Case(
+        'vmm: qemu, vmsa_profile: init2-ap-fpu-zero, host_linux: "6.9"',
+        "vmsa_profile init2-ap-fpu-zero: needs KVM_SEV_INIT2, which host Linux 6.9 lacks (added in 6.10",
+    ),
+    # SEV-ES needs KVM's SEV-ES support: Linux 5.11 (LINUX_SINCE).
+    "SEV-ES on Linux 5.10": Case(
+        Q72 + ', host_linux: "5.10"', "mode sev-es: host Linux 5.10 cannot run SEV-ES guests (added in 5.11"
+    ),
+    "SEV-ES on Linux 5.11": Case(Q72 + ', host_linux: "5.11"'),
+    "SEV on Linux 5.10": Case(Q72 + ', host_linux: "5.10"', modes="[sev]"),
+    # Machine types QEMU no longer registers, or does not have yet (MACHINE_DELETION).
+    "pc-q35-4.1 on QEMU 10.1": Case(
+        'vmm: qemu, qemu: {version: "10.1", machine: pc-q35-4.1}', "QEMU 10.1 no longer registers it"
+    ),
+    "pc-q35-4.2 on QEMU 10.1": Case('vmm: qemu, qemu: {version: "10.1", machine: pc-q35-4.2}'),
+    "pc-q35-4.0 on QEMU 10.0": Case('vmm: qemu, qemu: {version: "10.0", machine: pc-q35-4.0}'),
+    "pc-q35-2.4 on QEMU 10.0": Case('vmm: qemu, qemu: {version: "10.0", machine: pc-q35-2.4}'),
+    "pc-q35-2.3 on QEMU 7.2": Case(
+        Q72.replace("pc-q35-7.2", "pc-q35-2.3"), "qemu machine pc-q35-2.3: QEMU 7.2 no longer has it (its oldest"
+    ),
+    "pc-i440fx-2.3 on QEMU 9.1": Case(
+        'vmm: qemu, qemu: {version: "9.1", machine: pc-i440fx-2.3}', "(its oldest pc-i440fx is 2.4: pc-i440fx-2.0"
+    ),
+    "pc-i440fx-2.3 on QEMU 9.0": Case('vmm: qemu, qemu: {version: "9.0", machine: pc-i440fx-2.3}'),
+    "pc-q35-4.2 on QEMU 10.2": Case(
+        'vmm: qemu, qemu: {version: "10.2", machine: pc-q35-4.2}',
+        "qemu machine pc-q35-4.2: QEMU 10.2 no longer registers it",
+    ),
+    "pc-i440fx-4.0 on QEMU 10.2": Case(
+        'vmm: qemu, qemu: {version: "10.2", machine: pc-i440fx-4.0}', "QEMU 10.2 no longer registers it"
+    ),
+    "pc-q35-3.1 on QEMU 10.2": Case(
+        'vmm: qemu, qemu: {version: "10.2", machine: pc-q35-3.1}', "QEMU 10.2 no longer registers it"
+    ),
+    "pc-q35-5.0 on QEMU 10.2": Case('vmm: qemu, qemu: {version: "10.2", machine: pc-q35-5.0}'),
+    "pc-q35-9.0 on QEMU 10.2": Case('vmm: qemu, qemu: {version: "10.2", machine: pc-q35-9.0}'),
+    "pc-q35-10.2 on QEMU 10.1": Case(
+        'vmm: qemu, qemu: {version: "10.1", machine: pc-q35-10.2}',
+        "qemu machine pc-q35-10.2: newer than QEMU 10.1, which does not have it",
+    ),
+    # Distribution machine types and kernels: stated, and recorded as stated.
+    "max_vcpus on an upstream machine type": Case(
+        'vmm: qemu, qemu: {version: "9.1", machine: pc-q35-9.1, max_vcpus: 710}',
+        "qemu max_vcpus: applies to a distribution's machine type (pc-q35-rhelX.Y.Z) only, found machine "
+        "pc-q35-9.1, whose limit upstream QEMU sets (4096",
+    ),
+    "RHEL 10's stack": Case(
+        'vmm: qemu, qemu: {version: "9.1", machine: pc-q35-rhel10.0.0}, host_linux: "6.12"',
+        modes="[sev, sev-es, sev-snp]",
+        vcpus="[1, 4096]",
+    ),
+    "RHEL 10's machine type on an older qemu-kvm": Case(
+        'vmm: qemu, qemu: {version: "9.0", machine: pc-q35-rhel10.0.0}',
+        "qemu machine pc-q35-rhel10.0.0: a qemu-kvm built on QEMU 9.0 does not have it (first in one built on 9.1",
+    ),
+    "711 vCPUs on pc-q35-rhel9.4.0": Case(
+        'vmm: qemu, qemu: {version: "10.0", machine: pc-q35-rhel9.4.0}',
+        "machine pc-q35-rhel9.4.0 allows at most 710 vCPUs",
+        vcpus="[711]",
+    ),
+    "241 vCPUs on pc-i440fx-rhel7.6.0": Case(
+        'vmm: qemu, qemu: {version: "10.1", machine: pc-i440fx-rhel7.6.0}', "allows at most 240 vCPUs", vcpus="[241]"
+    ),
+    "pc-q35-rhel9.6.0 without its limit": Case(
+        'vmm: qemu, qemu: {version: "9.1", machine: pc-q35-rhel9.6.0}',
+        "qemu machine pc-q35-rhel9.6.0: sevref knows no source for this distribution machine type's vCPU limit; "
+        "state it (qemu max_vcpus",
+    ),
+    "pc-q35-rhel9.6.0 with its stated limit": Case(
+        'vmm: qemu, qemu: {version: "9.1", machine: pc-q35-rhel9.6.0, max_vcpus: 4096}', vcpus="[4096]"
+    ),
+    "a stated limit that contradicts the known one": Case(
+        'vmm: qemu, qemu: {version: "9.1", machine: pc-q35-rhel10.0.0, max_vcpus: 710}',
+        "qemu max_vcpus 710: contradicts machine pc-q35-rhel10.0.0, whose limit is 4096",
+    ),
+    "a distribution machine type without a QEMU version": Case(
+        "vmm: qemu, vmsa_profile: legacy, qemu: {machine: pc-q35-rhel10.0.0}", "qemu: 'version' is missing"
+    ),
+    "RHEL 9's 5.14 without host_kvm": Case(
+        INIT2 + ', host_linux: "5.14"',
+        "needs KVM_SEV_INIT2, which host Linux 5.14 lacks (added in 6.10; a distribution kernel that carries it "
+        "as a backport states host_kvm)",
+    ),
+    "RHEL 9's 5.14 with host_kvm": Case(
+        INIT2 + ', host_linux: "5.14", host_kvm: {sev_es: true, init2: true, sev_snp: true, debug_swap: never}',
+        modes="[sev-es, sev-snp]",
+    ),
+    "a stated kernel without SEV-SNP": Case(
+        INIT2 + ', host_linux: "5.14", host_kvm: {sev_es: true, init2: true, sev_snp: false}',
+        "mode sev-snp: host Linux 5.14 (host_kvm as stated) cannot run SEV-SNP guests; if",
+        modes="[sev-snp]",
+    ),
+    "a stated kernel without KVM_SEV_INIT2": Case(
+        INIT2 + ', host_linux: "6.12", host_kvm: {sev_es: true, init2: false, sev_snp: false}',
+        "qemu legacy_vm_type off: needs KVM_SEV_INIT2, which host Linux 6.12 (host_kvm as stated) lacks",
+    ),
+    "a stated kernel that does not say DebugSwap": Case(
+        Q91 + ', host_linux: "5.14", host_kvm: {sev_es: true, init2: true, sev_snp: true}',
+        "host Linux 5.14 (host_kvm as stated) does not say what its legacy KVM_SEV_ES_INIT does with DebugSwap",
+    ),
+    "a stated kernel with sev_features": Case(
+        Q91 + ', host_linux: "5.14", sev_features: "0x0", host_kvm: {sev_es: true, init2: true, sev_snp: true}'
+    ),
+    "a stated kernel with DebugSwap absent and 0x20": Case(
+        Q91 + ', host_linux: "5.14", sev_features: "0x20", '
+        "host_kvm: {sev_es: true, init2: true, sev_snp: true, debug_swap: absent}",
+        "sev_features 0x20: host Linux 5.14 (host_kvm as stated) has no DebugSwap",
+    ),
+    "a stated kernel without SEV-ES": Case(
+        Q91 + ', host_linux: "6.12", host_kvm: {sev_es: false, init2: true, sev_snp: true, debug_swap: never}',
+        "mode sev-es: host Linux 6.12 (host_kvm as stated) cannot run SEV-ES guests",
+    ),
+    "host_kvm without host_linux": Case(
+        Q91 + ", host_kvm: {sev_es: true, init2: true, sev_snp: true}",
+        "host_kvm: states the facts of a host kernel; expected host_linux",
     ),
     # QEMU 7.2.0's RNG seed, and Debian's package that reverts it (debian_qemu_fixes).
     "QEMU 7.2 with a kernel": Case(Q72, "QEMU 7.2 (7.2.0 or later 7.2.x?) with machine pc-q35-7.2", boots="[direct]"),
@@ -487,3 +633,71 @@ def test_bundled_manifests_validate(debian_ovmf: Path, capsys: pytest.CaptureFix
             for cpu in matrix.cpus:
                 since = CPU_MODEL_SINCE[cpu.name or ""]
                 assert host.qemu_version.at_least(*since.release), (matrix.id, host_id, cpu.name)
+
+
+@pytest.mark.parametrize(
+    ("host", "mode", "profile"),
+    [
+        # QEMU 9.1-10.0 on the INIT2 path: every vCPU's FPU as at reset.
+        (INIT2 + ', host_linux: "6.11"', "sev-snp", VmsaProfile.INIT2),
+        ('vmm: qemu, qemu: {version: "10.0", machine: pc-q35-10.0}, host_linux: "6.12"', "sev-snp", VmsaProfile.INIT2),
+        (INIT2 + ', host_linux: "6.11"', "sev-es", VmsaProfile.INIT2),
+        # QEMU 10.1 and 10.2 on the INIT2 path: the APs' FCW and MXCSR 0 in QEMU never reach KVM (AP_CONTEXT).
+        (Q101 + ', host_linux: "6.12"', "sev-snp", VmsaProfile.INIT2),
+        ('vmm: qemu, qemu: {version: "10.2.2", machine: pc-q35-10.2}', "sev-snp", VmsaProfile.INIT2),
+        (
+            'vmm: qemu, qemu: {version: "10.1", machine: pc-q35-10.1, legacy_vm_type: "off"}, host_linux: "6.12"',
+            "sev-es",
+            VmsaProfile.INIT2,
+        ),
+        (
+            'vmm: qemu, qemu: {version: "10.2", machine: pc-q35-10.2, legacy_vm_type: "off"}, host_linux: "6.12"',
+            "sev-es",
+            VmsaProfile.INIT2,
+        ),
+        # RHEL 10: qemu-kvm 9.1 on Linux 6.12.
+        ('vmm: qemu, qemu: {version: "9.1", machine: pc-q35-rhel10.0.0}, host_linux: "6.12"', "sev-snp", VmsaProfile.INIT2),
+        # The legacy path copies no FPU state: 10.1's change leaves it as it was.
+        (Q101 + ', host_linux: "6.12"', "sev-es", VmsaProfile.LEGACY),
+        ('vmm: qemu, qemu: {version: "10.2", machine: q35, legacy_vm_type: "on"}', "sev-es", VmsaProfile.LEGACY),
+        # A stated profile where the QEMU version cannot tell.
+        ('vmm: qemu, vmsa_profile: init2-ap-fpu-zero, host_linux: "6.12"', "sev-snp", VmsaProfile.INIT2_AP_FPU_ZERO),
+        ('vmm: qemu, vmsa_profile: init2, host_linux: "6.12"', "sev-snp", VmsaProfile.INIT2),
+    ],
+)
+def test_each_launch_gets_the_profile_its_qemu_makes(host: str, mode: str, profile: VmsaProfile) -> None:
+    expansion = check(text_of(Case(host, modes=f"[{mode}]")))
+    assert {group.config.vmsa_profile for group in expansion.groups} == {profile}
+
+
+def test_a_rhel_stack_builds_and_is_published_as_stated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """RHEL 9.6's stack builds SEV-SNP entries; its stated machine limit and KVM facts are published as stated."""
+    rhel = (
+        'vmm: qemu, qemu: {version: "9.1", machine: pc-q35-rhel9.6.0, max_vcpus: 4096}, host_linux: "5.14", '
+        "host_kvm: {sev_es: true, init2: true, sev_snp: true, debug_swap: never}"
+    )
+    (tmp_path / "fw.fd").write_bytes(TINY.read_bytes())
+    (tmp_path / "vmlinuz").write_bytes(b"not booted")  # the manifest's boot, which the matrix does not use
+    text = text_of(Case(rhel, modes="[sev-snp]")).replace("ab" * 32, hashlib.sha256(b"not booted").hexdigest())
+    text = text.replace("  serial: 1\n", "  serial: 1\n  valid_for_days: 30\n")
+    (tmp_path / "m.yaml").write_text(text, encoding="utf-8")
+    status = _cli.main(
+        ["build", str(tmp_path / "m.yaml"), "--out", str(tmp_path / "site"), "--cache", str(tmp_path), "--issued", "now"]
+    )
+    assert status == 0, capsys.readouterr().err
+    published = json.loads((tmp_path / "site" / "publication.json").read_bytes())
+    (host,) = published["host_stacks"]
+    assert host["machine"] == "pc-q35-rhel9.6.0" and host["host_linux"] == "5.14"
+    assert host["max_vcpus"] == 4096
+    assert host["host_kvm"] == {"sev_es": True, "init2": True, "sev_snp": True, "debug_swap": "never"}
+    groups = [json.loads(path.read_bytes()) for path in sorted((tmp_path / "site" / "groups").glob("*.json"))]
+    configs = [config for group in groups for config in group["groups"]]
+    assert configs and {(c["mode"], c["vmsa_profile"]) for c in configs} == {("sev-snp", "init2")}
+
+
+def test_an_upstream_stack_publishes_no_stated_facts() -> None:
+    text = text_of(Case(Q91 + ', host_linux: "6.12"'))
+    manifest = load_manifests([parse_yaml(text.encode("utf-8"), "m.yaml", Path("."))])
+    host = manifest.host_stacks["h"]
+    assert host.host_kvm is None and host.max_vcpus_stated is None
+    assert host.max_vcpus() == (4096, MAX_VCPUS["q35"][-1].source)

@@ -126,7 +126,10 @@ VALUES: dict[str, tuple[st.SearchStrategy[str], st.SearchStrategy[str]]] = {
         ),
     ),
     "--vmm": (st.just("qemu"), st.sampled_from(["ec2", "gce", "QEMU"])),
-    "--vmsa-profile": (st.sampled_from(["legacy", "init2"]), st.sampled_from(["INIT2", ""])),
+    "--vmsa-profile": (
+        st.sampled_from(["legacy", "init2", "init2-ap-fpu-zero"]),
+        st.sampled_from(["INIT2", "", "init2-ap-fpu"]),
+    ),
     "--sev-features": (
         st.sampled_from(["0", "0x0", "0x20", "20", "0x40", "0x60"]),
         st.one_of(
@@ -264,3 +267,7 @@ def test_the_debian_image_is_answered_quickly(mode: str, images: dict[str, Path]
 )
 def test_other_command_lines_go_to_the_full_path(argv: list[str]) -> None:
     assert _quick._options(argv) is None or quick.check(_quick._options(argv) or {}) is None
+
+
+def test_the_quick_path_has_every_vmsa_profile() -> None:
+    assert quick._PROFILES == tuple(str(profile) for profile in VmsaProfile)

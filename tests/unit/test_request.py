@@ -185,7 +185,7 @@ INVALID: dict[str, tuple[dict[str, object], str]] = {
     ),
     "an unknown profile": (
         {"mode": "sev-es", "firmware": "fw.fd", "cpu": "EPYC", "vmsa_profile": "init3"},
-        "vmsa_profile: expected one of legacy, init2, found 'init3'",
+        "vmsa_profile: expected one of legacy, init2, init2-ap-fpu-zero, found 'init3'",
     ),
     "a CPU that is no name": (
         {"mode": "sev-es", "firmware": "fw.fd", "cpu": 25},
@@ -230,7 +230,7 @@ INVALID: dict[str, tuple[dict[str, object], str]] = {
     ),
     "SEV-SNP with the legacy profile": (
         {"mode": "sev-snp", "firmware": "fw.fd", "cpu": "EPYC", "vmsa_profile": "legacy"},
-        "vmsa_profile: SEV-SNP guests are always launched with KVM_SEV_INIT2 (init2), found legacy",
+        "vmsa_profile: SEV-SNP guests are always launched with KVM_SEV_INIT2 (init2, or init2-ap-fpu-zero from QEMU 10.1), found legacy",
     ),
     "a firmware prefix for SEV-ES": (
         {"mode": "sev-es", "firmware": "fw.fd", "cpu": "EPYC", "firmware_prefix": PREFIX},

@@ -38,13 +38,13 @@ DEFECTS: dict[str, tuple[str, str, Change, str]] = {
     # name: (kind, golden file, change, message)
     "a bad digest in a group's last entry": (
         "groups",
-        "groups/1.json",
+        "groups/4.json",
         lambda d: d["groups"][0]["entries"].append([5, "x"]),
         "/groups/0: /entries/3: digest 'x': expected 64 or 96 lowercase hex digits",
     ),
     "a vCPU count past 4096 in the first entry": (
         "groups",
-        "groups/1.json",
+        "groups/4.json",
         lambda d: d["groups"][1]["entries"][0].__setitem__(0, 4097),
         "/groups/1: /entries/0: vcpus 4097: expected null or 1..4096",
     ),

@@ -40,6 +40,9 @@ PEER_SCRIPT = REPO / "tests" / "peers" / "peer_digest.py"
 TOOL = "sev-snp-measure"
 LEGACY, CURRENT = "0.0.9", "0.0.13"
 """The peer versions: 0.0.9 builds legacy VMSAs, 0.0.13 KVM_SEV_INIT2 ones."""
+COMPOSED = f"{CURRENT} with {LEGACY}'s AP VMSA"
+"""The vectors of QEMU 10.1 and later on the KVM_SEV_INIT2 path (``init2-ap-fpu-zero``), which no peer models:
+0.0.13 measures, with its own BSP page (MXCSR 0x1f80, FCW 0x037f) and 0.0.9's AP page (MXCSR and FCW 0)."""
 
 _DEBIAN = "debian/{}_{}_all/".format(*OVMF_DEB[:2])
 CODE = _DEBIAN + "usr/share/OVMF/OVMF_CODE.fd"
@@ -54,6 +57,7 @@ BASE_MODELS = ("EPYC", "EPYC-Rome", "EPYC-Milan", "EPYC-Genoa", "EPYC-Turin")
 VCPUS = (1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257, 511, 512, 1024, 4096)
 SNP_VCPUS = (1, 2, 3, 4, 8, 16, 32, 63, 64, 65, 128, 255, 256, 512)
 VCPU_CYCLE = (1, 2, 4, 3, 64, 8, 255, 16, 65)
+AP_VCPUS = (1, 2, 3, 4, 8, 64, 255)  # 1: no AP, so the same digest as init2
 VMMS = ("qemu", "ec2", "gce")
 KERNELS = ("fixtures/kernel.bin", "fixtures/kernel_small.bin", "fixtures/empty.bin")
 INITRDS = (None, "fixtures/initrd.bin", "fixtures/empty.bin")
@@ -209,6 +213,23 @@ def configurations(cpu_sigs: dict[str, int]) -> list[Planned]:
             boot = {"kernel": KERNELS[0], "initrd": INITRDS[1], "cmdline": CMDLINES[2]} if firmware == AMDSEV else {}
             planned.append(snp(firmware, vmm, (1, 4, 64)[k], firmware_prefix=prefix, **cpu, **boot))
 
+    # QEMU 10.1 and later on the KVM_SEV_INIT2 path: the APs' FPU 0 (COMPOSED), SEV-SNP and SEV-ES.
+    for mode, images in (("sev-snp", SNP_FIRMWARE), ("sev-es", FIRMWARE)):
+        group = f"{mode}-ap-fpu-zero"
+        base: dict[str, Any] = {"mode": mode, "vmm": "qemu", "vmsa_profile": "init2-ap-fpu-zero"}
+        if mode == "sev-snp":
+            base["guest_features"] = "0x1"
+        for i, firmware in enumerate(images):
+            for j, name in enumerate(BASE_MODELS):
+                vcpus = AP_VCPUS[(i + j) % len(AP_VCPUS)]
+                planned.append(
+                    Planned(group, COMPOSED, {**base, "firmware": firmware, "vcpus": vcpus, **_cpu(name, cpu_sigs)})
+                )
+        for k, boot in enumerate(list(_boots())[::9]):
+            cpu = _cpu(BASE_MODELS[k % len(BASE_MODELS)], cpu_sigs)
+            config = {**base, "firmware": AMDSEV, "vcpus": AP_VCPUS[k % len(AP_VCPUS)], **cpu, **boot}
+            planned.append(Planned(group, COMPOSED, config))
+
     # The SEV-SNP digest over the firmware pages alone (what a firmware_prefix holds).
     for firmware in FIRMWARE:
         planned.append(Planned("sev-snp-firmware", CURRENT, {"mode": "sev-snp-firmware", "firmware": firmware}))
@@ -255,6 +276,38 @@ def run_peer(version: str, configs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return answer
 
 
+def compose(configs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The configurations of QEMU 10.1's rule in the peer's terms: 0.0.13's BSP page, 0.0.9's AP page.
+
+    0.0.9's AP page is 0.0.13's with MXCSR and x87 FCW 0, the only fields the
+    rule changes (checked here for every configuration, so that the pages the
+    peer measures differ in nothing else).
+
+    Args:
+        configs: configurations in the peer's terms.
+
+    Returns:
+        The same, each with ``vmsa_pages`` for 0.0.13 to measure.
+
+    Raises:
+        PeerError: a peer failed, or 0.0.9's AP page differs from 0.0.13's elsewhere.
+    """
+    dumps = [{**config, "dump_vmsa": True} for config in configs]
+    current, legacy = (run_peer(version, dumps)["results"] for version in (CURRENT, LEGACY))
+    composed = []
+    for config, (bsp, ap_current), (_, ap_legacy) in zip(configs, current, legacy, strict=True):
+        new, old = bytes.fromhex(ap_current), bytes.fromhex(ap_legacy)
+        differ = {i for i in range(len(new)) if new[i] != old[i]}
+        if (
+            not differ <= set(range(0x408, 0x40C)) | set(range(0x410, 0x412))
+            or int.from_bytes(old[0x408:0x40C], "little")
+            or int.from_bytes(old[0x410:0x412], "little")
+        ):
+            raise PeerError(f"0.0.9's AP VMSA differs from 0.0.13's beyond MXCSR and FCW for {config}")
+        composed.append({**config, "vmsa_pages": [bsp, ap_legacy]})
+    return composed
+
+
 def for_peer(config: dict[str, Any], root: Path) -> dict[str, Any]:
     """A batch configuration in the peer script's terms: absolute paths, integers."""
     result = {key: value for key, value in config.items() if key not in ("cpu", "vmsa_profile", "firmware_sha256")}
@@ -288,9 +341,12 @@ def generate(root: Path) -> bytes:
     paths = {p.input[k] for p in planned for k in ("firmware", "kernel", "initrd") if k in p.input}
     sha256 = {path: hashlib.sha256((root / path).read_bytes()).hexdigest() for path in sorted(paths)}
     digests: list[str] = [""] * len(planned)
-    for version in (LEGACY, CURRENT):
+    for version in (LEGACY, CURRENT, COMPOSED):
         mine = [i for i, p in enumerate(planned) if p.version == version]
-        results = run_peer(version, [for_peer(planned[i].input, root) for i in mine])["results"]
+        configs = [for_peer(planned[i].input, root) for i in mine]
+        if version == COMPOSED:
+            configs = compose(configs)
+        results = run_peer(CURRENT if version == COMPOSED else version, configs)["results"]
         for i, result in zip(mine, results, strict=True):
             if not isinstance(result, str):
                 raise PeerError(f"sev-snp-measure {version} failed on {planned[i].input}: {result['error']}")
