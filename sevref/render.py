@@ -41,8 +41,11 @@ import jinja2
 import markupsafe
 from markupsafe import escape
 
+from sevref.binfmt.vmsa import Vmm
+from sevref.digest import Mode
 from sevref.errors import RenderError
 from sevref.history import Changes, EntryChange
+from sevref.hosts.firmware import launch_method
 from sevref.ids import entry_id
 from sevref.records import CatalogRow, Counts, EntryStatus, FirmwareRecord, GroupRecord, Nvram, Release, State
 from sevref.values import format_time
@@ -329,7 +332,8 @@ class Renderer:
                 {"vcpus": vcpus_label(e.vcpus), "status": str(e.state.status), "describe": e.state.describe()}
                 for e in record.exceptions
             ],
-            nvram=_nvram(firmware.nvram),
+            nvram=_nvram(record.firmware_nvram),
+            launch=launch_method(Vmm(record.vmm), record.mode),
             reproduce="\n".join(steps),
             history=self._entry_history(record.id),
         )
@@ -457,6 +461,7 @@ class Renderer:
                     page_name(n),
                     fw=record.to_dict(),
                     nvram=_nvram(record.nvram),
+                    launch={str(mode): launch_method(Vmm.QEMU, mode) for mode in (Mode.SEV, Mode.SEV_ES, Mode.SEV_SNP)},
                     counts=_counts_label(_tally(rows)),
                     groups=groups,
                     total=len(rows),

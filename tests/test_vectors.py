@@ -189,3 +189,93 @@ def test_qemu_10_1s_rule_changes_every_digest_with_an_ap_and_no_other(vector_roo
     for vector, line in zip(vectors, out.getvalue().splitlines(), strict=True):
         init2 = json.loads(line)["digest"]
         assert (init2 == vector["expected"]["digest"]) is (vector["input"]["vcpus"] == 1), vector["id"]
+
+
+NEWEST_QEMU_MANIFEST = """\
+sevref: 1
+publication:
+  publisher: {id: t, name: test, contact: t@example.org}
+  product: p
+  stream: s
+  release: "1"
+  serial: 1
+  issued: "2026-01-01T00:00:00Z"
+  valid_for_days: 30
+firmware:
+  - {id: amdsev, source: {path: AMDSEV, sha256: AMDSEV_SHA}}
+  - {id: code, source: {path: CODE, sha256: CODE_SHA}}
+host_stacks:
+  - {id: q100, vmm: qemu, qemu: {version: "10.0.13", machine: pc-q35-10.0}, host_linux: "6.12"}
+  - {id: q101, vmm: qemu, qemu: {version: "10.1", machine: pc-q35-10.1}, host_linux: "6.12"}
+  - {id: q102, vmm: qemu, qemu: {version: "10.2.2", machine: pc-q35-10.2}, host_linux: "6.18"}
+  - id: q101-off
+    vmm: qemu
+    qemu: {version: "10.1", machine: pc-q35-10.1, legacy_vm_type: "off"}
+    host_linux: "6.12"
+  - id: q102-off
+    vmm: qemu
+    qemu: {version: "10.2.2", machine: pc-q35-10.2, legacy_vm_type: "off"}
+    host_linux: "6.18"
+matrices:
+  - id: snp
+    modes: [sev-snp]
+    firmware: [amdsev]
+    host_stacks: [q100, q101, q102]
+    cpus: [EPYC, EPYC-Rome, EPYC-Milan, EPYC-Genoa, EPYC-Turin]
+    vcpus: [1-4, 8, 16, 32, 63-65, 128, 255, 256, 512]
+    exclude:
+      - {cpu: EPYC-Turin, host_stack: q100}
+  - id: es
+    modes: [sev-es]
+    firmware: [code]
+    host_stacks: [q101-off, q102-off]
+    cpus: [EPYC, EPYC-Rome, EPYC-Milan, EPYC-Genoa, EPYC-Turin]
+    vcpus: [1-8, 15-17, 31-33, 63-65, 127-129, 255-257, 511, 512, 1024, 4096]
+"""
+
+
+def test_the_newest_qemu_publishes_what_sev_snp_measure_computes(vector_root: Path) -> None:
+    """QEMU 10.1 and 10.2 on the KVM_SEV_INIT2 path publish the digests sev-snp-measure 0.0.13 computes.
+
+    QEMU 10.1 gives every AP FCW 0 and MXCSR 0 in its own CPU state, and the
+    issue that reported it expected the APs' VMSAs to carry them. They do not
+    reach the VMSA: QEMU hands them to KVM_SET_XSAVE with XSTATE_BV 0, and
+    Linux's copy_uabi_to_xstate takes the legacy FPU fields only for the
+    components XSTATE_BV names, so KVM keeps FCW 0x37f and MXCSR 0x1f80
+    (sevref.hosts.qemu.AP_CONTEXT). sev-snp-measure 0.0.13, which builds every
+    VMSA with those values, is right for 10.1 and 10.2 too; these are its
+    vectors, at 1 vCPU and at 2 or more, next to QEMU 10.0's.
+    """
+    text = NEWEST_QEMU_MANIFEST
+    for name, path in (("AMDSEV", AMDSEV), ("CODE", CODE)):
+        text = text.replace(f"{name}_SHA", hashlib.sha256((vector_root / path).read_bytes()).hexdigest())
+        text = text.replace(f"path: {name}", f"path: {vector_root / path}")
+    (vector_root / "newest.yaml").write_text(text, encoding="utf-8")
+    site = vector_root / "newest-site"
+    args = ["build", str(vector_root / "newest.yaml"), "--out", str(site)]
+    args += ["--allow-path", str((vector_root / CODE).resolve().parent)]
+    assert main(args, out=io.StringIO()) == 0
+    firmware = {"amdsev": AMDSEV, "code": CODE}
+    published = {}
+    for shard in sorted((site / "groups").glob("*.json")):
+        for g in json.loads(shard.read_bytes())["groups"]:
+            assert g["vmsa_profile"] == "init2", g["id"]
+            for vcpus, digest in g["entries"]:
+                published[(firmware[g["firmware"]], g["mode"], g["host_stack"], g["cpu_signature"], vcpus)] = (
+                    digest
+                )
+    expected = {}
+    for vector in ALL:
+        given = vector["input"]
+        plain = not {"kernel", "firmware_prefix"} & set(given) and given.get("vmm") == "qemu"
+        if plain and group(vector) in ("sev-snp", "sev-es-init2") and given.get("guest_features", "0x1") == "0x1":
+            expected[(given["firmware"], given["mode"], given["cpu_signature"], given["vcpus"])] = vector
+    checked: Counter[tuple[str, bool]] = Counter()
+    for (path, mode, host, signature, vcpus), digest in published.items():
+        vector = expected.get((path, mode, signature, vcpus))
+        if vector is not None:
+            assert digest == vector["expected"]["digest"], (host, vector["id"])
+            checked[(host, vcpus > 1)] += 1
+    hosts = ("q100", "q101", "q102", "q101-off", "q102-off")
+    assert {host for host, _ in checked} == set(hosts)
+    assert all(checked[(host, True)] >= 20 and checked[(host, False)] >= 2 for host in hosts), checked

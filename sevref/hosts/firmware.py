@@ -96,6 +96,9 @@ def check_firmware(vmm: Vmm, mode: Mode, size: int, debian: tuple[str, str] | No
             )
 
 
+_CLOUDS = {Vmm.EC2: "EC2", Vmm.GCE: "GCE"}
+
+
 def launch_method(vmm: Vmm, mode: Mode) -> str:
     """Say how the host hands the firmware to the guest in ``mode``, for people.
 
@@ -107,14 +110,14 @@ def launch_method(vmm: Vmm, mode: Mode) -> str:
         One sentence.
     """
     if vmm is not Vmm.QEMU:
-        return f"{vmm} loads its own firmware build; the image measured is the one given here"
+        return f"{_CLOUDS[vmm]} loads the guest's firmware itself; what it measures is the image given here"
     if mode is Mode.SEV_SNP:
         return (
             "QEMU -bios FILE (loaded into guest_memfd and measured whole); no pflash and no OVMF_VARS: UEFI "
             "variables live in guest memory and start from the measured image on every boot"
         )
     return (
-        "QEMU -drive if=pflash,unit=0,readonly=on,file=FILE (encrypted in place and measured), with a split "
+        "QEMU pflash unit 0 (-drive if=pflash,unit=0,file=FILE; encrypted in place and measured), with a split "
         "build's OVMF_VARS as pflash unit 1, which QEMU does not measure; or -bios FILE"
     )
 

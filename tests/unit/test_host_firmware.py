@@ -120,4 +120,4 @@ def test_launch_methods_name_the_mapping() -> None:
     assert "no OVMF_VARS" in launch_method(Vmm.QEMU, Mode.SEV_SNP)
     for mode in (Mode.SEV, Mode.SEV_ES):
         assert "pflash,unit=0" in launch_method(Vmm.QEMU, mode) and "OVMF_VARS" in launch_method(Vmm.QEMU, mode)
-    assert launch_method(Vmm.EC2, Mode.SEV_SNP).startswith("ec2 loads its own firmware")
+    assert launch_method(Vmm.EC2, Mode.SEV_SNP).startswith("EC2 loads the guest's firmware itself")
