@@ -214,7 +214,9 @@ class LaunchConfig:
             if not 0 <= self.cpu_signature <= 0xFFFF_FFFF:
                 raise ConfigError(f"cpu_signature: expected a 32-bit value, found {self.cpu_signature:#x}")
             if self.vmsa_profile is None:
-                raise ConfigError(f"mode {self.mode} with vmm qemu: expected a vmsa_profile (legacy, init2 or init2-ap-fpu-zero)")
+                raise ConfigError(
+                    f"mode {self.mode} with vmm qemu: expected a vmsa_profile (legacy, init2 or init2-ap-fpu-zero)"
+                )
         if self.mode is Mode.SEV_SNP:
             if self.vmsa_profile is VmsaProfile.LEGACY:
                 raise ConfigError(

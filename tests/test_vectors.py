@@ -261,9 +261,7 @@ def test_the_newest_qemu_publishes_what_sev_snp_measure_computes(vector_root: Pa
         for g in json.loads(shard.read_bytes())["groups"]:
             assert g["vmsa_profile"] == "init2", g["id"]
             for vcpus, digest in g["entries"]:
-                published[(firmware[g["firmware"]], g["mode"], g["host_stack"], g["cpu_signature"], vcpus)] = (
-                    digest
-                )
+                published[(firmware[g["firmware"]], g["mode"], g["host_stack"], g["cpu_signature"], vcpus)] = digest
     expected = {}
     for vector in ALL:
         given = vector["input"]
@@ -272,9 +270,9 @@ def test_the_newest_qemu_publishes_what_sev_snp_measure_computes(vector_root: Pa
             expected[(given["firmware"], given["mode"], given["cpu_signature"], given["vcpus"])] = vector
     checked: Counter[tuple[str, bool]] = Counter()
     for (path, mode, host, signature, vcpus), digest in published.items():
-        vector = expected.get((path, mode, signature, vcpus))
-        if vector is not None:
-            assert digest == vector["expected"]["digest"], (host, vector["id"])
+        known = expected.get((path, mode, signature, vcpus))
+        if known is not None:
+            assert digest == known["expected"]["digest"], (host, known["id"])
             checked[(host, vcpus > 1)] += 1
     hosts = ("q100", "q101", "q102", "q101-off", "q102-off")
     assert {host for host, _ in checked} == set(hosts)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from sevref.binfmt.vmsa import EC2_LEGACY_RDX, EC2_RDX, Vmm, VmsaProfile
 from sevref.digest import Mode
 from sevref.errors import ConfigError
-from sevref.hosts.linux import DebugSwap, KvmFacts, KvmFeature, LINUX_SINCE, describe, has, legacy_debug_swap
+from sevref.hosts.linux import LINUX_SINCE, DebugSwap, KvmFacts, KvmFeature, describe, has, legacy_debug_swap
 from sevref.hosts.qemu import (
     CPU_MODEL_SINCE,
     DEBIAN_RNG_SEED_REVERT,
@@ -113,7 +113,9 @@ class HostStack:
                 "max_vcpus_stated",
             ):
                 if getattr(self, name) is not None:
-                    raise ConfigError(f"{name.replace('_stated', '').replace('_', ' ')}: does not apply to vmm {self.vmm}")
+                    raise ConfigError(
+                        f"{name.replace('_stated', '').replace('_', ' ')}: does not apply to vmm {self.vmm}"
+                    )
             if self.qemu_fixes or self.igvm:
                 raise ConfigError(f"qemu: does not apply to vmm {self.vmm}")
             return
@@ -438,8 +440,7 @@ class HostStack:
         if self.host_kvm is not None:
             return ""
         return (
-            f" (added in {LINUX_SINCE[feature]}; a distribution kernel that carries it as a backport states "
-            f"host_kvm)"
+            f" (added in {LINUX_SINCE[feature]}; a distribution kernel that carries it as a backport states host_kvm)"
         )
 
     def _check_cpu(self, cpu: str) -> None:

@@ -15,7 +15,7 @@ from sevref.hosts.firmware import BIOS_ALIGNMENT, check_firmware, launch_method,
 from sevref.records.firmware import Basis, Nvram, State, Store
 from tests.conftest import CACHE, REPO
 from tests.images import snp_image
-from tests.unit.test_hosts import SECTIONS_TINY, check, text_of, Case
+from tests.unit.test_hosts import SECTIONS_TINY, Case, check, text_of
 
 SPLIT_4M = 0x37C000
 """The size of every 4 MiB split OVMF_CODE_4M.fd (edk2 OvmfPkgDefines.fdf.inc CODE_SIZE)."""

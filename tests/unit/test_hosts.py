@@ -656,7 +656,11 @@ def test_bundled_manifests_validate(debian_ovmf: Path, capsys: pytest.CaptureFix
             VmsaProfile.INIT2,
         ),
         # RHEL 10: qemu-kvm 9.1 on Linux 6.12.
-        ('vmm: qemu, qemu: {version: "9.1", machine: pc-q35-rhel10.0.0}, host_linux: "6.12"', "sev-snp", VmsaProfile.INIT2),
+        (
+            'vmm: qemu, qemu: {version: "9.1", machine: pc-q35-rhel10.0.0}, host_linux: "6.12"',
+            "sev-snp",
+            VmsaProfile.INIT2,
+        ),
         # The legacy path copies no FPU state: 10.1's change leaves it as it was.
         (Q101 + ', host_linux: "6.12"', "sev-es", VmsaProfile.LEGACY),
         ('vmm: qemu, qemu: {version: "10.2", machine: q35, legacy_vm_type: "on"}', "sev-es", VmsaProfile.LEGACY),
@@ -682,7 +686,16 @@ def test_a_rhel_stack_builds_and_is_published_as_stated(tmp_path: Path, capsys: 
     text = text.replace("  serial: 1\n", "  serial: 1\n  valid_for_days: 30\n")
     (tmp_path / "m.yaml").write_text(text, encoding="utf-8")
     status = _cli.main(
-        ["build", str(tmp_path / "m.yaml"), "--out", str(tmp_path / "site"), "--cache", str(tmp_path), "--issued", "now"]
+        [
+            "build",
+            str(tmp_path / "m.yaml"),
+            "--out",
+            str(tmp_path / "site"),
+            "--cache",
+            str(tmp_path),
+            "--issued",
+            "now",
+        ]
     )
     assert status == 0, capsys.readouterr().err
     published = json.loads((tmp_path / "site" / "publication.json").read_bytes())

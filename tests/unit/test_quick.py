@@ -270,4 +270,4 @@ def test_other_command_lines_go_to_the_full_path(argv: list[str]) -> None:
 
 
 def test_the_quick_path_has_every_vmsa_profile() -> None:
-    assert quick._PROFILES == tuple(str(profile) for profile in VmsaProfile)
+    assert tuple(str(profile) for profile in VmsaProfile) == quick._PROFILES
