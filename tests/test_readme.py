@@ -40,7 +40,6 @@ from typing import Any
 
 import pytest
 
-from sevref.binfmt.report import AttestationReport
 from sevref.digest import LaunchMeasureInputs, sev_launch_measurement
 from sevref.edge.keys import load_public
 from sevref.sign import key_id
@@ -79,6 +78,7 @@ SUBSTITUTIONS = {
     "https://example.org/sevref/": "{url}",
     "--entry ID": "--entry {entry}",
     "MEASUREMENT=…": "MEASUREMENT={measurement}",
+    "<base64 from query-sev-launch-measure>": "{measurement}",
     "API_MAJOR=… API_MINOR=… BUILD_ID=…": "API_MAJOR={api_major} API_MINOR={api_minor} BUILD_ID={build}",
 }
 PLACEHOLDER = re.compile(r"…|<[a-z][a-z ]*>")
@@ -343,20 +343,16 @@ def token_in_chain(w: Workspace, shared: Shared) -> None:
 
 
 def served_demo(w: Workspace, shared: Shared) -> None:
-    """The publisher's URL serves the demo (timestamped); the guest's report matches an SEV-SNP entry."""
+    """The publisher's URL serves the demo (timestamped); the guest's launch measurement matches an SEV-ES entry."""
     shutil.copy2(shared.signed / "release-key.pub", w.path / "release-key.pub")
     w.given["url"] = shared.demo_url
-    group = next(g for g in groups(shared.signed / "site") if g["mode"] == "sev-snp" and g["status"] == "active")
+    group = next(g for g in groups(shared.signed / "site") if g["mode"] == "sev-es" and g["status"] == "active")
     _, digest = group["entries"][-1]
-    major, minor = (int(n) for n in group["min_api"].split("."))
-    report = AttestationReport.build(
-        version=3,
-        policy=int(group["policy"], 16),
-        measurement=bytes.fromhex(digest),
-        current_major=major,
-        current_minor=minor,
-    )
-    (w.path / "report.bin").write_bytes(report.to_bytes())
+    assert (group["policy"], group["min_api"]) == ("0x5", "0.17")  # what the README's command gives
+    tik, nonce = os.urandom(16), os.urandom(16)
+    (w.path / "tik.bin").write_bytes(tik)
+    blob = sev_launch_measurement(bytes.fromhex(digest), LaunchMeasureInputs(1, 55, 21, 0x5), nonce, tik) + nonce
+    w.given["measurement"] = base64.b64encode(blob).decode()
 
 
 def served_export(w: Workspace, shared: Shared) -> None:

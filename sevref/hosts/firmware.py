@@ -41,6 +41,7 @@ class _BootFailure:
     package: str
     before: tuple[int, int]
     why: str
+    cite: str
     source: str
 
 
@@ -51,6 +52,7 @@ SNP_BOOT_FAILURES: tuple[_BootFailure, ...] = (
         "edk2 before stable202502 built with SECURE_BOOT_ENABLE, as Debian builds every OvmfPkgX64 image, sets up "
         "its emulated variable store in memory the guest has not yet accepted and stops with a #VC exception "
         "(error code 0x404)",
+        "tianocore/edk2 pull request 6285, first in edk2-stable202502",
         "tianocore/edk2 pull request 6285 'Snp fixes' (Tom Lendacky, merged for edk2-stable202502; 52fa7e78d2, "
         "f0d2bc3ab2): 'When OVMF is built with SECURE_BOOT_ENABLE=TRUE, OVMF attempts to reserve and initialize "
         "memory for the EFI NV variable store during the PEI phase. However, this is done before SEV-SNP has had "
@@ -91,7 +93,7 @@ def check_firmware(vmm: Vmm, mode: Mode, size: int, debian: tuple[str, str] | No
     for row in SNP_BOOT_FAILURES:
         if package == row.package and upstream and (int(upstream.group(1)), int(upstream.group(2))) < row.before:
             raise ConfigError(
-                f"firmware: Debian's {package} {version} cannot boot as an SEV-SNP guest: {row.why} ({row.source}); "
+                f"firmware: Debian's {package} {version} cannot boot as an SEV-SNP guest: {row.why} ({row.cite}); "
                 f"use {package} {row.before[0]}.{row.before[1]:02d} or later, or an AmdSevX64 build"
             )
 
