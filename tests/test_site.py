@@ -145,9 +145,17 @@ def test_every_kind_of_page_verifies(visit: Visit, signed_demo: tuple[Path, str]
     assert visit.errors() == []
 
 
+def init2_vector(first: bool = True, models: set[str] | None = None) -> dict[str, Any]:
+    """A known SEV-ES KVM_SEV_INIT2 digest the example publication has (it has no SEV-SNP entry: Debian 12's
+    firmware cannot boot as one), on the one host stack that gives it."""
+    hosts = SEV_ES_HOSTS["init2"]["qemu9.1-init2"]
+    found = known_answers("sev-es", "init2", hosts if models is None else models & hosts)
+    return found[0] if first else found[-1]
+
+
 @pytest.mark.parametrize("encoding", ["hex", "base64", "uppercase hex"])
-def test_search_finds_a_known_snp_measurement(visit: Visit, encoding: str) -> None:
-    vector = known_answers("sev-snp", None)[0]
+def test_search_finds_a_known_digest(visit: Visit, encoding: str) -> None:
+    vector = init2_vector()
     digest = vector["expected"]["digest"]
     text = {
         "hex": digest,
@@ -162,7 +170,7 @@ def test_search_finds_a_known_snp_measurement(visit: Visit, encoding: str) -> No
     assert len(rows) == 1, (vector["id"], rows)
     entry, mode, firmware, host, cpu, vcpus, status, shown = rows[0]
     assert (mode, firmware, host, cpu, vcpus, status, shown) == (
-        "sev-snp",
+        "sev-es",
         "ovmf-code",
         "qemu9.1-init2",
         given["cpu"],
@@ -252,11 +260,11 @@ def test_search_remarks_on_an_unknown_query_fit_its_kind(visit: Visit, name: str
 
 
 def test_filter_search_shows_the_entry_and_its_digest(visit: Visit, signed_demo: tuple[Path, str]) -> None:
-    vector = known_answers("sev-snp", None)[-1]
+    vector = init2_vector(first=False, models={"EPYC-Genoa"})  # only one host stack has EPYC-Genoa
     given = vector["input"]
     assert visit.go("search.html") == "verified"
     visit.page.select_option("#filter-search select[name=firmware]", "ovmf-code")
-    visit.page.select_option("#filter-search select[name=mode]", "sev-snp")
+    visit.page.select_option("#filter-search select[name=mode]", "sev-es")
     visit.page.fill("#filter-search input[name=cpu]", given["cpu"].lower())
     visit.page.fill("#filter-search input[name=vcpus]", str(given["vcpus"]))
     visit.page.click("#filter-search button")
@@ -264,10 +272,10 @@ def test_filter_search_shows_the_entry_and_its_digest(visit: Visit, signed_demo:
     # "EPYC" as a substring also matches the other models: the filter is by substring.
     matching = [row for row in rows if row[4] == given["cpu"]]
     assert len(matching) == 1 and matching[0][7] == vector["expected"]["digest"], (vector["id"], rows)
-    assert all(row[1] == "sev-snp" and row[5] == str(given["vcpus"]) for row in rows)
+    assert all(row[1] == "sev-es" and row[5] == str(given["vcpus"]) for row in rows)
     assert visit.page.inner_text("#results-summary").endswith("configurations of ovmf-code match.")
     # The query is in the address, so the result can be shared.
-    assert "firmware=ovmf-code" in visit.page.url and "mode=sev-snp" in visit.page.url
+    assert "firmware=ovmf-code" in visit.page.url and "mode=sev-es" in visit.page.url
     assert visit.errors() == []
 
 
@@ -291,7 +299,7 @@ def test_firmware_page_filters_its_table(visit: Visit, signed_demo: tuple[Path, 
 
 
 def test_keyboard_reaches_the_search(visit: Visit) -> None:
-    vector = known_answers("sev-snp", None)[0]
+    vector = init2_vector()
     assert visit.go("search.html") == "verified"
     for _ in range(12):
         visit.page.keyboard.press("Tab")
@@ -372,7 +380,7 @@ def test_one_flipped_byte_fails_verification(
     site = tmp_path / "site"
     shutil.copytree(signed_demo[0], site)
     target, needle, path, message = TAMPERING[what]
-    vector = known_answers("sev-snp", None)[0]
+    vector = init2_vector()
     digest = vector["expected"]["digest"]
     index = load(site, "index.json")
     layout = index["layout"]
@@ -421,7 +429,7 @@ def test_an_unsigned_publication_fails_but_can_be_searched(browser: Any, demo: P
             assert visit.go("index.html") == "failed"
             assert visit.status() == "Verification failed: this publication is unsigned: nothing vouches for its values"
             assert visit.errors() == []
-            vector = known_answers("sev-snp", None)[0]
+            vector = init2_vector()
             visit.go(f"search.html?digest={vector['expected']['digest']}")
             assert len(result_rows(visit)) == 1
         finally:

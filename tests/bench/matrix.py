@@ -2,10 +2,13 @@
 
 About 100,000 entries at scale 1, about 1,000,000 at scale 10, about 10,000,000 at scale 100:
 
-* firmware (4): Debian 12's OVMF_CODE.fd (2 MiB, SNP metadata), OVMF.fd
-  (2 MiB unified, SNP metadata), OVMF_CODE_4M.fd (3.5 MiB, no SNP metadata),
-  and a synthetic 2 MiB AmdSev-like image with a kernel-hashes table and an
-  SNP_KERNEL_HASHES section (generated here: Debian packages none).
+* firmware (6): Debian 12's OVMF_CODE.fd (2 MiB), OVMF.fd (2 MiB unified),
+  OVMF_CODE_4M.fd (3.5 MiB), a synthetic 2 MiB AmdSev-like image with a
+  kernel-hashes table and an SNP_KERNEL_HASHES section (generated here: Debian
+  packages none), and two more such images for SEV-SNP only. Debian 12's
+  images cannot boot as SEV-SNP guests (sevref.hosts.firmware), so the two
+  extra images stand in for the SEV-SNP entries the first two had, one for
+  one: the matrix keeps its size.
 * host stacks (4), all QEMU 10.1 (the first with EPYC-Turin): legacy (QEMU's
   default legacy-vm-type=auto) on Linux 6.1; the same on Linux 6.6 with
   DebugSwap (sev_features 0x20); legacy-vm-type=off (init2) on Linux 6.11; the
@@ -40,10 +43,13 @@ DEBIAN = {
 DEB = "e73d3d1a8799f7f6fc16b73501d913edcdd86237556fbff30693e747e6dc262e"
 
 
-def amdsev_like(size: int = 2 << 20) -> bytes:
+SNP_ONLY = ("amdsev-b", "amdsev-c")
+"""The synthetic images that take the SEV-SNP entries of Debian 12's two images with SNP metadata."""
+
+
+def amdsev_like(size: int = 2 << 20, seed: bytes = b"sevref bench firmware") -> bytes:
     """A synthetic AmdSev-like image: pseudo-random code, a footer table and SNP metadata."""
     body = bytearray()
-    seed = b"sevref bench firmware"
     while len(body) < size:
         seed = hashlib.sha256(seed).digest()
         body += seed * 128
@@ -80,9 +86,11 @@ def write(folder: Path, scale: int = 1) -> list[Path]:
     """Write the inputs and manifests into ``folder``; return the manifest paths."""
     folder.mkdir(parents=True, exist_ok=True)
     firmware = amdsev_like()
+    snp_only = {ident: amdsev_like(seed=f"sevref bench firmware {ident}".encode()) for ident in SNP_ONLY}
     kernel = bytes((7 * i + 3) & 0xFF for i in range(1 << 20))
     initrd = bytes((13 * i + 1) & 0xFF for i in range(300_000))
-    for name, data in (("amdsev.fd", firmware), ("vmlinuz", kernel), ("initrd.img", initrd)):
+    inputs = [("amdsev.fd", firmware), ("vmlinuz", kernel), ("initrd.img", initrd)]
+    for name, data in [*inputs, *((f"{ident}.fd", data) for ident, data in snp_only.items())]:
         (folder / name).write_bytes(data)
 
     def sha(data: bytes) -> str:
@@ -101,6 +109,7 @@ def write(folder: Path, scale: int = 1) -> list[Path]:
         "  valid_for_days: 30",
         "firmware:",
         f"  - {{id: amdsev, source: {{path: amdsev.fd, sha256: {sha(firmware)}}}}}",
+        *(f"  - {{id: {ident}, source: {{path: {ident}.fd, sha256: {sha(data)}}}}}" for ident, data in snp_only.items()),
     ]
     for ident, (path, digest) in DEBIAN.items():
         lines.append(
@@ -123,15 +132,16 @@ def write(folder: Path, scale: int = 1) -> list[Path]:
         lines += [
             f"  - id: standard{'' if number == 0 else f'-{number + 1}'}",
             "    modes: [sev, sev-es, sev-snp]",
-            f"    firmware: [amdsev, {', '.join(DEBIAN)}]",
+            f"    firmware: [amdsev, {', '.join(DEBIAN)}, {', '.join(SNP_ONLY)}]",
             "    host_stacks: [legacy, legacy-debugswap, init2, init2-debugswap]",
             f"    cpus: [{', '.join(cpus[start : start + 1000])}]",
             "    vcpus: [1-256]",
             "    boots: [null, direct]",
             "    exclude:",
             "      - {mode: sev-snp, host_stack: [legacy, legacy-debugswap]}",
-            "      - {mode: sev-snp, firmware: ovmf-code-4m}",
-            f"      - {{boot: direct, firmware: [{', '.join(DEBIAN)}]}}",
+            f"      - {{mode: sev-snp, firmware: [{', '.join(DEBIAN)}]}}",
+            f"      - {{mode: [sev, sev-es], firmware: [{', '.join(SNP_ONLY)}]}}",
+            f"      - {{boot: direct, firmware: [{', '.join([*DEBIAN, *SNP_ONLY])}]}}",
         ]
     manifest = folder / "bench.yaml"
     manifest.write_text("\n".join(lines) + "\n")
