@@ -109,7 +109,10 @@ def write(folder: Path, scale: int = 1) -> list[Path]:
         "  valid_for_days: 30",
         "firmware:",
         f"  - {{id: amdsev, source: {{path: amdsev.fd, sha256: {sha(firmware)}}}}}",
-        *(f"  - {{id: {ident}, source: {{path: {ident}.fd, sha256: {sha(data)}}}}}" for ident, data in snp_only.items()),
+        *(
+            f"  - {{id: {ident}, source: {{path: {ident}.fd, sha256: {sha(data)}}}}}"
+            for ident, data in snp_only.items()
+        ),
     ]
     for ident, (path, digest) in DEBIAN.items():
         lines.append(
