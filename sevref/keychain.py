@@ -12,6 +12,7 @@ This module does no I/O.
 from __future__ import annotations
 
 import base64
+import hashlib
 import binascii
 import enum
 from collections.abc import Mapping, Sequence
@@ -45,6 +46,7 @@ __all__ = [
     "next_document",
     "open_keys_document",
     "read_unverified",
+    "signed_sha256",
     "verify_chain",
 ]
 
@@ -309,6 +311,26 @@ def _payload(data: bytes, what: str) -> tuple[Any, bytes]:
         return parsed, base64.b64decode(parsed["payload"], validate=True)
     except (KeyError, TypeError, ValueError, binascii.Error) as error:
         raise SignatureError(f"{what}: not a DSSE envelope ({error})") from None
+
+
+def signed_sha256(data: bytes, version: int) -> str:
+    """The sha256 of what a keys document's envelope signs: its payload, however the envelope is written.
+
+    The verifier's state remembers this, not the envelope's own bytes: a mirror
+    that writes the same signed document out again (other JSON spacing, the
+    other valid form of an ECDSA signature) serves the same document.
+
+    Args:
+        data: the envelope's bytes.
+        version: its version.
+
+    Returns:
+        Lowercase hex.
+
+    Raises:
+        SignatureError: not a DSSE envelope.
+    """
+    return hashlib.sha256(_payload(data, f"keys/{version}.dsse.json")[1]).hexdigest()
 
 
 def read_unverified(data: bytes, version: int) -> KeysDocument:

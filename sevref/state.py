@@ -7,8 +7,11 @@ file, ``--state``; format ``urn:sevref:schema:state:1``, see
 set does:
 
 * per publisher, the **key chain** it trusted: each accepted keys document's
-  version and the sha256 of its ``keys/<n>.dsse.json``, the active keys of the
-  newest, and every key the chain has revoked;
+  version and the sha256 of what its ``keys/<n>.dsse.json`` signs (the
+  payload, not the envelope as served: a mirror that writes the same signed
+  document out again must neither poison the state nor read as a fork; a
+  state written before remembered envelopes, and those still match), the
+  active keys of the newest, and every key the chain has revoked;
 * per publisher/product/stream, the **newest release**: its serial and the
   sha256 of its ``index.json``.
 
@@ -85,7 +88,22 @@ class ChainLink:
     version: int
     """Its version (and file number)."""
     sha256: str
-    """The sha256 of ``keys/<version>.dsse.json``, the envelope as served."""
+    """The sha256 of the document ``keys/<version>.dsse.json`` signs (its payload)."""
+    served: str | None = field(default=None, compare=False)
+    """The sha256 of the envelope as this run was served it: not remembered, only matched against a state
+    written before states remembered payloads."""
+
+    def matches(self, remembered: str) -> bool:
+        """Tell whether this is the document a state remembers by ``remembered``.
+
+        Args:
+            remembered: the state's sha256 of this version: of its payload, or, in a state written before,
+                of its envelope.
+
+        Returns:
+            True when either matches.
+        """
+        return remembered in (self.sha256, self.served)
 
     def to_dict(self) -> dict[str, object]:
         """Return the JSON form.
@@ -323,11 +341,12 @@ def check_chain(publisher: str, known: PublisherState | None, seen: PublisherSta
         return
     for link in seen.chain:
         remembered = known.sha256(link.version)
-        if remembered is not None and remembered != link.sha256:
+        if remembered is not None and not link.matches(remembered):
             raise TrustError(
                 Check.KEYS,
-                f"fork at version {link.version}: keys/{link.version}.dsse.json has sha256 {link.sha256}; "
-                f"the state trusted {remembered} for publisher {publisher!r} (another chain, written with an old key?)",
+                f"fork at version {link.version}: keys/{link.version}.dsse.json signs a document with sha256 "
+                f"{link.sha256}; the state trusted {remembered} for publisher {publisher!r} (another chain, written "
+                f"with an old key?)",
             )
     if seen.newest < known.newest:
         raise TrustError(

@@ -55,7 +55,7 @@ from sevref.errors import (
     TrustError,
 )
 from sevref.history import Changes, link_problem
-from sevref.keychain import KeysDocument, KeyStatus, Role, open_keys_document, read_unverified
+from sevref.keychain import KeysDocument, KeyStatus, Role, open_keys_document, read_unverified, signed_sha256
 from sevref.limits import (
     MAX_FETCH_BYTES,
     MAX_INDEX_ENVELOPE_BYTES,
@@ -286,6 +286,18 @@ def _next(data: bytes, version: int, current: KeysDocument, revoked: frozenset[s
         ) from error
 
 
+def _link(data: bytes, version: int) -> ChainLink:
+    """What the state remembers of a keys document: the sha256 of its payload (of the bytes, if it has none).
+
+    A document that is no envelope never gets into a state: reading it fails next.
+    """
+    served = hashlib.sha256(data).hexdigest()
+    try:
+        return ChainLink(version, signed_sha256(data, version), served)
+    except SignatureError:
+        return ChainLink(version, served, served)
+
+
 def _remembered(data: bytes, version: int) -> KeysDocument:
     """A document whose sha256 the state remembers: trusted by that alone."""
     try:
@@ -306,11 +318,11 @@ def _keys_chain(fetch: Fetch, expected: TrustAnchor) -> tuple[KeysDocument, Publ
         data = _keys_document(fetch, version)
         if data is None:
             break
-        link = ChainLink(version, hashlib.sha256(data).hexdigest())
+        link = _link(data, version)
         remembered = known.sha256(version) if known else None
         if remembered is not None:
             links.append(link)
-            if link.sha256 != remembered:
+            if not link.matches(remembered):
                 break  # a fork: check_chain names it
             current = _remembered(data, version)
         elif current is None:

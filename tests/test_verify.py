@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from sevref._cli import main
 from sevref.binfmt.report import AttestationReport
 from sevref.digest import LaunchMeasureInputs, sev_launch_measurement
 from sevref.edge.keys import generate_key_files, load_public
+from sevref.serialize import canonical
 from sevref.sign import Algorithm, key_id
 from tests.conftest import REPO, serve
 
@@ -234,6 +236,48 @@ def test_a_file_from_another_release_mixed_in_is_refused(
     assert status == 3 and f"not trusted: integrity: {name} has sha256" in err
 
 
+def reserialised(envelope: Path) -> None:
+    """Write a keys envelope out again as a mirror might: other spacing, the other valid form of each ECDSA s."""
+    document = json.loads(envelope.read_bytes())
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # P-256's group order n
+    for signature in document["signatures"]:
+        r, s = decode_dss_signature(base64.b64decode(signature["sig"]))
+        signature["sig"] = base64.b64encode(encode_dss_signature(r, order - s)).decode()
+    envelope.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
+
+
+def test_a_reserialised_keys_envelope_neither_poisons_the_state_nor_reads_as_a_fork(
+    site: Path, tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mirror = tmp_path / "mirror"
+    shutil.copytree(site, mirror)
+    reserialised(mirror / "keys" / "1.dsse.json")
+    assert (mirror / "keys" / "1.dsse.json").read_bytes() != (site / "keys" / "1.dsse.json").read_bytes()
+    state = tmp_path / "state.json"
+    # The mirror's envelope is the same signed document: trusted, and remembered as that document.
+    assert verify(mirror, capsys, keys, "--state", str(state))[0] == 0
+    remembered = load(state)["publishers"]["golden"]["chain"]
+    # The genuine publication after it, and the mirror again, with the same state.
+    assert verify(site, capsys, keys, "--state", str(state))[:3:2] == (0, "")
+    assert verify(mirror, capsys, keys, "--state", str(state))[:3:2] == (0, "")
+    assert load(state)["publishers"]["golden"]["chain"] == remembered
+
+
+def test_a_state_that_remembered_envelopes_still_matches_and_learns_the_document(
+    site: Path, tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state.json"
+    assert verify(site, capsys, keys, "--state", str(state))[0] == 0
+    before = load(state)
+    # As sevref wrote it before states remembered payloads: the sha256 of the envelope as served.
+    served = hashlib.sha256((site / "keys" / "1.dsse.json").read_bytes()).hexdigest()
+    before["publishers"]["golden"]["chain"] = [{"version": 1, "sha256": served}]
+    state.write_bytes(canonical(before))
+    assert verify(site, capsys, keys, "--state", str(state))[:3:2] == (0, "")
+    signed = hashlib.sha256(base64.b64decode(load(site / "keys" / "1.dsse.json")["payload"])).hexdigest()
+    assert load(state)["publishers"]["golden"]["chain"] == [{"version": 1, "sha256": signed}]
+
+
 def test_rollback_is_refused_and_the_state_file_is_kept(
     site: Path, tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -241,7 +285,8 @@ def test_rollback_is_refused_and_the_state_file_is_kept(
     newer = build(tmp_path, capsys, keys, "newer", changes={"serial: 3": "serial: 9"})
     assert verify(newer, capsys, keys, "--state", str(state))[0] == 0
     remembered = load(state)
-    chain = hashlib.sha256((newer / "keys" / "1.dsse.json").read_bytes()).hexdigest()
+    # What keys/1.dsse.json signs, not the envelope as served (a re-serialised envelope is the same document).
+    chain = hashlib.sha256(base64.b64decode(load(newer / "keys" / "1.dsse.json")["payload"])).hexdigest()
     index = hashlib.sha256((newer / "index.json").read_bytes()).hexdigest()
     assert remembered["schema"] == "urn:sevref:schema:state:1"
     assert remembered["publishers"]["golden"]["chain"] == [{"version": 1, "sha256": chain}]
