@@ -231,9 +231,10 @@ def fetch_commands(firmware: FirmwareRecord) -> list[str]:
     """
     debian = firmware.debian
     if debian is not None and debian.url is None:
+        package = shlex.quote(debian.package)
         return [
-            f"apt-get download {debian.package}={debian.version}  "
-            f"# then: dpkg-deb -x {debian.package}_*.deb pkg && cp pkg/{debian.path} ."
+            f"apt-get download {shlex.quote(f'{debian.package}={debian.version}')} && dpkg-deb -x {package}_*.deb pkg "
+            f"&& cp {shlex.quote('pkg/' + debian.path)} ."
         ]
     if debian is not None and debian.url is not None:
         deb, check = debian.deb_file, f"{debian.deb_sha256}  {debian.deb_file}"

@@ -11,6 +11,7 @@ import json
 import re
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,31 @@ def test_demo_site_size(demo: Path) -> None:
     assert total < 2_000_000, total
     assert largest.stat().st_size < 40_000, (largest, largest.stat().st_size)
     assert (demo / "index.html").stat().st_size < 20_000
+
+
+def test_the_apt_get_line_of_an_entry_page_copies_a_path_a_shell_would_split(tmp_path: Path) -> None:
+    """The fetch command runs in bash as written, whatever the package's path holds (issue 21)."""
+    import dataclasses  # noqa: PLC0415 - this test alone
+
+    from sevref.records.firmware import DebianRef, FirmwareRecord  # noqa: PLC0415 - this test alone
+    from sevref.render import fetch_commands  # noqa: PLC0415 - this test alone
+
+    record = FirmwareRecord.from_dict(load(GOLDEN / "publication", "firmware/tiny.json")["firmware"])
+    path = "usr/share/My OVMF;touch HACKED $(touch HACKED2)/OVMF 'x'.fd"
+    debian = DebianRef("ovmf", "2022.11-6+deb12u2", "all", path, None)
+    (line,) = fetch_commands(dataclasses.replace(record, debian=debian))
+    # Stand-ins for apt-get and dpkg-deb that make the package's file where the real ones would.
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "apt-get").write_text('#!/bin/sh\n[ "$1 $2" = "download ovmf=2022.11-6+deb12u2" ] && : > ovmf_x.deb\n')
+    unpack = f'#!/bin/sh\nmkdir -p "$3/$(dirname {shlex.quote(path)})" && echo firmware > "$3"/{shlex.quote(path)}\n'
+    (tools / "dpkg-deb").write_text(unpack)
+    for tool in ("apt-get", "dpkg-deb"):
+        (tools / tool).chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {"PATH": f"{tools}:/usr/bin:/bin"}
+    done = subprocess.run(["bash", "-c", line], cwd=work, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, (line, done.stderr)
+    assert (work / "OVMF 'x'.fd").read_text() == "firmware\n"
+    assert not list(work.glob("HACKED*"))
