@@ -383,6 +383,12 @@ def test_a_closed_signer_signs_nothing(env: Token) -> None:
         ("pkcs11:object", "'object' is not name=value"),
         ("pkcs11:object=a?pin-value=4711-0815", "query attribute pin-value; expected none"),
         ("pkcs11:object=a?module-path=/x.so&pin-source=file:/p", "query attribute module-path, pin-source;"),
+        # A PIN in the path is not echoed either, whatever else is wrong with the URI.
+        ("pkcs11:token=x;pin-value=4711-0815", "'pkcs11:token=x;pin-value=…': attribute 'pin-value' is not supported"),
+        ("pkcs11:pin-value=4711-0815;object=a%2", "attribute 'pin-value' is not supported"),
+        ("pkcs11:PIN-VALUE=4711-0815;object", "'PIN-VALUE' is not supported"),
+        ("pkcs11:object=a;object=b;pin-source=4711-0815", "attribute 'object' appears twice"),
+        ("pkcs11:pin-value=4711-0815;type=cert", "is not supported"),
     ],
 )
 def test_bad_uris(uri: str, message: str) -> None:

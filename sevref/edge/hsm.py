@@ -111,6 +111,14 @@ class Pkcs11Uri:
         return " and ".join(parts) or "any label"
 
 
+_SECRET = re.compile(r"(pin-value|pin-source)=[^;?&]*", re.IGNORECASE)
+
+
+def _shown(text: str) -> str:
+    """A URI as an error may show it: the value of any ``pin-value`` or ``pin-source`` left out."""
+    return repr(_SECRET.sub(r"\1=…", text))
+
+
 def parse_uri(text: str) -> Pkcs11Uri:
     """Read a PKCS#11 URI that names a private key (RFC 7512).
 
@@ -128,7 +136,7 @@ def parse_uri(text: str) -> Pkcs11Uri:
     """
     scheme, colon, rest = text.partition(":")
     if not colon or scheme.lower() != "pkcs11":
-        raise SignatureError(f"PKCS#11 URI {text!r}: expected pkcs11:token=…;object=… (RFC 7512)")
+        raise SignatureError(f"PKCS#11 URI {_shown(text)}: expected pkcs11:token=…;object=… (RFC 7512)")
     path, question, query = rest.partition("?")
     if question:
         names = sorted({item.partition("=")[0] for item in query.split("&") if item})
@@ -140,15 +148,15 @@ def parse_uri(text: str) -> Pkcs11Uri:
     for item in path.split(";") if path else []:
         name, equals, value = item.partition("=")
         if not equals or not name:
-            raise SignatureError(f"PKCS#11 URI {text!r}: {item!r} is not name=value")
+            raise SignatureError(f"PKCS#11 URI {_shown(text)}: {item!r} is not name=value")
         if name not in _PATH_ATTRIBUTES:
             raise SignatureError(
-                f"PKCS#11 URI {text!r}: attribute {name!r} is not supported; expected {', '.join(_PATH_ATTRIBUTES)}"
+                f"PKCS#11 URI {_shown(text)}: attribute {name!r} is not supported; expected {', '.join(_PATH_ATTRIBUTES)}"
             )
         if name in values:
-            raise SignatureError(f"PKCS#11 URI {text!r}: attribute {name!r} appears twice; expected it once")
+            raise SignatureError(f"PKCS#11 URI {_shown(text)}: attribute {name!r} appears twice; expected it once")
         if _BAD_ESCAPE.search(value):
-            raise SignatureError(f"PKCS#11 URI {text!r}: {name} has a % not followed by two hex digits")
+            raise SignatureError(f"PKCS#11 URI {_shown(text)}: {name} has a % not followed by two hex digits")
         values[name] = urllib.parse.unquote_to_bytes(value)
     texts: dict[str, str] = {}
     for name, raw in values.items():
@@ -156,9 +164,9 @@ def parse_uri(text: str) -> Pkcs11Uri:
             try:
                 texts[name] = raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise SignatureError(f"PKCS#11 URI {text!r}: {name} is not UTF-8 once decoded") from None
+                raise SignatureError(f"PKCS#11 URI {_shown(text)}: {name} is not UTF-8 once decoded") from None
     if texts.get("type", "private") != "private":
-        raise SignatureError(f"PKCS#11 URI {text!r}: type={texts['type']}; expected private (a signing key)")
+        raise SignatureError(f"PKCS#11 URI {_shown(text)}: type={texts['type']}; expected private (a signing key)")
     return Pkcs11Uri(
         text,
         token=texts.get("token"),
