@@ -386,13 +386,30 @@ def _signed_index(envelope: Any, keys: KeysDocument, revoked: frozenset[str]) ->
         signatures = envelope.get("signatures") if isinstance(envelope, dict) else None
         signers = [s.get("keyid") for s in signatures if isinstance(s, dict)] if isinstance(signatures, list) else []
         for keyid in signers:
-            if isinstance(keyid, str) and keyid in revoked:
-                entry = keys.entry(keyid)
-                where = f"keys/{keys.version} ({entry.reason})" if entry is not None else "the trusted key chain"
+            if not isinstance(keyid, str) or keyid not in revoked:
+                continue
+            entry = keys.entry(keyid)
+            if entry is None:
+                # Revoked before this document, which no longer lists it: nothing to check the signature with.
                 raise TrustError(
-                    Check.SIGNATURE, f"index.dsse.json is signed by key {keyid}, revoked in {where}"
+                    Check.SIGNATURE,
+                    f"{error.diagnostic()}; it names key {keyid} as a signer, revoked in the trusted key chain",
+                ) from error
+            if _signs(envelope, keyid, entry.public(f"keys/{keys.version}")):
+                raise TrustError(
+                    Check.SIGNATURE,
+                    f"index.dsse.json is signed by key {keyid}, revoked in keys/{keys.version} ({entry.reason})",
                 ) from error
         raise TrustError(Check.SIGNATURE, error.diagnostic()) from error
+
+
+def _signs(envelope: Any, keyid: str, key: PublicKey) -> bool:
+    """Tell whether a key's signature on the index envelope verifies (only to name a revoked signer truly)."""
+    try:
+        open_envelope(envelope, INDEX_PAYLOAD_TYPE, {keyid: key}, "index.dsse.json")
+    except SignatureError:
+        return False
+    return True
 
 
 def _index(fetch: Fetch, payload: bytes) -> tuple[bytes, Index]:

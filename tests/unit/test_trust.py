@@ -7,6 +7,7 @@ changes a copy of it and names the check that must fail, and how.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from datetime import timedelta
@@ -126,6 +127,17 @@ def test_signature_by_a_key_the_chain_revoked(files: dict[str, bytes]) -> None:
     assert str(error) == (
         f"not trusted: signature: index.dsse.json is signed by key {K1.keyid}, revoked in keys/2 (stolen)"
     )
+
+
+def test_junk_under_a_revoked_keys_id_is_not_called_its_signature(files: dict[str, bytes]) -> None:
+    """Four bytes of junk under a revoked key's id: no signature, not "signed by key K, revoked"."""
+    revocation = next_document([files["keys/1.dsse.json"]], "golden", K1, [K2], {K1.keyid: "stolen"}, None)
+    junk = json.loads(files["index.dsse.json"])
+    junk["signatures"] = [{"keyid": K1.keyid, "sig": base64.b64encode(b"junk").decode()}]
+    error = refused({**files, "keys/2.dsse.json": revocation, "index.dsse.json": canonical(junk)}, anchor(K1))
+    assert error.check is Check.SIGNATURE
+    assert "revoked" not in str(error) and "is signed by" not in str(error)
+    assert str(error).startswith("not trusted: signature: index.dsse.json: no valid signature by a trusted key")
 
 
 def test_signature_an_index_that_is_not_the_signed_one(files: dict[str, bytes]) -> None:
