@@ -486,7 +486,8 @@ def next_document(
         The new document's DSSE envelope, checked as the end of the chain.
 
     Raises:
-        SevrefError: a broken chain, an inactive signer, a key added twice, an unknown key to revoke.
+        SevrefError: a broken chain, an inactive signer, a key added twice, an unknown key to revoke, or
+            revocations that leave no active release key.
     """
     entries: dict[str, KeyEntry] = {}
     if chain:
@@ -507,6 +508,12 @@ def next_document(
         old = entries[keyid]
         entries[keyid] = KeyEntry(old.keyid, old.algorithm, old.public_key, KeyStatus.REVOKED, reason, old.label)
     document = KeysDocument(publisher, len(chain) + 1, tuple(sorted(entries.values(), key=lambda k: k.keyid)))
+    if revoked and not document.active(Role.RELEASE):
+        raise SignatureError(
+            f"--revoke {', '.join(sorted(revoked))}: would leave keys/{document.version} with no active key of the "
+            f"release role, so the chain could never sign a release or grow again; add one (--add, --role release) "
+            f"in the same document"
+        )
     data = _signed(document, [signer, *added])
     verify_chain([*chain, data])
     return data

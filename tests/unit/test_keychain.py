@@ -235,3 +235,16 @@ def test_a_pem_that_holds_no_public_key() -> None:
         KeysDocument.from_bytes(key(public_key=garbage), "keys/1.dsse.json")
     # the rest of the message is cryptography's own, which changes between its versions
     assert str(raised.value).startswith(f"keys/1.dsse.json key {K1.keyid}: not a PEM public key (")
+
+
+def test_revoking_the_last_release_key_is_refused() -> None:
+    """A chain whose newest document has no active release key can sign no release and never grow again."""
+    with pytest.raises(SignatureError) as raised:
+        next_document([D1, D2], "acme", K2, [], {K2.keyid: "retired"}, None)
+    assert str(raised.value) == (
+        f"--revoke {K2.keyid}: would leave keys/3 with no active key of the release role, so the chain could never "
+        f"sign a release or grow again; add one (--add, --role release) in the same document"
+    )
+    # With a successor in the same document it is a rotation, and allowed.
+    rotated = verify_chain([D1, D2, next_document([D1, D2], "acme", K2, [K3], {K2.keyid: "retired"}, None)])
+    assert list(rotated.active()) == [K3.keyid]
