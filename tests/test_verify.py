@@ -10,8 +10,10 @@ import base64
 import hashlib
 import io
 import json
+import os
 import random
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -548,3 +550,28 @@ def test_lifecycle_is_reported(tmp_path: Path, keys: Path, capsys: pytest.Captur
         "0x5",
     )
     assert status == 1 and "refused: revoked: superseded by the KVM_SEV_INIT2 host stack; use qemu9.1-init2" in out
+
+
+def test_a_state_named_through_a_symbolic_link_stays_a_link(
+    site: Path, tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The file a linked --state names is updated; the link is not replaced by a regular file (issue 21)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    link = tmp_path / "state.json"
+    link.symlink_to(shared / "state.json")
+    for _ in range(2):
+        assert verify(site, capsys, keys, "--state", str(link))[:3:2] == (0, "")
+    assert link.is_symlink() and os.readlink(link) == str(shared / "state.json")
+    assert "golden/tiny/test" in load(shared / "state.json")["streams"]
+
+
+def test_replacing_a_file_flushes_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the rename, the folder itself is fsynced: the new name survives a crash."""
+    from sevref.edge import files  # noqa: PLC0415 - this test alone
+
+    synced: list[bool] = []
+    real = os.fsync
+    monkeypatch.setattr(files.os, "fsync", lambda fd: (synced.append(stat.S_ISDIR(os.fstat(fd).st_mode)), real(fd)))
+    files.write_atomic(tmp_path / "state.json", b"{}")
+    assert synced == [False, True]  # the file's data, then the folder's entry

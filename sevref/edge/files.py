@@ -127,7 +127,7 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Replace a file atomically: write a new file beside it, flush it to disk, then rename it over the old one.
+    """Replace a file atomically: write a new file beside it, flush it to disk, rename it over the old one, flush the folder.
 
     Args:
         path: the file.
@@ -149,9 +149,19 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+        _sync_folder(path.parent)
     except OSError as error:
         temporary.unlink(missing_ok=True)
         raise FetchError(f"{path}: {error.strerror or error}") from error
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush a folder's entries to disk, so that a rename into it survives a crash."""
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def check_out(out: Path) -> None:

@@ -29,7 +29,7 @@ def read_state(path: Path | None) -> VerifierState:
     """Read the verifier's state file.
 
     Args:
-        path: the state file (None or missing: nothing seen yet).
+        path: the state file, or a symbolic link to it (None or missing: nothing seen yet).
 
     Returns:
         The state.
@@ -37,7 +37,10 @@ def read_state(path: Path | None) -> VerifierState:
     Raises:
         ConfigError: a state file that cannot be read or is not valid, naming it.
     """
-    if path is None or not os.path.lexists(path):
+    if path is None:
+        return VerifierState()
+    path = Path(os.path.realpath(path))  # a link names the file that holds the state (see record)
+    if not os.path.lexists(path):
         return VerifierState()
     try:
         data = read_bytes(path, "state file", MAX_STATE_BYTES)
@@ -71,6 +74,8 @@ def record(
         TrustError: the file, as it is now, remembers something that refuses the run.
         ConfigError: the file or its lock cannot be read or written.
     """
+    # A state kept elsewhere and named through a symbolic link: the file it names is replaced, not the link.
+    path = Path(os.path.realpath(path))
     lock = path.with_name(f".{path.name}.lock")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
