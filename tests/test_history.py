@@ -318,3 +318,20 @@ def test_diff_and_previous_read_a_publication_over_http(releases: Releases, caps
     assert status == 0
     for path in ("index.json", "changes.json", "changes.html"):
         assert (releases.root / "over-http" / path).read_bytes() == (releases.root / "r2" / path).read_bytes(), path
+
+
+def test_diff_refuses_an_old_release_that_new_does_not_follow(releases: Releases, capsys: Any) -> None:
+    """NEW names its previous release; an OLD that is another one is not the comparison a reviewer wants."""
+    r1, r2 = releases.root / "r1", releases.root / "r2"
+    assert releases.build("r3-after-r2", 5, "--previous", str(r2), second=True)[0] == 0
+    r3 = releases.root / "r3-after-r2"
+    status, _, err = run(["diff", str(r1), str(r3)], capsys)
+    sha = {
+        name: hashlib.sha256((releases.root / name / "index.json").read_bytes()).hexdigest() for name in ("r1", "r2")
+    }
+    assert (status, err) == (
+        1,
+        f"sevref: NEW (serial 5) names serial 4 with index.json sha256 {sha['r2']} as its previous release; OLD is "
+        f"serial 3 with {sha['r1']}: expected the release NEW follows\n",
+    )
+    assert run(["diff", str(r2), str(r3)], capsys)[0] == 0

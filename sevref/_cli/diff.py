@@ -78,6 +78,15 @@ def _diff(args: argparse.Namespace, out: TextIO) -> int:
     except TrustError as error:
         print(f"sevref: {error.diagnostic()}", file=sys.stderr)
         return 3
+    previous = new.index.previous
+    if previous is not None and (previous.serial, previous.sha256) != (old.index.release.serial, old.index_sha256):
+        print(
+            f"sevref: NEW (serial {new.index.release.serial}) names serial {previous.serial} with index.json sha256 "
+            f"{previous.sha256} as its previous release; OLD is serial {old.index.release.serial} with "
+            f"{old.index_sha256}: expected the release NEW follows",
+            file=sys.stderr,
+        )
+        return 1
     changes = compare(old, new)
     how = f"OLD {_how(read[0])}, NEW {_how(read[1])}"
     if args.json:
