@@ -12,9 +12,9 @@ This module does no I/O.
 from __future__ import annotations
 
 import base64
-import hashlib
 import binascii
 import enum
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any

@@ -572,6 +572,11 @@ def test_replacing_a_file_flushes_its_folder(tmp_path: Path, monkeypatch: pytest
 
     synced: list[bool] = []
     real = os.fsync
-    monkeypatch.setattr(files.os, "fsync", lambda fd: (synced.append(stat.S_ISDIR(os.fstat(fd).st_mode)), real(fd)))
+
+    def fsync(descriptor: int) -> None:
+        synced.append(stat.S_ISDIR(os.fstat(descriptor).st_mode))
+        real(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync)
     files.write_atomic(tmp_path / "state.json", b"{}")
     assert synced == [False, True]  # the file's data, then the folder's entry
