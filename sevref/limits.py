@@ -80,6 +80,8 @@ MAX_FETCH_BYTES = 1 << 30
 """No published file is read beyond this size, whatever its index says."""
 DEFAULT_FETCH_TIMEOUT = 60.0
 """Seconds within which each file must arrive whole over HTTP(S) (``--timeout``)."""
+DEFAULT_DEADLINE = 300.0
+"""Seconds within which every file of one verifier run must have arrived (``--deadline``)."""
 MAX_REDIRECTS = 5
 """HTTP redirects followed for one file (each to http or https; never from https to http)."""
 MAX_STATE_BYTES = 1 << 20

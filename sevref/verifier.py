@@ -22,7 +22,7 @@ from sevref.edge.keys import load_public
 from sevref.edge.remote import reader
 from sevref.edge.state import read_state, record
 from sevref.history import Snapshot, states_of
-from sevref.limits import DEFAULT_FETCH_TIMEOUT
+from sevref.limits import DEFAULT_DEADLINE, DEFAULT_FETCH_TIMEOUT
 from sevref.records import GroupRecord
 from sevref.state import stream_name
 from sevref.trust import TrustAnchor, TrustedPublication, establish, open_unverified
@@ -48,6 +48,8 @@ class Request:
     """Check every listed file now (else only those read later)."""
     timeout: float = DEFAULT_FETCH_TIMEOUT
     """Seconds within which each file must arrive whole."""
+    deadline: float = DEFAULT_DEADLINE
+    """Seconds within which every file of the run must have arrived."""
     require_timestamp: bool = False
     """Refuse a release without a valid timestamp."""
     max_age: timedelta | None = None
@@ -83,18 +85,21 @@ def trust(request: Request) -> TrustedPublication:
         require_timestamp=request.require_timestamp,
         max_age=request.max_age,
     )
-    publication = establish(reader(request.location, request.timeout), expected)
+    publication = establish(reader(request.location, request.timeout, request.deadline), expected)
     if request.state is not None:
         record(request.state, publisher, publication.chain, name, publication.release_state, publication.index.previous)
     return publication
 
 
-def read_release(location: str, timeout: float = DEFAULT_FETCH_TIMEOUT) -> TrustedPublication:
+def read_release(
+    location: str, timeout: float = DEFAULT_FETCH_TIMEOUT, deadline: float = DEFAULT_DEADLINE
+) -> TrustedPublication:
     """Read a publication without checking who wrote it (each file is still held to its index).
 
     Args:
         location: a folder or URL.
         timeout: seconds within which each file must arrive whole.
+        deadline: seconds within which every file read must have arrived, counted from now.
 
     Returns:
         The publication, marked unverified.
@@ -102,7 +107,7 @@ def read_release(location: str, timeout: float = DEFAULT_FETCH_TIMEOUT) -> Trust
     Raises:
         TrustError: no index there, or a file that is not what the index says.
     """
-    return open_unverified(reader(location, timeout))
+    return open_unverified(reader(location, timeout, deadline))
 
 
 def snapshot(publication: TrustedPublication) -> Snapshot:

@@ -60,7 +60,9 @@ def test_a_fork_written_with_a_revoked_key_is_refused(
     chain(forged_chain, a, capsys)
     forged = build(tmp_path, capsys, keys, "forged", key="k1", chain=forged_chain, changes={"serial: 3": "serial: 999"})
     status, _, err = verify(forged, capsys, keys, "--state", str(state))
-    assert status == 3 and err.startswith("sevref: not trusted: keys: fork at version 3: keys/3.dsse.json signs a document ")
+    assert status == 3 and err.startswith(
+        "sevref: not trusted: keys: fork at version 3: keys/3.dsse.json signs a document "
+    )
     assert state.read_bytes() == remembered
     # Served with the shorter genuine chain (keys/3 withheld), the forged release is refused too.
     (forged / "keys" / "3.dsse.json").unlink()

@@ -9,7 +9,9 @@ known-answer vectors of tests/vectors (computed by sev-snp-measure 0.0.9 and
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,7 +60,7 @@ class Visit:
         self.base = base
         self.console: list[tuple[str, str]] = []
         self.requests: list[str] = []
-        self.page.on("console", lambda m: self.console.append((m.type, m.text)))
+        self.page.on("console", lambda m: self.console.append((m.type, self._said(m))))
         self.page.on("pageerror", lambda e: self.console.append(("pageerror", str(e))))
         self.page.on("request", lambda r: self.requests.append(r.url))
 
@@ -69,8 +71,17 @@ class Visit:
     def status(self) -> str:
         return str(self.page.inner_text("#verification"))
 
+    @staticmethod
+    def _said(message: Any) -> str:
+        """A console message; the browser's own report of a 404 (the end of the key chain) names its address."""
+        url = (message.location or {}).get("url", "")
+        return f"{message.text} [{url}]" if "status of 404" in message.text else str(message.text)
+
     def errors(self) -> list[tuple[str, str]]:
-        return [(kind, text) for kind, text in self.console if kind in ("error", "pageerror", "warning")]
+        """What the page logged as errors or warnings, but the 404 that ends the key chain (one each visit)."""
+        chain_end = re.compile(r"^Failed to load resource: .* 404 .*\[.*/keys/[0-9]+\.dsse\.json\]$")
+        found = [(kind, text) for kind, text in self.console if kind in ("error", "pageerror", "warning")]
+        return [(kind, text) for kind, text in found if not chain_end.match(text)]
 
     def close(self) -> None:
         self.context.close()
@@ -122,7 +133,12 @@ def test_home_page_verifies_with_no_console_errors_and_no_outside_requests(
 ) -> None:
     assert visit.go("index.html") == "verified", visit.status()
     assert visit.status().startswith("Verified: release 2022.11-6+deb12u2 (serial 1) is signed by key ")
-    assert signed_demo[1][:16] in visit.status()
+    assert f"signed by key {signed_demo[1]}" in visit.status()
+    # The banner says exactly what was checked, and what it cannot rule out.
+    assert "the signed index and its key chain (keys/1 to keys/1) check out" in visit.status()
+    assert "this page's file, index.html, fetched again, matches the index" in visit.status()
+    assert "A host that serves you other content can still show other pages" in visit.status()
+    assert "use sevref verify" in visit.status()
     assert visit.errors() == []
     assert visit.requests and all(url.startswith(visit.base) for url in visit.requests), visit.requests
     assert visit.page.locator("h1").inner_text() == "Expected launch digests: debian-ovmf 2022.11-6+deb12u2"
@@ -428,7 +444,7 @@ def test_an_unsigned_publication_fails_but_can_be_searched(browser: Any, demo: P
         try:
             assert visit.go("index.html") == "failed"
             assert visit.status() == "Verification failed: this publication is unsigned: nothing vouches for its values"
-            assert visit.errors() == []
+            assert [e for e in visit.errors() if "/index.dsse.json]" not in e[1]] == []  # its 404 tells "unsigned"
             vector = init2_vector()
             visit.go(f"search.html?digest={vector['expected']['digest']}")
             assert len(result_rows(visit)) == 1
@@ -510,3 +526,136 @@ def test_an_entry_revoked_alone_is_marked_on_every_page(browser: Any, lifecycle_
         assert visit.errors() == []
     finally:
         visit.close()
+
+
+# The page's path comes from its address, relative to the script's (assets/sevref.js): what each address means.
+ADDRESSES = {
+    "": ("verified", "index.html"),  # the publication's folder: its index.html
+    "index.html?digest=00#top": ("verified", "index.html"),  # the query and the fragment play no part
+    "search.html?digest=ab#results": ("verified", "search.html"),
+    "%69ndex.html": ("verified", "index.html"),  # percent-encoded, as a browser may send it
+    "firmware/": ("failed", "this page's address (firmware/index.html) is not a file the signed index lists"),
+    "index.html/": ("failed", "this page's address (index.html/index.html) is not a file the signed index lists"),
+}
+
+
+@pytest.mark.parametrize("address", list(ADDRESSES))
+def test_the_address_decides_which_file_is_checked(browser: Any, served: str, address: str) -> None:
+    outcome, said = ADDRESSES[address]
+    visit = Visit(browser, served)
+    try:
+        visit.page.route("**/firmware/", lambda route: route.fulfill(status=200, body=FOLDER_PAGE, headers=HTML))
+        visit.page.route("**/index.html/", lambda route: route.fulfill(status=200, body=FOLDER_PAGE, headers=HTML))
+        assert visit.go(address) == outcome, visit.status()
+        if outcome == "verified":
+            assert f"this page's file, {said}, fetched again, matches the index" in visit.status()
+        else:
+            assert said in visit.status(), visit.status()
+    finally:
+        visit.close()
+
+
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+FOLDER_PAGE = (
+    '<!doctype html><html><head><script src="/assets/sevref.js" defer></script></head>'
+    '<body><p id="verification" data-status="pending">?</p></body></html>'
+)
+"""What a host might answer for a folder's address: a page that loads the publication's script."""
+
+
+def forge(site: Path, path: str, body: str) -> None:
+    """Put a page into a copy of the site: one that names index.html as its path, as pages once did."""
+    text = (site / "index.html").read_text(encoding="utf-8")
+    depth = path.count("/")
+    text = text.replace('href="', 'href="' + "../" * depth).replace('src="', 'src="' + "../" * depth)
+    text = text.replace("<body>", f'<body data-root="{"../" * depth}" data-path="index.html">')
+    text = text.replace("Expected launch digests", body)
+    (site / path).parent.mkdir(parents=True, exist_ok=True)
+    (site / path).write_text(text, encoding="utf-8")
+
+
+FORGED = {
+    # name: (the page forged, what the banner says)
+    "a replaced entry page": ("ENTRY", "has sha256"),
+    "a page added beside the real ones": ("extra.html", "this page's address (extra.html) is not a file the signed"),
+    "a page added in a folder": ("entry/0000.html", "this page's address (entry/0000.html) is not a file the"),
+    "a page added under the assets": ("assets/index.html", "this page's address (assets/index.html) is not a file"),
+}
+
+
+@pytest.mark.parametrize("name", list(FORGED))
+def test_a_forged_page_naming_index_html_is_not_verified(
+    browser: Any, signed_demo: tuple[Path, str], tmp_path: Path, name: str
+) -> None:
+    site = tmp_path / "site"
+    shutil.copytree(signed_demo[0], site)
+    path, said = FORGED[name]
+    if path == "ENTRY":
+        path = f"entry/{next(iter(sorted((site / 'entry').iterdir()))).name}"
+    forge(site, path, "Forged digests")
+    with serve(site) as base:
+        visit = Visit(browser, base)
+        try:
+            assert visit.go(path) == "failed", visit.status()
+            assert said in visit.status(), visit.status()
+            assert visit.page.locator("h1").inner_text().startswith("Forged digests")
+            # The untouched home page of the same host still verifies.
+            assert visit.go("index.html") == "verified", visit.status()
+        finally:
+            visit.close()
+
+
+@pytest.fixture(scope="module")
+def revoked_later(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A release signed by k1 under keys/1, built with the CLI; the publisher's keys/2 (k2 joins, k1 revoked) apart.
+
+    Returns:
+        (the site, keys/2.dsse.json).
+    """
+    folder = tmp_path_factory.mktemp("revoked-later")
+    shutil.copytree(GOLDEN / "inputs", folder / "inputs")
+    text = (GOLDEN / "manifest.yaml").read_text(encoding="utf-8")
+    validity = '  issued: "2026-01-01T00:00:00Z"\n  expires: "2026-07-01T00:00:00Z"\n'
+    (folder / "m.yaml").write_text(text.replace(validity, "  valid_for_days: 30\n"), encoding="utf-8")
+    passphrase = "revoked-later-passphrase"
+    k1 = generate_key_files(folder / "k1", Algorithm.ECDSA_P256, passphrase.encode())
+    generate_key_files(folder / "k2", Algorithm.ECDSA_P384, passphrase.encode())
+    env = {**os.environ, "SEVREF_KEY_PASSPHRASE": passphrase, "SEVREF_NEW_KEY_PASSPHRASE": passphrase}
+    sevref = [sys.executable, "-m", "sevref"]
+    chain = ["key", "chain", "--keys", str(folder / "chain"), "--publisher", "golden", "--signing-key"]
+    subprocess.run([*sevref, *chain, str(folder / "k1.pem")], env=env, check=True, capture_output=True)
+    build = ["build", str(folder / "m.yaml"), "--out", str(folder / "site"), "--issued", "now"]
+    build += ["--signing-key", str(folder / "k1.pem"), "--keys", str(folder / "chain")]
+    subprocess.run([*sevref, *build], env=env, check=True, capture_output=True)
+    rotate = [*chain, str(folder / "k1.pem"), "--add", str(folder / "k2.pem"), "--revoke", k1, "--reason", "stolen"]
+    subprocess.run([*sevref, *rotate], env=env, check=True, capture_output=True)
+    return folder / "site", folder / "chain" / "2.dsse.json"
+
+
+def test_a_release_whose_key_a_later_keys_document_revokes_is_not_verified(
+    browser: Any, revoked_later: tuple[Path, Path], tmp_path: Path
+) -> None:
+    site, revocation = revoked_later
+    assert json.loads((site / "index.json").read_bytes())["signing"]["keys_version"] == 1
+    with serve(site) as base:
+        visit = Visit(browser, base)
+        try:
+            assert visit.go("index.html") == "verified", visit.status()  # before the publisher rotates
+        finally:
+            visit.close()
+    served = tmp_path / "site"
+    shutil.copytree(site, served)
+    shutil.copy(revocation, served / "keys" / "2.dsse.json")
+    with serve(served) as base:
+        visit = Visit(browser, base)
+        try:
+            assert visit.go("index.html") == "failed", visit.status()
+            assert "index.dsse.json is signed by key " in visit.status()
+            assert "revoked in keys/2 (stolen)" in visit.status()
+        finally:
+            visit.close()
+    # sevref verify, pinned to k1, says the same.
+    verify = [sys.executable, "-m", "sevref", "verify", "--publication", str(served), "--trusted-key"]
+    verify += [str(site.parent / "k1.pub"), "--publisher", "golden", "--product", "tiny", "--stream", "test"]
+    result = subprocess.run(verify, capture_output=True, text=True, check=False)
+    assert result.returncode == 3 and "not trusted: signature: " in result.stderr, result.stderr

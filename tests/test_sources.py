@@ -92,9 +92,13 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:  # the name http.server calls
         path = self.path.split("?")[0]
-        if path == "/slow.fd":  # one byte every 0.2 s, for at most 60 s
+        if path in ("/slow.fd", "/slow-unannounced.fd"):  # one byte every 0.2 s, for at most 60 s
             self.send_response(200)
-            self.send_header("Content-Length", str(len(TINY)))
+            if path == "/slow.fd":
+                self.send_header("Content-Length", str(len(TINY)))
+            else:  # the body ends with the connection
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
             for byte in TINY[:300]:
                 try:
@@ -299,7 +303,7 @@ def test_pool_paths_are_laid_out_as_debian_does(source: str | None, package: str
 
 CASES = {
     "another file": ("/files/other.fd", "sha256 is"),
-    "a 404": ("/files/missing.fd", "/files/missing.fd: HTTP 404 File not found; expected 200 OK"),
+    "a 404": ("/files/missing.fd", "/files/missing.fd: HTTP 404 (Not Found); expected 200 OK"),
     "a huge file": ("/huge.fd", f"{300 << 20} bytes (Content-Length); expected at most {256 << 20}"),
     "a redirect to ftp": ("/to-ftp.fd", "redirected to ftp://127.0.0.1/tiny.fd; expected an http:// or https:// URL"),
     "a redirect to a file": ("/to-file.fd", "redirected to file:///etc/passwd; expected an http:// or https:// URL"),
@@ -337,15 +341,16 @@ def test_a_package_that_is_not_the_pinned_one_is_refused(
     assert f"m.yaml:12:96: firmware fw: {archive}/debian/{POOL}: sha256 is {DEB_SHA256}, expected {'0' * 64}" in err
 
 
-def test_a_slow_server_is_cut_off_at_the_deadline(archive: str, tmp_path: Path) -> None:
-    manifest(tmp_path, f'{{url: "{archive}/slow.fd", sha256: {TINY_SHA256}}}')
+@pytest.mark.parametrize("path", ["slow.fd", "slow-unannounced.fd"])
+def test_a_slow_server_is_cut_off_at_the_deadline(path: str, archive: str, tmp_path: Path) -> None:
+    manifest(tmp_path, f'{{url: "{archive}/{path}", sha256: {TINY_SHA256}}}')
     command = [sys.executable, "-m", "sevref", "validate", "m.yaml", "--cache", "c", "--download-timeout", "1.5"]
     # The server would take an hour to send the file; the operating system ends the test at 60 s.
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == (
-        f"sevref: error: m.yaml:12:13: firmware fw: {archive}/slow.fd: not downloaded within 1.5 s (the whole "
-        "download's deadline, --download-timeout); expected a faster server, or a longer deadline\n"
+        f"sevref: error: m.yaml:12:13: firmware fw: {archive}/{path}: no complete answer within 1.5 s "
+        "(--download-timeout); expected a faster server, or a longer --download-timeout\n"
     )
 
 

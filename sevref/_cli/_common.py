@@ -135,7 +135,7 @@ def add_trust_options(parser: argparse.ArgumentParser, *, located: bool = True, 
         required: the key and the identity must be given (else the command checks
             them together, :func:`check_trust_given`).
     """
-    from sevref.limits import DEFAULT_FETCH_TIMEOUT
+    from sevref.limits import DEFAULT_DEADLINE, DEFAULT_FETCH_TIMEOUT
 
     group = parser.add_argument_group("trust options (the same for every command that verifies)")
     if located:
@@ -161,6 +161,13 @@ def add_trust_options(parser: argparse.ArgumentParser, *, located: bool = True, 
         default=DEFAULT_FETCH_TIMEOUT,
         metavar="SECONDS",
         help=f"each file must arrive whole within this time (default {DEFAULT_FETCH_TIMEOUT:g})",
+    )
+    group.add_argument(
+        "--deadline",
+        type=float,
+        default=DEFAULT_DEADLINE,
+        metavar="SECONDS",
+        help=f"every file must have arrived within this time from the start of the run (default {DEFAULT_DEADLINE:g})",
     )
     group.add_argument(
         "--require-timestamp",
@@ -209,6 +216,24 @@ def check_trust_given(args: argparse.Namespace) -> bool:
     return not missing
 
 
+def fetch_limits(args: argparse.Namespace) -> tuple[float, float]:
+    """The time limits the trust options give: ``--timeout`` and ``--deadline``.
+
+    Args:
+        args: parsed options of a command that took :func:`add_trust_options`.
+
+    Returns:
+        (seconds for each file, seconds for the whole run).
+
+    Raises:
+        Usage: a value that is not a positive, finite number of seconds.
+    """
+    for option, seconds in (("--timeout", args.timeout), ("--deadline", args.deadline)):
+        if not 0 < seconds < float("inf"):
+            raise Usage(f"{option}: expected a positive number of seconds, found {seconds:g}")
+    return args.timeout, args.deadline
+
+
 def trusted(args: argparse.Namespace, check_all: bool, location: str | None = None) -> TrustedPublication:
     """Check the publication the trust options name.
 
@@ -221,6 +246,7 @@ def trusted(args: argparse.Namespace, check_all: bool, location: str | None = No
         The trusted publication.
 
     Raises:
+        Usage: a time limit that is not a positive, finite number of seconds.
         TrustError: the publication is not trusted.
         SevrefError: a key or the state cannot be read.
     """
@@ -230,6 +256,7 @@ def trusted(args: argparse.Namespace, check_all: bool, location: str | None = No
     from sevref.values import parse_duration, parse_time
     from sevref.verifier import Request, trust
 
+    timeout, deadline = fetch_limits(args)
     return trust(
         Request(
             location=args.publication if location is None else location,
@@ -238,7 +265,8 @@ def trusted(args: argparse.Namespace, check_all: bool, location: str | None = No
             at=datetime.now(UTC) if args.at is None else parse_time(args.at),
             state=Path(args.state) if args.state else None,
             check_all_files=check_all,
-            timeout=args.timeout,
+            timeout=timeout,
+            deadline=deadline,
             require_timestamp=args.require_timestamp,
             max_age=None if args.max_age is None else parse_duration(args.max_age, "--max-age"),
         )

@@ -44,12 +44,13 @@ def register(commands: Commands) -> None:
 
 def _read(args: argparse.Namespace, location: str, verify: bool, new: bool) -> TrustedPublication:
     """A publication, verified when the trust options are given; NEW may be unsigned yet (read unverified)."""
+    from sevref._cli._common import fetch_limits
     from sevref.verifier import read_release
 
     if not verify:
-        return read_release(location, args.timeout)
+        return read_release(location, *fetch_limits(args))
     if new:
-        unverified = read_release(location, args.timeout)
+        unverified = read_release(location, *fetch_limits(args))
         if unverified.index.signing is None:
             return unverified  # built in CI, to be signed after review
     return trusted(args, True, location)

@@ -69,6 +69,7 @@ VERIFIER_SIDE = {
     "sevref.verifier",
     "sevref.keychain",
     "sevref.edge.remote",
+    "sevref.edge.fetch",
     "sevref.edge.state",
     "sevref.edge.keys",
 }

@@ -73,7 +73,9 @@ def test_a_fork_is_another_document_under_a_trusted_version() -> None:
     check_chain("p", None, chain(1, 2, fork=2))  # nothing remembered: nothing to hold it to
     check_chain("p", chain(1, 2), chain(1, 2, 3))
     check_chain("p", chain(2, 3), chain(2, 3))
-    with pytest.raises(TrustError, match="^not trusted: keys: fork at version 2: keys/2.dsse.json signs a document with sha256 f{64}; "):
+    with pytest.raises(
+        TrustError, match="^not trusted: keys: fork at version 2: keys/2.dsse.json signs a document with sha256 f{64}; "
+    ):
         check_chain("p", chain(1, 2, 3), chain(1, 2, fork=2))
 
 
