@@ -386,16 +386,10 @@ def _signed_index(envelope: Any, keys: KeysDocument, revoked: frozenset[str]) ->
         signatures = envelope.get("signatures") if isinstance(envelope, dict) else None
         signers = [s.get("keyid") for s in signatures if isinstance(s, dict)] if isinstance(signatures, list) else []
         for keyid in signers:
-            if not isinstance(keyid, str) or keyid not in revoked:
-                continue
-            entry = keys.entry(keyid)
-            if entry is None:
-                # Revoked before this document, which no longer lists it: nothing to check the signature with.
-                raise TrustError(
-                    Check.SIGNATURE,
-                    f"{error.diagnostic()}; it names key {keyid} as a signer, revoked in the trusted key chain",
-                ) from error
-            if _signs(envelope, keyid, entry.public(f"keys/{keys.version}")):
+            # Named as revoked only when its signature verifies: junk under its id is no signature of it. A key
+            # revoked before and no longer listed has nothing to check with: the plain error says it.
+            entry = keys.entry(keyid) if isinstance(keyid, str) and keyid in revoked else None
+            if entry is not None and _signs(envelope, entry.keyid, entry.public(f"keys/{keys.version}")):
                 raise TrustError(
                     Check.SIGNATURE,
                     f"index.dsse.json is signed by key {keyid}, revoked in keys/{keys.version} ({entry.reason})",
