@@ -17,7 +17,6 @@ from __future__ import annotations
 import http.server
 import json
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 from playwright.sync_api import sync_playwright
 
-from tests.conftest import REPO, serve
+from tests.conftest import REPO, running, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 """Debian's Chromium."""
@@ -126,15 +125,8 @@ def harness(cases: Path, script: Path = SCRIPT) -> Iterator[str]:
         The base URL, ending in ``/``: the page is ``harness.html`` under it.
     """
     handler = type("Handler", (_Harness,), {"cases": cases, "script": script.read_bytes()})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with running(http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)) as base:
+        yield base
 
 
 def verdict(page: Any, publication: str, options: dict[str, Any]) -> dict[str, Any]:

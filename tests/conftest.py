@@ -171,7 +171,20 @@ def serve(folder: Path) -> Iterator[str]:
         Its base URL, ending in ``/``.
     """
     handler = functools.partial(_Quiet, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    with running(http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)) as base:
+        yield base
+
+
+@contextmanager
+def running(server: http.server.ThreadingHTTPServer) -> Iterator[str]:
+    """Run a server bound to 127.0.0.1 in a thread until the block ends.
+
+    Args:
+        server: the server.
+
+    Yields:
+        Its base URL, ending in ``/``.
+    """
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
