@@ -120,6 +120,9 @@ class TrustAnchor:
     """Check every listed file (False: only those read later, as they are read)."""
     known_chain: PublisherState | None = None
     """The publisher's key chain as the verifier's state remembers it."""
+    keys_of_others: Mapping[str, str] = field(default_factory=dict)
+    """Key id to publisher, for every key the state trusts in another publisher's chain: such a key, pinned,
+    cannot start this publisher's chain (a pin is a publisher's, not a key for any name)."""
     known_release: StreamState | None = None
     """The newest release of the stream the state remembers."""
     require_timestamp: bool = False
@@ -310,6 +313,8 @@ def _keys_chain(fetch: Fetch, expected: TrustAnchor) -> tuple[KeysDocument, Publ
     """Walk the key chain: on from the state's, or from the first document a pinned key signed."""
     pinned = {key_id(k): k for k in expected.keys}
     known = expected.known_chain
+    if known is None:
+        _pinned_for(expected, pinned)
     links: list[ChainLink] = []
     revoked = known.revoked if known else frozenset()
     current: KeysDocument | None = None
@@ -343,6 +348,18 @@ def _keys_chain(fetch: Fetch, expected: TrustAnchor) -> tuple[KeysDocument, Publ
     if current is None:
         raise TrustError(Check.KEYS, f"no keys document is signed by a pinned key ({', '.join(sorted(pinned))})")
     return current, seen
+
+
+def _pinned_for(expected: TrustAnchor, pinned: Mapping[str, PublicKey]) -> None:
+    """Refuse to start a publisher's chain with a key the state trusts as another publisher's."""
+    for keyid in sorted(pinned):
+        owner = expected.keys_of_others.get(keyid)
+        if owner is not None:
+            raise TrustError(
+                Check.KEYS,
+                f"pinned key {keyid} is publisher {owner!r}'s (the state trusts it in that key chain); it cannot "
+                f"start a key chain for publisher {expected.publisher!r}: pin {expected.publisher!r}'s own key",
+            )
 
 
 def _trusted_keys(document: KeysDocument) -> list[TrustedKey]:

@@ -24,7 +24,7 @@ from sevref.edge.state import read_state, record
 from sevref.history import Snapshot, states_of
 from sevref.limits import DEFAULT_DEADLINE, DEFAULT_FETCH_TIMEOUT
 from sevref.records import GroupRecord
-from sevref.state import stream_name
+from sevref.state import VerifierState, stream_name
 from sevref.trust import TrustAnchor, TrustedPublication, establish, open_unverified
 
 __all__ = ["Request", "read_release", "snapshot", "trust"]
@@ -81,6 +81,7 @@ def trust(request: Request) -> TrustedPublication:
         at=request.at,
         check_all_files=request.check_all_files,
         known_chain=seen.publishers.get(publisher),
+        keys_of_others=_keys_of_others(seen, publisher),
         known_release=seen.streams.get(name),
         require_timestamp=request.require_timestamp,
         max_age=request.max_age,
@@ -89,6 +90,16 @@ def trust(request: Request) -> TrustedPublication:
     if request.state is not None:
         record(request.state, publisher, publication.chain, name, publication.release_state, publication.index.previous)
     return publication
+
+
+def _keys_of_others(seen: VerifierState, publisher: str) -> dict[str, str]:
+    """Key id to publisher, for every key the state trusts (active or revoked) in another publisher's chain."""
+    found: dict[str, str] = {}
+    for other, chain in sorted(seen.publishers.items()):
+        if other != publisher:
+            for keyid in [*(key.keyid for key in chain.active), *sorted(chain.revoked)]:
+                found.setdefault(keyid, other)
+    return found
 
 
 def read_release(

@@ -580,3 +580,23 @@ def test_replacing_a_file_flushes_its_folder(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(os, "fsync", fsync)
     files.write_atomic(tmp_path / "state.json", b"{}")
     assert synced == [False, True]  # the file's data, then the folder's entry
+
+
+def test_a_key_pinned_for_one_publisher_starts_no_chain_for_another(
+    site: Path, tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A state that trusts k1 as golden's key refuses k1 as the start of publisher other's chain (issue 21)."""
+    state = tmp_path / "state.json"
+    assert verify(site, capsys, keys, "--state", str(state))[0] == 0
+    other = build(tmp_path, capsys, keys, "other", changes={"publisher: {id: golden": "publisher: {id: other"})
+    asked = ["--product", "tiny", "--stream", "test", "--at", "2026-02-01T00:00:00Z", "--trusted-key"]
+    argv = ["verify", "--publication", str(other), "--publisher", "other", *asked, str(keys / "k1.pub")]
+    status, _, err = run([*argv, "--state", str(state)], capsys)
+    assert status == 3, err
+    assert err == (
+        f"sevref: not trusted: keys: pinned key {load_keyid(keys, 'k1')} is publisher 'golden''s (the state trusts "
+        f"it in that key chain); it cannot start a key chain for publisher 'other': pin 'other''s own key\n"
+    )
+    assert "other" not in load(state)["publishers"]
+    # Without a state nothing says whose the key is: the pin given for this run is the user's word.
+    assert run(argv, capsys)[0] == 0
