@@ -182,12 +182,15 @@ _PROBES = {
 
 
 def _support(info: OvmfInfo, mode: Mode, debian: tuple[str, str] | None = None) -> str:
-    """Say "supported", or why the firmware cannot launch ``mode`` (on QEMU, with what its package says)."""
+    """Say "supported", or why the firmware cannot launch ``mode``: its image, or QEMU with what its package says."""
     try:
         check_launch(info, _PROBES[mode])
-        check_firmware(Vmm.QEMU, mode, info.size, debian)
     except (ConfigError, FirmwareFormatError) as error:
         return error.diagnostic()
+    try:
+        check_firmware(Vmm.QEMU, mode, info.size, debian)
+    except ConfigError as error:
+        return f"on QEMU: {error.diagnostic()}"  # a fact of how QEMU launches it, not of the image
     return "supported"
 
 
@@ -267,7 +270,8 @@ def firmware_record(spec: FirmwareSpec, firmware: Firmware, sha384: bytes) -> Fi
     d = source.debian
     package = None if d is None else (d.package, d.version)
     modes = {str(mode): _support(info, mode, package) for mode in (Mode.SEV, Mode.SEV_ES, Mode.SEV_SNP)}
-    snp = modes[str(Mode.SEV_SNP)] == "supported"
+    # The firmware-only SEV-SNP chain is a fact of the image: published whenever its metadata can be measured.
+    snp = _support(info, Mode.SEV_SNP) == "supported"
     return FirmwareRecord(
         id=spec.id,
         description=spec.description,
