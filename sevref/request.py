@@ -180,6 +180,8 @@ class DigestRequest:
 def _path(value: object, key: str, base: Path) -> Path:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{key}: expected a path, found {value!r}")
+    if "\0" in value:
+        raise ConfigError(f"{key}: expected a path, found one with a NUL byte ({value!r}), which no file name has")
     path = Path(value)
     return path if path.is_absolute() else base / path
 

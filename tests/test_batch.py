@@ -172,6 +172,7 @@ BATCHES = st.lists(st.one_of(LINES.map(lambda line: [line]), families()), min_si
         '{"mode": "sev-es", "firmware": "amdsev.fd", "cpu": "EPYC\\"vcpus": 5", "vcpus": 2}',
         '{"mode": "sev-es", "firmware": "amdsev.fd", "cmdline": "\\"vcpus\\": 9", "cpu": "EPYC", "vcpus": 2}',
         '{"mode": "sev-es", "firmware": "amdsev.fd", "cmdline": "\\"vcpus\\": 8", "cpu": "EPYC", "vcpus": 2}',
+        '{"mode": "sev-es", "firmware": "amdsev.fd", "cpu": "EPYC", "vcpus": 1, "kernel": "\\u0000"}',
     ]
 )
 def test_the_shared_path_gives_the_plain_paths_results(lines: list[str], folder: Path) -> None:

@@ -183,6 +183,14 @@ INVALID: dict[str, tuple[dict[str, object], str]] = {
         {"mode": "sev-snp", "firmware": "fw.fd", "vmm": "kvm"},
         "vmm: expected one of qemu, ec2, gce, found 'kvm'",
     ),
+    "a kernel path with a NUL byte": (
+        {"mode": "sev-es", "firmware": "fw.fd", "cpu": "EPYC", "kernel": "\0"},
+        "kernel: expected a path, found one with a NUL byte ('\\x00'), which no file name has",
+    ),
+    "a firmware path with a NUL byte": (
+        {"mode": "sev", "firmware": "fw\0.fd"},
+        "firmware: expected a path, found one with a NUL byte ('fw\\x00.fd'), which no file name has",
+    ),
     "an unknown profile": (
         {"mode": "sev-es", "firmware": "fw.fd", "cpu": "EPYC", "vmsa_profile": "init3"},
         "vmsa_profile: expected one of legacy, init2, init2-ap-fpu-zero, found 'init3'",
