@@ -268,7 +268,7 @@ def firmware_record(spec: FirmwareSpec, firmware: Firmware, sha384: bytes) -> Fi
     sections = info.snp_sections
     source = spec.source
     d = source.debian
-    package = None if d is None else (d.package, d.version)
+    package = source.debian_package()
     modes = {str(mode): _support(info, mode, package) for mode in (Mode.SEV, Mode.SEV_ES, Mode.SEV_SNP)}
     # The firmware-only SEV-SNP chain is a fact of the image: published whenever its metadata can be measured.
     snp = _support(info, Mode.SEV_SNP) == "supported"

@@ -28,7 +28,7 @@ from sevref.hosts import HostStack
 from sevref.hosts.firmware import check_firmware
 from sevref.ids import entry_id, group_id
 from sevref.limits import DEFAULT_MAX_ENTRIES
-from sevref.manifest.model import BootSpec, CpuSpec, Expected, FirmwareSpec, Lifecycle, Manifest, Matrix, Pattern
+from sevref.manifest.model import BootSpec, CpuSpec, Expected, Lifecycle, Manifest, Matrix, Pattern
 
 __all__ = ["AxisReport", "Expansion", "Group", "expand"]
 
@@ -224,12 +224,6 @@ def _config(
     )
 
 
-def _debian(spec: FirmwareSpec) -> tuple[str, str] | None:
-    """The Debian package a firmware image comes from, if any: (package, version)."""
-    debian = spec.source.debian
-    return None if debian is None else (debian.package, debian.version)
-
-
 def _combinations(
     matrix: Matrix, manifest: Manifest
 ) -> Iterator[tuple[Mode, str, str, BootSpec | None, str | None, CpuSpec | None]]:
@@ -338,7 +332,7 @@ def expand(manifest: Manifest, firmware: Mapping[str, OvmfInfo], max_entries: in
             try:
                 config = _config(mode, host, cpu, boot, cmdline)
                 check_launch(firmware[fw_id], config)
-                check_firmware(host.vmm, mode, firmware[fw_id].size, _debian(manifest.firmware[fw_id]))
+                check_firmware(host.vmm, mode, firmware[fw_id].size, manifest.firmware[fw_id].source.debian_package())
             except (ConfigError, FirmwareFormatError) as error:
                 raise _refuse(matrix, mode, fw_id, host_id, boot, cpu, error.diagnostic()) from error
             limit = host.max_vcpus()

@@ -101,6 +101,14 @@ class Source:
     root: Path | None = None
     """The folder of the manifest that names a local file: the file must be inside it."""
 
+    def debian_package(self) -> tuple[str, str] | None:
+        """The Debian package the file comes from, if any.
+
+        Returns:
+            (package, version), or None.
+        """
+        return None if self.debian is None else (self.debian.package, self.debian.version)
+
     def label(self) -> str:
         """Describe the source in one line.
 
