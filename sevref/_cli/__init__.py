@@ -36,7 +36,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("sign", "sign", "sign a publication built unsigned (on an offline machine, or with a key on an HSM)"),
     ("key", "keys", "make signing keys and the publisher's key chain"),
     ("verify", "verify", "check a publication and match a guest's evidence against it"),
-    ("export", "verify", "export a verified publication for other verifiers"),
+    ("export", "export", "export a verified publication for other verifiers"),
     ("timestamp", "stamp", "sign a short-lived timestamp over a publication's index (freshness)"),
     ("report", "report", "read SEV-SNP attestation reports"),
 )
