@@ -6,24 +6,30 @@ key of the ``timestamp`` role; the release key stays offline). It checks what
 it vouches for, as a verifier would, before it signs: the key chain in
 ``DIR/keys/``, that the key is active in its newest document with the
 timestamp role, and that ``index.json`` is exactly what an active release key
-signed in ``index.dsse.json``. It then replaces ``DIR/timestamp.dsse.json``
-atomically (:mod:`sevref.timestamp` holds the format and the verifier's rules).
+signed in ``index.dsse.json``. A timestamp only ever moves forward: it
+refuses to vouch for a release older than (or forked from) the one the
+folder's current timestamp vouches for, so a folder rolled back to a
+superseded release is not made to look current again. It then replaces
+``DIR/timestamp.dsse.json`` atomically (:mod:`sevref.timestamp` holds the
+format and the verifier's rules).
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from sevref import strictjson
 from sevref.edge.files import read_bytes, write_atomic
 from sevref.edge.keys import read_chain
-from sevref.errors import ConfigError, JSONFormatError, LayoutError, SignatureError
+from sevref.errors import ConfigError, JSONFormatError, LayoutError, SignatureError, TrustError
 from sevref.keychain import Role, verify_chain
 from sevref.limits import MAX_INDEX_ENVELOPE_BYTES
 from sevref.records import Index
-from sevref.sign import INDEX_PAYLOAD_TYPE, Signer, open_envelope, parse_envelope
-from sevref.timestamp import TIMESTAMP_PATH, Timestamp, open_timestamp, sign_timestamp
+from sevref.sign import INDEX_PAYLOAD_TYPE, PublicKey, Signer, open_envelope, parse_envelope
+from sevref.timestamp import TIMESTAMP_PATH, Timestamp, open_timestamp, read_timestamp, sign_timestamp
 from sevref.validate import check_document
 from sevref.values import format_time
 
@@ -64,6 +70,7 @@ def stamp(folder: Path, signer: Signer, valid_for: timedelta, issued: datetime) 
     )
     if payload != index_json:
         raise SignatureError(f"{folder / 'index.json'}: differs from what index.dsse.json signs")
+    _check_forward(folder, keys.active(Role.TIMESTAMP), index, hashlib.sha256(index_json).hexdigest(), issued)
     if issued >= index.expires:
         raise ConfigError(f"the release expired at {format_time(index.expires)}; a timestamp cannot renew it")
     expires = min(issued + valid_for, index.expires)
@@ -71,3 +78,30 @@ def stamp(folder: Path, signer: Signer, valid_for: timedelta, issued: datetime) 
     written = open_timestamp(data, keys.active(Role.TIMESTAMP), index.release, index_json, issued, None)
     write_atomic(folder / TIMESTAMP_PATH, data, mode=0o644)
     return written
+
+
+def _check_forward(folder: Path, keys: Mapping[str, PublicKey], index: Index, sha256: str, issued: datetime) -> None:
+    """Refuse to stamp a release the folder's current timestamp has moved past (TUF: timestamps never go back).
+
+    A timestamp there that no active key of the role signed says nothing (anyone
+    can write a file) and is replaced.
+    """
+    path = folder / TIMESTAMP_PATH
+    if not path.exists():
+        return
+    try:
+        current = read_timestamp(read_bytes(path, "timestamp", MAX_INDEX_ENVELOPE_BYTES), keys)
+    except TrustError:
+        return
+    serial = index.release.serial
+    if current.release.serial > serial or (current.release.serial == serial and current.index_sha256 != sha256):
+        raise ConfigError(
+            f"{path}: already vouches for serial {current.release.serial} with index.json sha256 "
+            f"{current.index_sha256}; this folder holds serial {serial} with {sha256}: expected that release or "
+            "a later one (a timestamp never makes a superseded release look current)"
+        )
+    if current.release.serial == serial and issued < current.issued:
+        raise ConfigError(
+            f"{path}: was issued {format_time(current.issued)}; expected --issued at or after it, "
+            f"found {format_time(issued)}"
+        )

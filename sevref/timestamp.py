@@ -33,7 +33,7 @@ from sevref.sign import TIMESTAMP_PAYLOAD_TYPE, PublicKey, Signer, envelope, ope
 from sevref.validate import check_document
 from sevref.values import format_duration, format_time, parse_time
 
-__all__ = ["TIMESTAMP_PATH", "TIMESTAMP_SCHEMA", "Timestamp", "open_timestamp", "sign_timestamp"]
+__all__ = ["TIMESTAMP_PATH", "TIMESTAMP_SCHEMA", "Timestamp", "open_timestamp", "read_timestamp", "sign_timestamp"]
 
 TIMESTAMP_SCHEMA = "urn:sevref:schema:timestamp:1"
 """The ``schema`` value of a timestamp."""
@@ -102,8 +102,19 @@ def sign_timestamp(index: bytes, release: Release, issued: datetime, expires: da
     return canonical(envelope(canonical(stamp.to_dict()), TIMESTAMP_PAYLOAD_TYPE, [signer]))
 
 
-def _payload(data: bytes, keys: Mapping[str, PublicKey]) -> Timestamp:
-    """The timestamp a key of the role signed, read strictly."""
+def read_timestamp(data: bytes, keys: Mapping[str, PublicKey]) -> Timestamp:
+    """The timestamp a key of the role signed, read strictly (what it vouches for is not checked here).
+
+    Args:
+        data: the bytes of ``timestamp.dsse.json``.
+        keys: the active keys of the timestamp role, by id.
+
+    Returns:
+        The timestamp.
+
+    Raises:
+        TrustError: ``freshness``: not a timestamp signed by one of the keys.
+    """
     what = TIMESTAMP_PATH
     try:
         payload, _ = open_envelope(parse_envelope(data, what), TIMESTAMP_PAYLOAD_TYPE, keys, what)
@@ -141,7 +152,7 @@ def open_timestamp(
     Raises:
         TrustError: ``freshness``, naming what is wrong.
     """
-    stamp = _payload(data, keys)
+    stamp = read_timestamp(data, keys)
     sha256 = hashlib.sha256(index).hexdigest()
     if stamp.release != release or (stamp.index_sha256, stamp.index_size) != (sha256, len(index)):
         raise TrustError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -131,3 +132,30 @@ def test_a_timestamp_never_outlives_its_release(stamped: Path, keys: Path, capsy
     assert status == 1 and err == (
         "sevref: error: the release expired at 2026-07-01T00:00:00Z; a timestamp cannot renew it\n"
     )
+
+
+def test_a_timestamp_never_makes_a_superseded_release_look_current(
+    stamped: Path, keys: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chain = tmp_path / "chain"
+    args = ["timestamp", str(stamped), "--signing-key", str(keys / "k3.pem"), "--valid-for", "1d"]
+    older = build(tmp_path, capsys, keys, "older", chain=chain, changes={"serial: 3": "serial: 2"})
+    forked = build(tmp_path, capsys, keys, "forked", chain=chain, changes={'release: "1.0"': 'release: "1.0-fork"'})
+    stamp = (stamped / "timestamp.dsse.json").read_bytes()
+    vouched = hashlib.sha256((stamped / "index.json").read_bytes()).hexdigest()
+    for other, found in ((older, "serial 2"), (forked, "serial 3")):
+        # The folder rolled back to another release, its current timestamp left in place.
+        for name in ("index.json", "index.dsse.json"):
+            (stamped / name).write_bytes((other / name).read_bytes())
+        status, _, err = run([*args, "--issued", "2026-02-01T01:00:00Z"], capsys)
+        assert status == 1, err
+        assert f"already vouches for serial 3 with index.json sha256 {vouched}; " in err
+        assert f"this folder holds {found} with " in err and "a timestamp never makes a superseded release" in err
+        assert (stamped / "timestamp.dsse.json").read_bytes() == stamp  # left as it was
+    # A file no key of the role signed says nothing, and is replaced.
+    (stamped / "timestamp.dsse.json").write_text('{"payload": "", "payloadType": "x", "signatures": []}')
+    status, out, err = run([*args, "--issued", "2026-02-01T01:00:00Z"], capsys)
+    assert status == 0 and "serial 3," in out, err
+    # The same release again, but issued before the timestamp already there: the clock went back.
+    status, _, err = run([*args, "--issued", "2026-02-01T00:30:00Z"], capsys)
+    assert status == 1 and "expected --issued at or after it, found 2026-02-01T00:30:00Z" in err
