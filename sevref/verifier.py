@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sevref.edge.keys import load_public
+from sevref.edge.keys import load_pin
 from sevref.edge.remote import reader
 from sevref.edge.state import read_state, record
+from sevref.errors import ConfigError
 from sevref.history import Snapshot, states_of
 from sevref.limits import DEFAULT_DEADLINE, DEFAULT_FETCH_TIMEOUT
 from sevref.records import GroupRecord
+from sevref.sign import PublicKey
 from sevref.state import VerifierState, stream_name
 from sevref.trust import TrustAnchor, TrustedPublication, establish, open_unverified
 
@@ -74,7 +76,7 @@ def trust(request: Request) -> TrustedPublication:
     seen = read_state(request.state)
     name = stream_name(publisher, product, stream)
     expected = TrustAnchor(
-        keys=[load_public(k) for k in request.keys],
+        keys=_pinned(request.keys, publisher),
         publisher=publisher,
         product=product,
         stream=stream,
@@ -90,6 +92,20 @@ def trust(request: Request) -> TrustedPublication:
     if request.state is not None:
         record(request.state, publisher, publication.chain, name, publication.release_state, publication.index.previous)
     return publication
+
+
+def _pinned(paths: Sequence[Path], publisher: str) -> list[PublicKey]:
+    """The pinned keys; a pin file bound to another publisher is refused."""
+    keys: list[PublicKey] = []
+    for path in paths:
+        pin = load_pin(path)
+        if pin.publisher is not None and pin.publisher != publisher:
+            raise ConfigError(
+                f"--trusted-key {path}: pins the keys of publisher {pin.publisher!r}; expected a pin for "
+                f"--publisher {publisher!r}"
+            )
+        keys.extend(pin.keys)
+    return keys
 
 
 def _keys_of_others(seen: VerifierState, publisher: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ _ROLES = ("release", "timestamp")  # sevref.keychain.Role; checked by a test
 
 
 def register(commands: Commands) -> None:
-    """Add ``key generate``, ``key chain`` and ``key reencrypt``.
+    """Add ``key generate``, ``key chain``, ``key pin`` and ``key reencrypt``.
 
     Args:
         commands: the subcommands of ``sevref``.
@@ -76,6 +76,19 @@ def register(commands: Commands) -> None:
         "(signs timestamp.dsse.json only: an online key); repeatable",
     )
     chain.set_defaults(handler=_chain)
+    pin = key_commands.add_parser(
+        "pin",
+        help="write the pin file verifiers give as --trusted-key: the release keys, bound to the publisher",
+        description=(
+            "Check the key chain in DIR and write FILE: the active release keys of its newest document, as PEM, "
+            "with a 'Publisher: ID' line. A verifier given it as --trusted-key trusts those keys to start this "
+            "publisher's key chain only: with another --publisher it is refused. Publish it where verifiers fetch "
+            "their pins (not beside the publication it vouches for)."
+        ),
+    )
+    pin.add_argument("--keys", required=True, metavar="DIR", help="the chain's folder (1.dsse.json, 2.dsse.json, ...)")
+    pin.add_argument("--out", required=True, metavar="FILE", help="the pin file to write")
+    pin.set_defaults(handler=_pin)
     _add_reencrypt(key_commands)
 
 
@@ -131,6 +144,25 @@ def _chain(args: argparse.Namespace, out: TextIO) -> int:
         added = [open_key(key, args, stack, args.add_passphrase_file, "SEVREF_NEW_KEY_PASSPHRASE") for key in args.add]
         version, path = extend_chain(Path(args.keys), args.publisher, signer, added, revoked, args.label, roles)
     print(f"wrote {path}: keys version {version}", file=out)
+    return 0
+
+
+def _pin(args: argparse.Namespace, out: TextIO) -> int:
+    from sevref.edge.keys import read_chain, write_pin
+    from sevref.errors import ConfigError
+    from sevref.keychain import Role, verify_chain
+
+    chain = read_chain(Path(args.keys))
+    if not chain:
+        raise ConfigError(f"--keys {args.keys}: no 1.dsse.json; expected a key chain (sevref key chain starts one)")
+    document = verify_chain(chain)
+    keys = document.active(Role.RELEASE)
+    write_pin(Path(args.out), document.publisher, keys)
+    print(
+        f"wrote {args.out}: {len(keys)} release key{'s' if len(keys) != 1 else ''} of keys/{len(chain)}, "
+        f"pinned for publisher {document.publisher}",
+        file=out,
+    )
     return 0
 
 

@@ -7,7 +7,9 @@ passphrases come from a file or the environment, never from the command line.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sevref.edge.files import read_bytes, write_atomic, write_new, write_private
@@ -29,13 +31,16 @@ from sevref.sign import (
 
 __all__ = [
     "PASSPHRASE_ENV",
+    "Pin",
     "extend_chain",
     "generate_key_files",
+    "load_pin",
     "load_public",
     "load_signer",
     "read_chain",
     "read_passphrase",
     "reencrypt_key_file",
+    "write_pin",
 ]
 
 
@@ -146,6 +151,74 @@ def load_public(path: Path) -> PublicKey:
         SevrefError: unreadable or not a public key.
     """
     return load_public_key(read_bytes(path, "public key", MAX_KEY_FILE_BYTES), str(path))
+
+
+# A pin file is PEM (RFC 7468): one or more PUBLIC KEY blocks, with the
+# explanatory text the RFC allows around them (section 5.2). A line
+# "Publisher: ID" there binds every key of the file to that publisher; a
+# plain .pub file (no such line) pins its key for whatever --publisher says.
+_PEM_BLOCK = re.compile(r"-----BEGIN PUBLIC KEY-----\r?\n.*?-----END PUBLIC KEY-----", re.DOTALL)
+_PUBLISHER_LINE = "Publisher:"
+
+
+@dataclass(frozen=True)
+class Pin:
+    """Pinned public keys, and the publisher they are pinned for (None: any the verifier names)."""
+
+    keys: tuple[PublicKey, ...]
+    """The keys."""
+    publisher: str | None
+    """The publisher the file binds them to."""
+
+
+def load_pin(path: Path) -> Pin:
+    """Read a pin file: a public key (``sevref key generate``'s ``.pub``) or ``sevref key pin``'s file.
+
+    Args:
+        path: the file.
+
+    Returns:
+        Its keys and the publisher they are pinned for.
+
+    Raises:
+        SevrefError: unreadable, no public key, or a publisher line that is not one id.
+    """
+    data = read_bytes(path, "public key", MAX_KEY_FILE_BYTES)
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError as error:
+        raise SignatureError(f"{path}: byte {error.start} is not ASCII; expected a PEM public key") from error
+    blocks = _PEM_BLOCK.findall(text)
+    if not blocks:
+        return Pin((load_public_key(data, str(path)),), None)  # says what is wrong with it
+    named = {
+        line[len(_PUBLISHER_LINE) :].strip()
+        for line in _PEM_BLOCK.sub("", text).splitlines()
+        if line.startswith(_PUBLISHER_LINE)
+    }
+    if len(named) > 1 or "" in named:
+        found = ", ".join(repr(n) for n in sorted(named))
+        raise SignatureError(f"{path}: expected one 'Publisher: ID' line, found {found}")
+    keys = tuple(load_public_key(block.encode(), f"{path} (key {n + 1})") for n, block in enumerate(blocks))
+    return Pin(keys, named.pop() if named else None)
+
+
+def write_pin(path: Path, publisher: str, keys: Mapping[str, PublicKey]) -> None:
+    """Write a pin file that binds keys to their publisher (read by :func:`load_pin`).
+
+    Args:
+        path: the file (replaced atomically).
+        publisher: the publisher id.
+        keys: key id to key.
+    """
+    lines = [
+        f"{_PUBLISHER_LINE} {publisher}",
+        "sevref pin file: verifiers trust these keys to start this publisher's key chain, and no other's.",
+    ]
+    text = "\n".join(lines) + "\n"
+    for keyid, key in sorted(keys.items()):
+        text += f"\nKey id: {keyid}\n" + public_pem(key).decode("ascii")
+    write_atomic(path, text.encode("ascii"), mode=0o644)
 
 
 def read_chain(folder: Path) -> list[bytes]:
