@@ -21,15 +21,16 @@ from pathlib import Path
 from sevref.edge.keys import load_pin
 from sevref.edge.remote import reader
 from sevref.edge.state import read_state, record
-from sevref.errors import ConfigError
+from sevref.errors import Check, ConfigError, TrustError
 from sevref.history import Snapshot, states_of
+from sevref.keychain import read_unverified, signed_sha256, verify_chain
 from sevref.limits import DEFAULT_DEADLINE, DEFAULT_FETCH_TIMEOUT
 from sevref.records import GroupRecord
 from sevref.sign import PublicKey
 from sevref.state import VerifierState, stream_name
 from sevref.trust import TrustAnchor, TrustedPublication, establish, open_unverified
 
-__all__ = ["Request", "read_release", "snapshot", "trust"]
+__all__ = ["Request", "previous_release", "read_release", "snapshot", "trust"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,66 @@ def read_release(
         TrustError: no index there, or a file that is not what the index says.
     """
     return open_unverified(reader(location, timeout, deadline))
+
+
+def previous_release(
+    location: str,
+    chain: Sequence[bytes],
+    timeout: float = DEFAULT_FETCH_TIMEOUT,
+    deadline: float = DEFAULT_DEADLINE,
+) -> TrustedPublication:
+    """The release a build follows (``sevref build --previous``), checked against the publisher's own key chain.
+
+    The publisher holds its key chain (``--keys``), so the release it names as
+    the one before is verified as a verifier pinned to the chain's first keys
+    would: its signature, its own key chain (which must agree with the
+    publisher's, document by document), its identity and every file. It is
+    checked as of its own issue time: a release that has expired since is still
+    the one a new release follows. A release signed by a key the publisher's
+    chain has revoked since is refused: it may be what a stolen key wrote.
+
+    Args:
+        location: a folder or URL.
+        chain: the publisher's keys documents, oldest first (not empty).
+        timeout: seconds within which each file must arrive whole.
+        deadline: seconds within which every file read must have arrived.
+
+    Returns:
+        The trusted publication.
+
+    Raises:
+        TrustError: the release is not the publisher's, as its chain says.
+        SevrefError: the publisher's chain does not hold.
+    """
+    own = verify_chain(chain)
+    root = verify_chain(chain[:1])
+    index = read_release(location, timeout, deadline).index
+    release = index.release
+    anchor = TrustAnchor(
+        keys=list(root.active().values()),
+        publisher=own.publisher,
+        product=release.product,
+        stream=release.stream,
+        at=index.issued,
+    )
+    publication = establish(reader(location, timeout, deadline), anchor)
+    for link in publication.chain.chain:
+        if link.version <= len(chain):
+            mine = signed_sha256(chain[link.version - 1], link.version)
+            if not link.matches(mine):
+                raise TrustError(
+                    Check.KEYS,
+                    f"fork at version {link.version}: the release's keys/{link.version}.dsse.json signs a document "
+                    f"with sha256 {link.sha256}; --keys holds {mine}",
+                )
+    revoked = frozenset().union(*(read_unverified(data, n).revoked() for n, data in enumerate(chain, start=1)))
+    if publication.keyid in revoked:
+        raise TrustError(
+            Check.KEYS,
+            f"signed by key {publication.keyid}, which the key chain in --keys revokes; expected a release "
+            "signed by a key the publisher has not revoked",
+        )
+    return publication
 
 
 def snapshot(publication: TrustedPublication) -> Snapshot:

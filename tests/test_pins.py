@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.test_verify import IDENTITY, build, keys, run
+from sevref.keychain import signed_sha256
+from tests.test_verify import IDENTITY, build, keys, load_keyid, manifest, run
 
 __all__ = ["keys"]  # the fixture, used by name
 
@@ -67,3 +69,56 @@ def test_a_pin_file_naming_two_publishers_is_refused(
     )
     status, _, err = run(["key", "pin", "--keys", str(tmp_path / "none"), "--out", str(tmp_path / "x.pin")], capsys)
     assert status == 1 and "no 1.dsse.json; expected a key chain" in err
+
+
+def test_build_previous_is_verified_against_the_publishers_own_chain(
+    tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def chain(name: str, *args: str) -> Path:
+        folder = tmp_path / name
+        status, _, err = run(["key", "chain", "--keys", str(folder), "--publisher", "golden", *args], capsys)
+        assert status == 0, err
+        return folder
+
+    def build_next(folder: Path | None, signing: str | None, previous: Path) -> tuple[int, str, str]:
+        out = tmp_path / f"next-{len(list(tmp_path.glob('next-*')))}"
+        args = ["build", str(manifest(tmp_path, {"serial: 3": "serial: 4"})), "--out", str(out)]
+        args += ["--previous", str(previous)]
+        if folder is not None:
+            args += ["--keys", str(folder), "--signing-key", str(keys / f"{signing}.pem")]
+        return run(args, capsys)
+
+    own = chain("own", "--signing-key", str(keys / "k1.pem"))
+    foreign = chain("foreign", "--signing-key", str(keys / "k2.pem"))
+    release = build(tmp_path, capsys, keys, "r1", chain=own)
+    other = build(tmp_path, capsys, keys, "r1-foreign", key="k2", chain=foreign)
+    status, out, err = build_next(own, "k1", release)
+    assert status == 0 and "follows serial 3 (index.json sha256 " in out and "verified against --keys)" in out, err
+    # A release by the same name and publisher id, signed by a key that is not the publisher's.
+    status, _, err = build_next(own, "k1", other)
+    assert status == 1 and err.startswith(f"sevref: error: --previous {other}: not trusted: keys: no keys document")
+    # A key chain that forks from the release's after their common first document.
+    (tmp_path / "fork").mkdir()
+    shutil.copy(own / "1.dsse.json", tmp_path / "fork" / "1.dsse.json")
+    fork = chain("fork", "--signing-key", str(keys / "k1.pem"), "--add", str(keys / "k3.pem"))
+    chain("own", "--signing-key", str(keys / "k1.pem"), "--add", str(keys / "k2.pem"))
+    rotated = build(tmp_path, capsys, keys, "r1-rotated", chain=own)
+    status, _, err = build_next(fork, "k1", rotated)
+    assert (
+        status == 1 and "not trusted: keys: fork at version 2: the release's keys/2.dsse.json signs a document" in err
+    )
+    assert err.rstrip().endswith(f"; --keys holds {signed_sha256((fork / '2.dsse.json').read_bytes(), 2)}")
+    # A release the publisher's key chain agrees with, but whose key it has revoked since.
+    k1 = load_keyid(keys, "k1")
+    chain("own", "--signing-key", str(keys / "k2.pem"), "--revoke", k1, "--reason", "stolen")
+    status, _, err = build_next(own, "k2", release)
+    assert status == 1 and err == (
+        f"sevref: error: --previous {release}: not trusted: keys: signed by key {k1}, which the key chain in --keys "
+        "revokes; expected a release signed by a key the publisher has not revoked\n"
+    )
+    # The publisher's chain forked from the release's: another keys/1 under the same publisher id.
+    status, _, err = build_next(foreign, "k2", release)
+    assert status == 1 and "not trusted: keys: no keys document is signed by a pinned key" in err
+    # An unsigned build (signed later, offline) has no chain to check with, and says so.
+    status, out, err = build_next(None, None, release)
+    assert status == 0 and "read UNVERIFIED: no --keys)" in out, err

@@ -118,18 +118,20 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
         raise Usage(f"--jobs: expected 1 or more, found {args.jobs}")
     if args.allow_removal and args.previous is None:
         raise Usage("--allow-removal goes with --previous")
-    previous = None
-    if args.previous is not None:
-        from sevref.errors import TrustError
-        from sevref.verifier import read_release, snapshot
-
-        try:
-            previous = snapshot(read_release(args.previous))
-        except TrustError as error:
-            raise ConfigError(f"--previous {args.previous}: {error.diagnostic()}") from error
     keys = read_chain(Path(args.keys)) if args.keys else []
     if args.keys and not keys:
         raise ConfigError(f"--keys {args.keys}: no 1.dsse.json; start a chain with sevref key chain")
+    previous = None
+    if args.previous is not None:
+        from sevref.errors import TrustError
+        from sevref.verifier import previous_release, read_release, snapshot
+
+        try:
+            # With the publisher's key chain, the release this one follows is verified against it;
+            # without one (an unsigned build, signed later) it is read as it is, and the summary says so.
+            previous = snapshot(previous_release(args.previous, keys) if keys else read_release(args.previous))
+        except TrustError as error:
+            raise ConfigError(f"--previous {args.previous}: {error.diagnostic()}") from error
     # A key on a token is opened (and its PIN checked) before anything is computed or forked.
     with opened_signer(args) as signer:
         summary = build(
@@ -151,7 +153,8 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
     if previous is not None:
         before = previous.index.release
         print(
-            f"  follows serial {before.serial} (index.json sha256 {previous.index_sha256}); what changed is in "
+            f"  follows serial {before.serial} (index.json sha256 {previous.index_sha256}, "
+            f"{'verified against --keys' if keys else 'read UNVERIFIED: no --keys'}); what changed is in "
             "changes.json and changes.html (sevref diff shows it)",
             file=out,
         )
