@@ -185,7 +185,8 @@ def running(server: http.server.ThreadingHTTPServer) -> Iterator[str]:
     Yields:
         Its base URL, ending in ``/``.
     """
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever's next poll: 0.5 s by default, for every server a test starts.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/"

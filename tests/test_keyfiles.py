@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import select
 import shutil
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
 import pytest
@@ -175,3 +180,65 @@ def test_a_passphrase_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr == b"sevref: error: SEVREF_KEY_PASSPHRASE: the passphrase is not UTF-8 text; expected UTF-8\n"
     assert not (tmp_path / "k.pem").exists()
+
+
+def _on_a_terminal(args: list[str], cwd: Path, answers: list[str]) -> tuple[int, str]:
+    """Run sevref with a pseudo-terminal as its controlling terminal and standard streams; type the answers."""
+    master, slave = pty.openpty()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SEVREF_")}
+
+    def controlling_terminal() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # after setsid: getpass opens /dev/tty, as a user's shell gives it
+
+    process = subprocess.Popen(  # nosec B603
+        [sys.executable, "-m", "sevref", *args],
+        cwd=cwd,
+        env=environment,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=controlling_terminal,  # noqa: PLW1509
+    )
+    os.close(slave)
+    shown, pending, deadline = b"", list(answers), time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if select.select([master], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            shown += chunk
+            if pending and shown.rstrip().endswith(b":"):
+                time.sleep(0.2)  # as a person types: after getpass has turned echo off and flushed the input
+                os.write(master, pending.pop(0).encode() + b"\n")
+        elif process.poll() is not None:
+            break
+    os.close(master)
+    return process.wait(timeout=60), shown.decode(errors="replace")
+
+
+def test_a_passphrase_is_asked_for_on_a_terminal_and_never_echoed(tmp_path: Path) -> None:
+    secret = "correct horse battery staple"
+    status, shown = _on_a_terminal(["key", "generate", "--out", "k"], tmp_path, [secret, secret])
+    assert status == 0, shown
+    assert "sevref: new key passphrase (or set SEVREF_KEY_PASSPHRASE): " in shown and "again: " in shown
+    assert secret not in shown
+    load_signer(tmp_path / "k.pem", secret.encode())  # the key is encrypted with what was typed
+    status, shown = _on_a_terminal(["key", "generate", "--out", "k2"], tmp_path, [secret, secret + "!"])
+    assert status == 1 and "the two passphrases typed differ; expected the same passphrase twice" in shown
+    assert not (tmp_path / "k2.pem").exists()
+    # Not on a terminal and nothing set: the error says the three ways.
+    done = subprocess.run(
+        [sys.executable, "-m", "sevref", "key", "generate", "--out", "k3"],
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("SEVREF_")},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1 and "set SEVREF_KEY_PASSPHRASE, give a passphrase file, or run on a terminal" in (
+        done.stderr
+    )

@@ -117,7 +117,7 @@ def _generate(args: argparse.Namespace, out: TextIO) -> int:
     from sevref.edge.keys import generate_key_files, read_passphrase
     from sevref.sign import Algorithm
 
-    passphrase = read_passphrase(Path(args.passphrase_file) if args.passphrase_file else None)
+    passphrase = read_passphrase(Path(args.passphrase_file) if args.passphrase_file else None, new=True)
     prefix = Path(args.out)
     keyid = generate_key_files(prefix, Algorithm(args.algorithm), passphrase)
     print(f"{keyid}  {prefix}.pem (private, encrypted, mode 0600)  {prefix}.pub", file=out)

@@ -6,8 +6,10 @@ passphrases come from a file or the environment, never from the command line.
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,12 +50,17 @@ PASSPHRASE_ENV = "SEVREF_KEY_PASSPHRASE"  # noqa: S105  # nosec B105
 """Where the key passphrase comes from when no passphrase file is given."""
 
 
-def read_passphrase(path: Path | None, env: str = PASSPHRASE_ENV) -> bytes:
-    """Read a key passphrase from a file (its first line) or the environment, never from arguments.
+def read_passphrase(path: Path | None, env: str = PASSPHRASE_ENV, *, new: bool = False) -> bytes:
+    """Read a key passphrase from a file (its first line), the environment or the terminal, never from arguments.
+
+    Without a file or the variable, a passphrase is asked for on the terminal
+    (``getpass``: not echoed) when standard input is one; a new passphrase is
+    asked for twice.
 
     Args:
         path: a passphrase file, if given.
         env: the environment variable to use otherwise.
+        new: the passphrase of a key being written (asked for twice on a terminal).
 
     Returns:
         The passphrase, UTF-8 bytes.
@@ -64,16 +71,31 @@ def read_passphrase(path: Path | None, env: str = PASSPHRASE_ENV) -> bytes:
     if path is not None:
         lines = read_bytes(path, "passphrase file", MAX_PASSPHRASE_FILE_BYTES).splitlines()
         value, where = (lines[0] if lines else b""), f"passphrase file {path}"
-    else:
-        found = os.environb.get(env.encode("ascii"))
-        if found is None:
-            raise SignatureError(f"no key passphrase: set {env} or give a passphrase file (never on the command line)")
+    elif (found := os.environb.get(env.encode("ascii"))) is not None:
         value, where = found, env
+    elif sys.stdin is not None and sys.stdin.isatty():
+        value, where = _ask(env, new), "the terminal"
+    else:
+        raise SignatureError(
+            f"no key passphrase: set {env}, give a passphrase file, or run on a terminal (never on the command line)"
+        )
     try:
         value.decode("utf-8")
     except UnicodeDecodeError:
         raise SignatureError(f"{where}: the passphrase is not UTF-8 text; expected UTF-8") from None
     return value
+
+
+def _ask(env: str, new: bool) -> bytes:
+    """Ask for a passphrase on the terminal; a new one twice, and they must agree."""
+    what = "new key passphrase" if new or env != PASSPHRASE_ENV else "key passphrase"
+    try:
+        first = getpass.getpass(f"sevref: {what} (or set {env}): ")
+        if new and getpass.getpass(f"sevref: {what} again: ") != first:
+            raise SignatureError("the two passphrases typed differ; expected the same passphrase twice")
+    except EOFError:
+        raise SignatureError(f"no key passphrase: the terminal closed before one was typed (or set {env})") from None
+    return first.encode("utf-8", "surrogateescape")
 
 
 def generate_key_files(prefix: Path, algorithm: Algorithm, passphrase: bytes) -> str:
