@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PEERS := .peers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: dev peers apt-lists browser libvirt hsm faketime demo serve test test-fast lint bench vectors golden conformance check-site screenshots fuzz clean
+.PHONY: dev peers apt-lists browser libvirt hsm faketime packages demo serve test test-fast lint bench vectors golden conformance check-site screenshots fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,14 @@ hsm: apt-lists
 	@test -e $(SOFTHSM) && test -x /usr/bin/softhsm2-util && test -x /usr/bin/pkcs11-tool && test -x /usr/bin/openssl || \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends softhsm2 opensc openssl
 
+# The source tests build real packages: RPMs with Debian's rpmbuild (zstd, xz and
+# gzip payloads) and repositories with createrepo_c; .debs with dpkg-deb (dpkg, whose
+# -Zzstd needs no other package).
+## packages: install Debian's rpm (rpmbuild) and createrepo-c for the RPM source tests
+packages: apt-lists
+	@test -x /usr/bin/rpmbuild && test -x /usr/bin/createrepo_c && test -x /usr/bin/dpkg-deb || \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends rpm createrepo-c dpkg
+
 # The demo's signing key: made on first use, clearly labelled, and its
 # passphrase is no secret. Real publishers keep their key and passphrase safe.
 DEMO_OUT ?= site
@@ -73,17 +81,20 @@ DEMO_ENV := SEVREF_KEY_PASSPHRASE=demo-key-passphrase-not-a-secret
 # fresh clone's make demo works however long after the last commit. Set
 # SOURCE_DATE_EPOCH to issue it at a fixed time instead (reproducible builds).
 DEMO_ISSUED := $(if $(SOURCE_DATE_EPOCH),,--issued now)
+# Each demo is a new release of the stream, numbered by its issue time, so a verifier's state that saw
+# the last one (sevref verify --state) takes the next: a publisher never reissues a serial.
+DEMO_SERIAL := --serial $(if $(SOURCE_DATE_EPOCH),$(SOURCE_DATE_EPOCH),$$(date +%s))
+DEMO_STATE ?= $(DEMO_KEYS)/verifier-state.json
 
 ## demo: build and sign the bundled example publication (manifests/) into site/, then verify it
 demo: dev apt-lists
 	@test -f $(DEMO_KEY).pem || $(DEMO_ENV) $(BIN)/sevref key generate --out $(DEMO_KEY)
 	@test -f $(DEMO_KEYS)/chain/1.dsse.json || $(DEMO_ENV) $(BIN)/sevref key chain --keys $(DEMO_KEYS)/chain \
 		--publisher example-cvm --signing-key $(DEMO_KEY).pem --label "DEMO KEY made by make demo: do not trust"
-	@# Each demo is serial 1 issued anew: a publisher never reissues a serial, so the demo starts afresh.
-	rm -rf $(DEMO_OUT)
-	$(DEMO_ENV) $(BIN)/sevref build manifests/*.yaml --out $(DEMO_OUT) --cache .cache $(DEMO_ISSUED) \
+	$(DEMO_ENV) $(BIN)/sevref build manifests/*.yaml --out $(DEMO_OUT) --cache .cache $(DEMO_ISSUED) $(DEMO_SERIAL) \
 		--signing-key $(DEMO_KEY).pem --keys $(DEMO_KEYS)/chain
-	$(BIN)/sevref verify --publication $(DEMO_OUT) --trusted-key $(DEMO_KEY).pub --publisher example-cvm --product debian-ovmf --stream bookworm
+	$(BIN)/sevref verify --publication $(DEMO_OUT) --trusted-key $(DEMO_KEY).pub --publisher example-cvm --product debian-ovmf --stream bookworm \
+		--state $(DEMO_STATE)
 
 ## serve: serve site/ on http://127.0.0.1:8000/ to browse it
 serve:
@@ -128,7 +139,7 @@ screenshots: demo browser
 	$(BIN)/python -m tests.browser site docs
 
 ## test: run every test; missing prerequisites that this Makefile installs are failures, not skips
-test: dev peers apt-lists browser libvirt hsm faketime
+test: dev peers apt-lists browser libvirt hsm faketime packages
 	SEVREF_STRICT=1 $(BIN)/python -m pytest
 
 ## test-fast: everything but the slow, browser and peer tests (under a minute; make test runs them all)

@@ -8,7 +8,8 @@ firmware) meets them.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from sevref.binfmt.hashtab import cmdline_sha256
 from sevref.binfmt.ovmf import OvmfInfo, VolumeKind
@@ -18,6 +19,7 @@ from sevref.errors import ConfigError, FirmwareFormatError, ManifestError
 from sevref.expand import AxisReport, Group
 from sevref.hosts import HostStack, QemuFix
 from sevref.hosts.firmware import check_firmware, nvram_at_launch
+from sevref.ids import entry_id
 from sevref.manifest.model import FirmwareSpec, Lifecycle, Manifest, Publication, Source
 from sevref.records import (
     CALCULATOR,
@@ -38,6 +40,7 @@ from sevref.records import (
 from sevref.records.firmware import Basis
 
 __all__ = [
+    "Shadow",
     "entry_states",
     "firmware_nvram",
     "firmware_record",
@@ -45,6 +48,8 @@ __all__ = [
     "package_label",
     "publication_record",
     "release_of",
+    "revoked_entries",
+    "shadows",
 ]
 
 _QUANTITY = {
@@ -164,6 +169,91 @@ def entry_states(group: Group) -> dict[int | None, EntryState]:
         for count in counts:
             states[count] = _state(rule)
     return states
+
+
+def _entry_rules(group: Group) -> dict[int | None, Lifecycle | None]:
+    """The lifecycle rule that marks each entry of a group (None: active)."""
+    rules: dict[int | None, Lifecycle | None] = {count: group.status for count in group.vcpus or (None,)}
+    for counts, rule in group.exceptions:
+        rules.update(dict.fromkeys(counts, rule))
+    return rules
+
+
+def revoked_entries(groups: Iterable[Group]) -> dict[str, Lifecycle]:
+    """The entries lifecycle rules revoke, and the rule that revokes each.
+
+    Args:
+        groups: the expansion's groups.
+
+    Returns:
+        Entry id to its revoking rule.
+    """
+    return {
+        group.id if count is None else entry_id(group.id, count): rule
+        for group in groups
+        for count, rule in _entry_rules(group).items()
+        if rule is not None and rule.status is EntryStatus.REVOKED
+    }
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """Entries a revocation blocks besides those it names: they carry a digest that one it revokes carries.
+
+    A verifier sees a digest, not the configuration behind it, so it must
+    refuse a revoked digest whichever entry it finds it under. The same digest
+    is common: SEV's GCTX.LD covers the firmware and kernel hashes only (SEV
+    API 6.5.1), and SEV-SNP's MEASUREMENT covers the pages and VMSAs, the same
+    on every host stack that builds the same VMSAs (README, "The VMSA profile
+    comes from the host stack"), so a rule that revokes by host stack, QEMU or
+    Linux version also blocks its siblings on the other stacks.
+    """
+
+    rule: Lifecycle
+    """The revoking rule."""
+    blocked: tuple[str, ...]
+    """The entries it does not revoke (active or deprecated) whose digest an entry it revokes carries, sorted."""
+
+    def describe(self, shown: int = 3) -> str:
+        """One line: where the rule is, how many entries it also blocks and the first few.
+
+        Args:
+            shown: how many entry ids to name.
+
+        Returns:
+            The line.
+        """
+        count = len(self.blocked)
+        first = ", ".join(self.blocked[:shown]) + (", …" if count > shown else "")
+        return (
+            f"{self.rule.origin}: the revocation ({self.rule.reason}) also blocks {count} "
+            f"{'entry' if count == 1 else 'entries'} it does not revoke, which carry the digest of one it revokes "
+            f"(verifiers refuse the digest, exports leave it out): {first}"
+        )
+
+
+def shadows(
+    revoked: Mapping[str, Lifecycle], tables: Iterable[Mapping[str, Sequence[str]]], rules: Sequence[Lifecycle]
+) -> tuple[Shadow, ...]:
+    """What each revocation blocks besides the entries it names.
+
+    Args:
+        revoked: :func:`revoked_entries`.
+        tables: the publication's digest tables (digest to the ids of the entries that carry it).
+        rules: the manifest's lifecycle rules, in order.
+
+    Returns:
+        One per rule that blocks other entries, in the manifest's order.
+    """
+    blocked: dict[str, set[str]] = {}
+    for table in tables:
+        for ids in table.values():
+            if len(ids) < 2:
+                continue
+            by = {revoked[i].origin for i in ids if i in revoked}
+            for origin in by:
+                blocked.setdefault(origin, set()).update(i for i in ids if i not in revoked)
+    return tuple(Shadow(r, tuple(sorted(blocked[r.origin]))) for r in rules if blocked.get(r.origin))
 
 
 def _state(rule: Lifecycle | None) -> EntryState:

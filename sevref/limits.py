@@ -29,9 +29,12 @@ __all__ = [
     "DEFAULT_FETCH_TIMEOUT",
     "DEFAULT_MAX_ENTRIES",
     "DOWNLOAD_SECONDS",
+    "MAX_ARCHIVE_ENTRIES",
+    "MAX_ARCHIVE_NAME_BYTES",
     "MAX_BATCH_BYTES",
     "MAX_BOOT_FILE_BYTES",
     "MAX_DEB_BYTES",
+    "MAX_DECOMPRESSOR_WINDOW",
     "MAX_ENVELOPE_SIGNATURES",
     "MAX_FETCH_BYTES",
     "MAX_FIRMWARE_BYTES",
@@ -40,13 +43,19 @@ __all__ = [
     "MAX_KEYS_DOCUMENT_BYTES",
     "MAX_KEY_FILE_BYTES",
     "MAX_MANIFEST_BYTES",
+    "MAX_PACKAGE_METADATA_BYTES",
     "MAX_PASSPHRASE_FILE_BYTES",
     "MAX_REDIRECTS",
+    "MAX_REPOMD_BYTES",
     "MAX_REPORT_FILE_BYTES",
+    "MAX_REPO_METADATA_BYTES",
+    "MAX_REPO_METADATA_UNPACKED",
+    "MAX_RPM_BYTES",
     "MAX_SIGNATURE_FILE_BYTES",
     "MAX_STATE_BYTES",
     "MAX_TIK_FILE_BYTES",
     "MAX_TIMESTAMP_BYTES",
+    "MAX_UNPACKED_BYTES",
     "attestation_limit",
 ]
 
@@ -56,6 +65,29 @@ MAX_BOOT_FILE_BYTES = 1 << 30
 """Kernels and initrds larger than this are refused."""
 MAX_DEB_BYTES = 1 << 30
 """Debian packages larger than this are refused (Debian's ovmf is about 6 MiB)."""
+MAX_RPM_BYTES = 1 << 30
+"""RPM packages larger than this are refused (Fedora's edk2-ovmf is about 40 MiB)."""
+MAX_UNPACKED_BYTES = 4 << 30
+"""One compressed member of a package (``data.tar.*``, an RPM payload) is read no further than this, unpacked.
+
+Members are streamed, never held whole; this bounds the time a compression bomb can take, and the
+file a build wants must moreover be within its own limit (:data:`MAX_FIRMWARE_BYTES`,
+:data:`MAX_BOOT_FILE_BYTES`): a member larger than that stops the read at its header.
+"""
+MAX_ARCHIVE_ENTRIES = 1_000_000
+"""A package archive (tar or cpio) with more entries than this is refused (a kernel package has about 7,000)."""
+MAX_ARCHIVE_NAME_BYTES = 1 << 20
+"""A file name, link target or extended tar header longer than this is refused."""
+MAX_PACKAGE_METADATA_BYTES = 64 << 20
+"""A .deb's control file or an RPM header larger than this is refused (rpm itself stops at 256 MiB)."""
+MAX_DECOMPRESSOR_WINDOW = 1 << 28
+"""The most memory an xz or zstd stream may ask its decoder for (``xz -9`` asks 64 MiB, zstd's default limit is 128 MiB)."""
+MAX_REPOMD_BYTES = 1 << 20
+"""An RPM repository's ``repodata/repomd.xml`` larger than this is refused (Fedora's is about 5 KiB)."""
+MAX_REPO_METADATA_BYTES = 512 << 20
+"""An RPM repository's compressed primary metadata larger than this is refused (Fedora's is about 20 MiB)."""
+MAX_REPO_METADATA_UNPACKED = 8 << 30
+"""An RPM repository's primary metadata is parsed no further than this, unpacked."""
 MAX_MANIFEST_BYTES = 4 << 20
 """Manifest files larger than this are refused."""
 MAX_BATCH_BYTES = 1 << 30

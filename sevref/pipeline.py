@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from sevref import strictjson
-from sevref.assemble import entry_states, firmware_nvram, release_of
+from sevref.assemble import Shadow, entry_states, firmware_nvram, release_of, revoked_entries, shadows
 from sevref.digest import Firmware
 from sevref.edge.files import check_out, install, locked_scratch, read_bytes
 from sevref.edge.publish import Tree, check_tree, sign_publication, write_publication
@@ -243,6 +243,8 @@ class BuildSummary:
     """The SHA-256 of ``index.json`` (what ``sevref sign --index-sha256`` checks)."""
     keyid: str | None = None
     """The key that signed it, or None: unsigned."""
+    shadows: tuple[Shadow, ...] = ()
+    """The revocations that also block entries they do not name (the same digest), in the manifest's order."""
 
     @classmethod
     def of(
@@ -253,6 +255,7 @@ class BuildSummary:
         reports: tuple[AxisReport, ...],
         seconds: float,
         keyid: str | None = None,
+        blocked: tuple[Shadow, ...] = (),
     ) -> BuildSummary:
         """Summarise a written publication.
 
@@ -263,6 +266,7 @@ class BuildSummary:
             reports: the expansion's axis reports.
             seconds: how long the build took.
             keyid: the key that signed it, if any.
+            blocked: the revocations that also block entries they do not name.
 
         Returns:
             The summary.
@@ -282,6 +286,7 @@ class BuildSummary:
             largest_page=(page.path, page.size),
             index_sha256=next(f.sha256 for f in tree.files if f.path == "index.json"),
             keyid=keyid,
+            shadows=blocked,
         )
 
 
@@ -293,6 +298,7 @@ def build(
     jobs: int | None = None,
     max_entries: int = DEFAULT_MAX_ENTRIES,
     issued: str | None = None,
+    serial: int | None = None,
     progress: TextIO | None = None,
     signer: Signer | None = None,
     keys: Sequence[bytes] = (),
@@ -303,10 +309,9 @@ def build(
 ) -> BuildSummary:
     """Build a publication from manifests into ``out``, atomically.
 
-    Everything is written into a temporary folder next to ``out`` and swapped
-    into place at the end, so ``out`` always holds either the previous
-    publication or the new one, complete. A lock next to ``out`` keeps two
-    builds from writing it at once.
+    Everything is written into a temporary folder next to ``out`` and swapped into place at the end, so
+    ``out`` always holds either the previous publication or the new one, complete. A lock next to ``out``
+    keeps two builds from writing it at once.
 
     Args:
         paths: the manifest files.
@@ -315,6 +320,7 @@ def build(
         jobs: worker processes (default: all cores for large matrices).
         max_entries: refuse larger matrices.
         issued: ``--issued`` (a time or ``now``), if given.
+        serial: ``--serial``: the release's serial in place of the manifest's, if given.
         progress: where to show progress when it is a terminal.
         signer: the release key; without one the publication is unsigned.
         keys: the publisher's key chain (DSSE keys documents, oldest first);
@@ -334,21 +340,10 @@ def build(
     check_out(out)  # before any work: a wrong --out is found at once
     prepared = prepare(paths, cache, max_entries, allow, download_seconds)
     manifest, expansion = prepared.manifest, prepared.expansion
-    pub = manifest.publication
-    issued_at, expires = (parse_time(t) for t in pub.validity(issue_time(manifest, issued)))
-    chain = release_chain(signer, keys, pub.publisher_id)
-    release = release_of(pub)
-    site = Site(
-        release=release,
-        publisher_name=pub.publisher_name,
-        contact=pub.contact,
-        url=pub.url,
-        description=pub.description,
-        issued=issued_at,
-        expires=expires,
-        signing=None if signer is None else _key_facts(signer, chain),
-        calculator=CALCULATOR,
-    )
+    if serial is not None:
+        manifest = replace(manifest, publication=replace(manifest.publication, serial=serial))
+    chain = release_chain(signer, keys, manifest.publication.publisher_id)
+    site = _site(manifest, issue_time(manifest, issued), None if signer is None else _key_facts(signer, chain))
     counts = Counts(expansion.entries, len(expansion.groups), len(prepared.firmware))
     if previous is not None:  # the release it follows: named by the index, and what changed since
         site = replace(site, changes=_changes(previous, prepared, site, counts, allow_removal))
@@ -356,6 +351,7 @@ def build(
     with locked_scratch(out) as scratch:
         tree = Tree(scratch)
         write_publication(tree, manifest, expansion, prepared.firmware, site=site, jobs=jobs, progress=progress)
+        blocked = _shadows(tree, manifest, expansion)
         signing = None if signer is None else Signing(signer.keyid, str(signer.algorithm), len(chain))
         index = _write_index(tree, site, counts, signing, link)
         _check_successor(out, (tree.root / "index.json").read_bytes())
@@ -364,7 +360,38 @@ def build(
             sign_publication(tree, signer, chain, index)
         install(scratch, out)
     keyid = None if signer is None else signer.keyid
-    return BuildSummary.of(out, tree, counts, expansion.reports, time.monotonic() - started, keyid)
+    return BuildSummary.of(out, tree, counts, expansion.reports, time.monotonic() - started, keyid, blocked)
+
+
+def _site(manifest: Manifest, issued: str, signing: dict[str, object] | None) -> Site:
+    """The release facts every page shows."""
+    pub = manifest.publication
+    issued_at, expires = (parse_time(t) for t in pub.validity(issued))
+    return Site(
+        release=release_of(pub),
+        publisher_name=pub.publisher_name,
+        contact=pub.contact,
+        url=pub.url,
+        description=pub.description,
+        issued=issued_at,
+        expires=expires,
+        signing=signing,
+        calculator=CALCULATOR,
+    )
+
+
+def _shadows(tree: Tree, manifest: Manifest, expansion: Expansion) -> tuple[Shadow, ...]:
+    """The entries each revocation blocks besides its own, from the digest tables just written."""
+    revoked = revoked_entries(expansion.groups)
+    if not revoked:
+        return ()
+
+    def tables() -> Iterator[Mapping[str, Sequence[str]]]:
+        for ref in tree.files:
+            if ref.path.startswith("digests/"):
+                yield strictjson.loads((tree.root / ref.path).read_bytes(), ref.path)["digests"]
+
+    return shadows(revoked, tables(), manifest.lifecycle)
 
 
 def _changes(previous: Snapshot, prepared: Prepared, site: Site, counts: Counts, allow_removal: bool) -> Changes:

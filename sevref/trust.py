@@ -66,6 +66,7 @@ from sevref.limits import (
     attestation_limit,
 )
 from sevref.records import Index, Release
+from sevref.records.files import schema_of, signed_beside
 from sevref.serialize import canonical
 from sevref.sign import (
     INDEX_PAYLOAD_TYPE,
@@ -89,7 +90,7 @@ from sevref.state import (
     stream_name,
 )
 from sevref.timestamp import TIMESTAMP_PATH, Timestamp, open_timestamp
-from sevref.validate import KINDS, check_document
+from sevref.validate import check_document
 from sevref.values import format_time
 
 __all__ = ["Fetch", "TrustAnchor", "TrustedPublication", "establish", "open_unverified"]
@@ -589,8 +590,8 @@ def _check_schema(path: str, value: Any) -> None:
 
     The signature says who wrote a file, not that it is well formed.
     """
-    kind = path.split("/", 1)[0].removesuffix(".json")
-    if path.endswith(".json") and kind in KINDS:
+    kind = schema_of(path)
+    if kind is not None:
         try:
             check_document(kind, value, path)
         except LayoutError as error:
@@ -615,7 +616,7 @@ def _check_everything(publication: TrustedPublication, key: PublicKey, index_jso
             _check_schema(path, value)  # parsed values are not kept: a publication can be large
             if path == "changes.json":
                 changes = Changes.from_dict(value)
-        if not path.endswith(".json"):
+        if not signed_beside(path):
             continue  # pages and assets have no .sig: the signed index pins them
         if not verify_file(key, data, _signature(fetch, path)):
             raise TrustError(Check.INTEGRITY, f"{path}.sig does not verify with key {publication.keyid}")

@@ -151,11 +151,12 @@ def settled(page: Any) -> str:
         page: a Playwright page.
 
     Returns:
-        ``verified`` or ``failed``.
+        ``verified``, ``failed`` or ``unchecked`` (a page opened from disk).
     """
     # While a click navigates, the next document may not have the banner yet: keep waiting, do not throw.
     page.wait_for_function(
-        "['verified', 'failed'].includes(document.getElementById('verification')?.dataset.status)", timeout=20_000
+        "['verified', 'failed', 'unchecked'].includes(document.getElementById('verification')?.dataset.status)",
+        timeout=20_000,
     )
     return str(page.get_attribute("#verification", "data-status"))
 

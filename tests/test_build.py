@@ -333,6 +333,7 @@ matrices:
     host_stacks: [new]
     cpus: [EPYC]
     vcpus: [1-4]
+    expected: {sev-es: {policy: "0x5"}}
 """
 
 
@@ -391,7 +392,9 @@ BAD = {
         f"firmware fw {{}}: sha256 is {TINY_SHA256}, expected {'ab' * 32} (the pin)",
     ),
     "SNP on firmware without metadata": (
-        BASE.replace("modes: [sev-es]", "modes: [sev-snp]"),
+        BASE.replace("modes: [sev-es]", "modes: [sev-snp]").replace(
+            'sev-es: {policy: "0x5"}', "sev-snp: {policy: any}"
+        ),
         NO_SNP,
         "matrix m: mode sev-snp, firmware fw, host stack new, cpu EPYC: firmware has no SEV-SNP metadata",
     ),
@@ -408,12 +411,20 @@ BAD = {
         "QEMU 7.2.0 with machine pc-q35-7.2 appends a random RNG seed to the kernel, so its digest changes on every boot; use machine type pc-q35-7.1",
     ),
     "SNP on QEMU 7.2": (
-        BASE.replace("modes: [sev-es]", "modes: [sev-snp]").replace("host_stacks: [new]", "host_stacks: [old]"),
+        BASE.replace("modes: [sev-es]", "modes: [sev-snp]")
+        .replace("host_stacks: [new]", "host_stacks: [old]")
+        .replace('sev-es: {policy: "0x5"}', "sev-snp: {policy: any}"),
         None,
         "QEMU 7.2.0 cannot launch SEV-SNP guests (added in 9.1); if this combination does not exist, leave it out with exclude: [{mode: sev-snp, firmware: fw, host_stack: old, boot: [null], cpu: EPYC}]",
     ),
+    "a mode without a policy": (
+        BASE.replace('    expected: {sev-es: {policy: "0x5"}}\n', ""),
+        None,
+        'm.yaml:18:5: matrix m: expected.sev-es: no guest policy; expected one (e.g. {policy: "0x30000"} for SEV-SNP) '
+        "or {policy: any} to publish none, which verifiers then report",
+    ),
     "SEV policy with the ES bit": (
-        BASE.replace("vcpus: [1-4]", "vcpus: [1-4]\n    expected: {sev-es: {policy: '0x1'}}"),
+        BASE.replace('{sev-es: {policy: "0x5"}}', "{sev-es: {policy: '0x1'}}"),
         None,
         "policy 0x1: SEV-ES needs the ES bit (0x4) set",
     ),
@@ -579,3 +590,15 @@ def test_several_files_form_one_publication(tmp_path: Path, capsys: pytest.Captu
     assert one.keys() == two.keys()
     listing = {"publication.json", "index.json"}  # they list the manifests in the order given
     assert {k: v for k, v in one.items() if k not in listing} == {k: v for k, v in two.items() if k not in listing}
+
+
+def test_serial_from_the_command_line_replaces_the_manifests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["build", str(GOLDEN / "manifest.yaml"), "--out", str(tmp_path / "site"), "--cache", str(tmp_path)]
+    status, _, err = run([*args, "--serial", "1796649418"], capsys)
+    assert (status, err) == (0, "")
+    index = json.loads((tmp_path / "site" / "index.json").read_bytes())
+    assert index["serial"] == 1796649418  # the golden manifest says 3
+    status, _, err = run([*args, "--serial", "0"], capsys)
+    assert status == 2 and "--serial: expected 1 or more, found 0" in err

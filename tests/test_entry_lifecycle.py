@@ -44,13 +44,34 @@ def marked(site: Path) -> list[tuple[GroupRecord, int | None, str]]:
 
 def build(tmp_path: Path, rules: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Path:
     """The golden publication with more lifecycle rules, signed with the golden test key."""
+    return built(tmp_path, rules, capsys, monkeypatch)[0]
+
+
+# A host stack whose SEV-SNP VMSAs are those of qemu9.1-init2 (KVM_SEV_INIT2): the same measurements.
+QEMU10 = '  - id: qemu10.0-init2\n    vmm: qemu\n    qemu: {version: "10.0.2", machine: q35, legacy_vm_type: "off"}\n'
+QEMU10 += '    host_linux: "6.12"\n'
+
+
+def built(
+    tmp_path: Path,
+    rules: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    qemu10: bool = False,
+) -> tuple[Path, str, str]:
+    """:func:`build`, with what the build printed; ``qemu10`` adds :data:`QEMU10` to the qemu matrix."""
     monkeypatch.setenv("SEVREF_KEY_PASSPHRASE", GOLDEN_PASSPHRASE)
     shutil.copytree(GOLDEN / "inputs", tmp_path / "inputs")
     text = (GOLDEN / "manifest.yaml").read_text(encoding="utf-8")
+    if qemu10:
+        text = text.replace("  - {id: ec2, vmm: ec2}\n", f"{QEMU10}  - {{id: ec2, vmm: ec2}}\n")
+        text = text.replace("[qemu7.2.1, qemu9.1-init2]", "[qemu7.2.1, qemu9.1-init2, qemu10.0-init2]")
     (tmp_path / "m.yaml").write_text(text.replace("lifecycle:\n", f"lifecycle:\n{rules}"), encoding="utf-8")
-    status, _, err = run(["build", str(tmp_path / "m.yaml"), "--out", str(tmp_path / "site"), *GOLDEN_SIGNING], capsys)
+    status, out, err = run(
+        ["build", str(tmp_path / "m.yaml"), "--out", str(tmp_path / "site"), *GOLDEN_SIGNING], capsys
+    )
     assert status == 0, err
-    return tmp_path / "site"
+    return tmp_path / "site", out, err
 
 
 def test_revoking_one_vcpu_count_revokes_exactly_that_entry(capsys: pytest.CaptureFixture[str]) -> None:
@@ -124,3 +145,53 @@ def test_deprecating_and_revoking_counts_of_an_sev_es_configuration(
         "deprecated",
         [{"status": "active", "vcpus": [[8, 8]]}, {"status": "revoked", "vcpus": [[2, 2]]}],
     )
+
+
+def entries_with(site: Path, digests: set[str]) -> dict[str, tuple[GroupRecord, int | None]]:
+    """Every entry that carries one of ``digests``, by id."""
+    records = [GroupRecord.from_dict(g) for g in groups_of(site)]
+    return {(r.id if n is None else f"{r.id}-{n:04d}"): (r, n) for r in records for n, d in r.entries if d in digests}
+
+
+@pytest.mark.parametrize("mode", ["sev", "sev-snp"])
+def test_a_revocation_by_host_stack_names_the_entries_it_also_blocks(
+    mode: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SEV's GCTX.LD is the same on every host stack, SEV-SNP's on every stack with the same VMSAs.
+
+    The build names the entries a revocation by host stack also blocks: those
+    of the other stacks, which carry the same digests.
+    """
+    stack = "qemu7.2.1" if mode == "sev" else "qemu10.0-init2"
+    rule = f"  - match: {{mode: {mode}, host_stack: {stack}}}\n    status: revoked\n    reason: a flaw in {stack}\n"
+    site, out, err = built(tmp_path, rule, capsys, monkeypatch, qemu10=mode == "sev-snp")
+    revoked = {d for r, n, d in marked(site) if r.host_stack == stack and r.state_at(n).status is EntryStatus.REVOKED}
+    carriers = entries_with(site, revoked)
+    blocked = sorted(i for i, (r, n) in carriers.items() if r.state_at(n).status is not EntryStatus.REVOKED)
+    # Every digest the rule revokes is carried by an entry of another stack that stays active.
+    assert blocked and {carriers[i][0].host_stack for i in blocked} == {"qemu9.1-init2"}
+    assert len(blocked) == (3 if mode == "sev" else 32)
+    line = (tmp_path / "m.yaml").read_text(encoding="utf-8").splitlines().index(rule.splitlines()[0]) + 1
+    first = ", ".join(blocked[:3]) + ", …" * (len(blocked) > 3)
+    count = f"{len(blocked)} entries"
+    assert err == (
+        f"sevref: warning: {tmp_path / 'm.yaml'}:{line}:5: the revocation (a flaw in {stack}) also blocks {count} "
+        f"it does not revoke, which carry the digest of one it revokes (verifiers refuse the digest, exports leave "
+        f"it out): {first}\n"
+    )
+    assert (
+        f"  1 revocation blocks {len(blocked)} more entries that carry a revoked digest (see the warnings): {first}\n"
+        in out
+    )
+    if mode == "sev-snp":  # the verifier refuses the shared digest under the entry that stays active too
+        record, vcpus = carriers[blocked[0]]
+        status, out, err = verify(site, capsys, "--snp-measurement", dict(record.entries)[vcpus])
+        assert status == 1 and f"refused: {blocked[0]} sev-snp" in out and "[active]" in out, (out, err)
+
+
+def test_revocations_that_block_nothing_else_say_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The golden revocation (one vCPU count of one EPYC-Milan configuration) has a digest of its own."""
+    _, out, err = built(tmp_path, "", capsys, monkeypatch)
+    assert err == "" and " block" not in out and "more entries" not in out

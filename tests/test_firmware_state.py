@@ -56,6 +56,7 @@ matrices:
     host_stacks: [q]
     cpus: [EPYC-Milan]
     vcpus: [1-2]
+    expected: EXPECTED
 """
 
 
@@ -74,6 +75,7 @@ def manifest(folder: Path, image: bytes, nvram: str | None, modes: str = "sev-es
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "fw.fd").write_bytes(image)
     text = MANIFEST.replace("SHA", hashlib.sha256(image).hexdigest()).replace("MODES", modes)
+    text = text.replace("EXPECTED", "{" + ", ".join(f"{m.strip()}: {{policy: any}}" for m in modes.split(",")) + "}")
     text = text.replace("NVRAM\n", "" if nvram is None else f"    nvram: {nvram}\n")
     (folder / "m.yaml").write_text(text)
     return folder / "m.yaml"

@@ -32,6 +32,7 @@ import pytest
 
 from sevref._cli import main
 from sevref.edge.download import download
+from sevref.edge.sources import KINDS
 from sevref.errors import DigestMismatchError, FetchError
 from sevref.manifest.model import DebianSource
 from tests.conftest import REPO, missing
@@ -183,6 +184,7 @@ host_stacks:
     cpus: [EPYC-Milan]
     vcpus: [1, 2]
     boots: [null{", direct" if boot else ""}]
+    expected: {{sev: {{policy: "0x1"}}, sev-es: {{policy: "0x5"}}}}
 """
     path = folder / "m.yaml"
     path.write_text(text, encoding="utf-8")
@@ -407,3 +409,9 @@ def test_source_forms_that_are_refused(
     manifest(tmp_path, source)
     status, _, err = run(["validate", str(tmp_path / "m.yaml")], capsys)
     assert status == 1 and message in err, err
+
+
+def test_every_source_the_schema_allows_has_one_kind() -> None:
+    schema = json.loads((REPO / "schema" / "manifest.schema.json").read_text(encoding="utf-8"))
+    keys = {next(iter(choice["required"])) for choice in schema["$defs"]["source"]["oneOf"]}
+    assert keys == set(KINDS) == {"path", "url", "debian", "rpm"}

@@ -223,6 +223,7 @@ matrices:
     host_stacks: [q100, q101, q102]
     cpus: [EPYC, EPYC-Rome, EPYC-Milan, EPYC-Genoa, EPYC-Turin]
     vcpus: [1-4, 8, 16, 32, 63-65, 128, 255, 256, 512]
+    expected: {sev-snp: {policy: "0x30000"}}
     exclude:
       - {cpu: EPYC-Turin, host_stack: q100}
   - id: es
@@ -231,6 +232,7 @@ matrices:
     host_stacks: [q101-off, q102-off]
     cpus: [EPYC, EPYC-Rome, EPYC-Milan, EPYC-Genoa, EPYC-Turin]
     vcpus: [1-8, 15-17, 31-33, 63-65, 127-129, 255-257, 511, 512, 1024, 4096]
+    expected: {sev-es: {policy: "0x5"}}
 """
 
 

@@ -64,11 +64,17 @@ def register(commands: Commands) -> None:
         metavar="TIME",
         help="issue time, e.g. 2026-11-26T00:00:00Z, or now (default: the manifest's, or SOURCE_DATE_EPOCH)",
     )
+    build.add_argument(
+        "--serial",
+        type=int,
+        metavar="N",
+        help="the release's serial in place of the manifest's (e.g. a CI pipeline's run number, or a Unix time)",
+    )
     add_signer_options(build, required=False, key_help="sign the release with this key")
     build.add_argument(
         "--previous",
         metavar="DIR|URL",
-        help="the release this one follows (read unverified, each file held to its index): the index names it, "
+        help="the release this one follows (verified against --keys when given): the index names it, "
         "and changes.json says what changed; a serial that does not rise, or active entries dropped without a "
         "lifecycle rule, are refused",
     )
@@ -116,6 +122,8 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise Usage(f"--jobs: expected 1 or more, found {args.jobs}")
+    if args.serial is not None and args.serial < 1:
+        raise Usage(f"--serial: expected 1 or more, found {args.serial}")
     if args.allow_removal and args.previous is None:
         raise Usage("--allow-removal goes with --previous")
     keys = read_chain(Path(args.keys)) if args.keys else []
@@ -141,6 +149,7 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
             jobs=args.jobs,
             max_entries=args.max_entries,
             issued=args.issued,
+            serial=args.serial,
             progress=sys.stderr,
             signer=signer,
             keys=keys,
@@ -149,6 +158,8 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
             previous=previous,
             allow_removal=args.allow_removal,
         )
+    for shadow in summary.shadows:
+        print(f"sevref: warning: {shadow.describe()}", file=sys.stderr)
     _print_summary(summary, out)
     if previous is not None:
         before = previous.index.release
@@ -177,6 +188,15 @@ def _print_summary(summary: BuildSummary, out: TextIO) -> None:
         f"{summary.pages} pages, largest {page} ({size(page_size)})",
         file=out,
     )
+    if summary.shadows:
+        blocked = sorted({i for shadow in summary.shadows for i in shadow.blocked})
+        first = ", ".join(blocked[:3]) + (", …" if len(blocked) > 3 else "")
+        rules = len(summary.shadows)
+        print(
+            f"  {rules} {'revocation blocks' if rules == 1 else 'revocations block'} {len(blocked)} more "
+            f"{'entry' if len(blocked) == 1 else 'entries'} that carry a revoked digest (see the warnings): {first}",
+            file=out,
+        )
     if summary.keyid is not None:
         print(f"  signed by key {summary.keyid}", file=out)
     else:

@@ -3,8 +3,10 @@
 One job a module:
 
 * :mod:`~sevref.edge.files`: bounded reads, private files, the build lock and the atomic swap;
-* :mod:`~sevref.edge.debian`: obtaining Debian packages and reading files out of them;
-* :mod:`~sevref.edge.sources`: the inputs a manifest pins;
+* :mod:`~sevref.edge.debian`: obtaining Debian packages with apt-get and checking their control files;
+* :mod:`~sevref.edge.packages`: files streamed out of .deb and .rpm files, bounded, each package indexed once;
+* :mod:`~sevref.edge.repo`: an RPM's URL from a repository's metadata;
+* :mod:`~sevref.edge.sources`: the inputs a manifest pins, one module per source kind;
 * :mod:`~sevref.edge.inputs`: the file cache and engine of ``sevref digest``;
 * :mod:`~sevref.edge.download`: files a manifest names by URL, bounded, pinned and cached by sha256;
 * :mod:`~sevref.edge.publish`: writing a publication (streamed, in parallel) and signing it;

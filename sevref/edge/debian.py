@@ -1,7 +1,8 @@
 """Debian packages: obtained the way a vendor pipeline does, read without dpkg.
 
 ``apt-get download`` fetches an exact version into a cache, pinned by sha256;
-the .deb is then read directly (ar + tar members, :mod:`sevref.binfmt.deb`).
+the .deb is then read directly and streamed (ar + tar members,
+:mod:`sevref.binfmt.deb`, through :mod:`sevref.edge.packages`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import subprocess  # nosec B404
 import tempfile
 from pathlib import Path
 
-from sevref.binfmt.deb import DebPackage
-from sevref.edge.files import file_sha256, read_bytes
+from sevref.binfmt.deb import DebArchive
+from sevref.edge.files import file_sha256
+from sevref.edge.packages import PackageFiles
 from sevref.errors import ConfigError, DigestMismatchError, FetchError
-from sevref.limits import MAX_DEB_BYTES
+from sevref.limits import MAX_FIRMWARE_BYTES
 
-__all__ = ["obtain_deb", "read_deb", "read_deb_file"]
+__all__ = ["identify_deb", "obtain_deb", "read_deb_file"]
 
 
 def obtain_deb(name: str, version: str, architecture: str, sha256: bytes | None, cache: Path) -> Path:
@@ -91,12 +93,40 @@ def _apt_problem(stderr: str, status: int) -> str:
     return f"{said} (are the package lists current? run apt-get update, or {_NEXT_STEP})"
 
 
-def read_deb_file(deb: Path, member: str) -> tuple[bytes, dict[str, str]]:
-    """Read one file out of a .deb.
+def identify_deb(archive: DebArchive, package: str, version: str, architecture: str) -> str:
+    """Check a .deb's control file against the manifest.
+
+    Args:
+        archive: the open package.
+        package: the expected Package.
+        version: the expected Version.
+        architecture: the expected Architecture.
+
+    Returns:
+        ``package version``.
+
+    Raises:
+        FetchError: a field differs (the message names it, what was expected and what was found).
+        FirmwareFormatError: no readable control file.
+    """
+    control = archive.control()
+    for field, expected in (("Package", package), ("Version", version), ("Architecture", architecture)):
+        if control.get(field) != expected:
+            found = " ".join(str(control.get(f)) for f in ("Package", "Version", "Architecture"))
+            raise FetchError(
+                f"{archive.what}: its control file says {found}; expected {package} {version} {architecture} "
+                f"({field} {control.get(field)!r}, expected {expected!r})"
+            )
+    return f"{package} {version}"
+
+
+def read_deb_file(deb: Path, member: str, limit: int = MAX_FIRMWARE_BYTES) -> tuple[bytes, dict[str, str]]:
+    """Read one file out of a .deb, streamed and bounded.
 
     Args:
         deb: the package file.
         member: the file's installed path, e.g. ``usr/share/OVMF/OVMF_CODE.fd``.
+        limit: the largest file accepted.
 
     Returns:
         The file's bytes and the package's control fields.
@@ -104,20 +134,14 @@ def read_deb_file(deb: Path, member: str) -> tuple[bytes, dict[str, str]]:
     Raises:
         SevrefError: the package cannot be read or lacks the file.
     """
-    package = read_deb(deb)
-    return package.read(member), package.control
+    control: dict[str, str] = {}
 
+    def identify(archive: DebArchive) -> str:
+        """Keep the control fields; the package is whatever it says it is."""
+        control.update(archive.control())
+        return f"{control.get('Package', deb.name)} {control.get('Version', '')}"
 
-def read_deb(deb: Path) -> DebPackage:
-    """Open a .deb file.
-
-    Args:
-        deb: the package file.
-
-    Returns:
-        The package.
-
-    Raises:
-        SevrefError: unreadable, too large, or not a Debian package.
-    """
-    return DebPackage.from_bytes(read_bytes(deb, "package", MAX_DEB_BYTES), deb.name)
+    found = PackageFiles().read(
+        deb, deb.name, member, limit=limit, what=member, open_archive=DebArchive, identify=identify
+    )
+    return found.data, control

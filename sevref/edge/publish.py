@@ -44,6 +44,7 @@ from sevref.records import (
     Layout,
     Release,
 )
+from sevref.records.files import schema_of, signed_beside
 from sevref.render import Renderer, Site
 from sevref.serialize import canonical, canonical_frame, canonical_pairs, canonical_rows, canonical_table
 from sevref.sign import INDEX_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Signer, envelope, sign_file, statement
@@ -633,9 +634,9 @@ def check_tree(tree: Tree) -> None:
         LayoutError: a file fails its schema.
     """
     for ref in tree.files:
-        if not ref.path.endswith(".json"):
+        kind = schema_of(ref.path)
+        if kind is None:
             continue  # pages and assets: rendered from the checked records
-        kind = ref.path.split("/", 1)[0].removesuffix(".json")
         if kind == "groups" or ref.path in tree.checked:
             continue  # every record was checked as it was produced (see _compute); the others as written
         data = json.loads((tree.root / ref.path).read_bytes())
@@ -673,5 +674,5 @@ def sign_publication(tree: Tree, signer: Signer, chain: Sequence[bytes], index: 
         canonical(envelope(statement(subjects, predicate), INTOTO_PAYLOAD_TYPE, [signer])),
     )
     for path in [*(f.path for f in index.files), "index.json"]:
-        if path.endswith(".json"):
+        if signed_beside(path):
             tree.write_unlisted(f"{path}.sig", sign_file(signer, (tree.root / path).read_bytes()))

@@ -35,13 +35,11 @@ from sevref.errors import ConfigError, DigestMismatchError, LayoutError, Signatu
 from sevref.history import Changes, link_problem
 from sevref.limits import MAX_FETCH_BYTES
 from sevref.records import Catalog, CatalogRow, FileRef, FirmwareRecord, GroupRecord, Index
+from sevref.records.files import Listing, kind_of, schema_of, written_by_signing
 from sevref.render import Renderer, Site
-from sevref.validate import KINDS, check_document
+from sevref.validate import check_document
 
 __all__ = ["Written", "read_written", "rewrite"]
-
-_SIGNED_FILES = ("index.dsse.json", "attestation.intoto.dsse.json")
-"""The files a signed publication has beyond those its index lists (besides keys/ and .sig files)."""
 
 
 @dataclass(frozen=True)
@@ -88,8 +86,8 @@ def _json(folder: Path, ref: FileRef, index: Index) -> tuple[bytes, Any]:
     identity = value.get("release") if isinstance(value, dict) else None
     if identity != index.release.to_dict():
         raise LayoutError(f"{folder / ref.path}: belongs to release {identity}; expected {index.release.to_dict()}")
-    kind = ref.path.split("/", 1)[0].removesuffix(".json")
-    if kind in KINDS:
+    kind = schema_of(ref.path)
+    if kind is not None:
         check_document(kind, value, ref.path)
     return data, value
 
@@ -97,15 +95,12 @@ def _json(folder: Path, ref: FileRef, index: Index) -> tuple[bytes, Any]:
 def _unlisted(folder: Path, index: Index) -> list[str]:
     """Files in the folder that are neither listed nor what signing adds."""
     listed = {ref.path for ref in index.files}
-    allowed = {"index.json"}
-    if index.signing is not None:
-        allowed |= {*_SIGNED_FILES, "index.json.sig"} | {f"{p}.sig" for p in listed if p.endswith(".json")}
     found = []
     for path in sorted(folder.rglob("*")):
         name = path.relative_to(folder).as_posix()
-        if path.is_dir() or name in listed or name in allowed:
+        if path.is_dir() or name in listed or name == "index.json":
             continue
-        if index.signing is not None and name.startswith("keys/") and name.endswith(".dsse.json"):
+        if index.signing is not None and written_by_signing(name, listed):
             continue
         found.append(name)
     return found
@@ -159,8 +154,14 @@ def read_written(folder: Path, *, resign: bool = False, index_sha256: str | None
             f"{folder}: already signed by key {index.signing.keyid}; give --resign to replace its signatures"
         )
     for ref in index.files:
-        if ref.path in ("index.json", *_SIGNED_FILES) or ref.path.startswith("keys/") or ref.path.endswith(".sig"):
-            raise LayoutError(f"{folder}: index.json lists {ref.path}, which only signing writes; expected it unlisted")
+        kind = kind_of(ref.path)
+        if kind is None:
+            raise LayoutError(f"{folder}: index.json lists {ref.path}, which is no file of a publication")
+        if kind.listing is not Listing.LISTED:
+            raise LayoutError(
+                f"{folder}: index.json lists {ref.path} ({kind.name}), which the index never lists; "
+                "expected only the files the build writes"
+            )
     extra = _unlisted(folder, index)
     if extra:
         more = f" (and {len(extra) - 1} more files)" if len(extra) > 1 else ""

@@ -18,6 +18,8 @@ from sevref.records import EntryStatus, Store
 from sevref.values import format_time, parse_time
 
 __all__ = [
+    "ANY_POLICY",
+    "NO_POLICY",
     "BootSpec",
     "CpuSpec",
     "DebianSource",
@@ -28,6 +30,7 @@ __all__ = [
     "Matrix",
     "Pattern",
     "Publication",
+    "RpmSource",
     "Source",
 ]
 
@@ -85,6 +88,33 @@ class DebianSource:
 
 
 @dataclass(frozen=True)
+class RpmSource:
+    """A file inside an RPM package."""
+
+    package: str
+    """Package name (the header's NAME)."""
+    version: str
+    """``VERSION-RELEASE`` (the header's VERSION and RELEASE)."""
+    architecture: str
+    """Package architecture (the header's ARCH: ``noarch`` for edk2-ovmf)."""
+    path: str
+    """The file's installed path, without a leading /."""
+    rpm_sha256: bytes
+    """Pin of the .rpm itself."""
+    url: str | None = None
+    """The .rpm's own URL."""
+    mirror: str | None = None
+    """A repository root: the package is found through ``repodata/repomd.xml`` and its primary metadata."""
+    origin: str = ""
+    """``file:line:column`` of the ``rpm`` mapping in its manifest."""
+
+    @property
+    def file_name(self) -> str:
+        """The .rpm's conventional name: ``<name>-<version>-<release>.<arch>.rpm``."""
+        return f"{self.package}-{self.version}.{self.architecture}.rpm"
+
+
+@dataclass(frozen=True)
 class Source:
     """Where a file comes from, pinned by sha256."""
 
@@ -100,6 +130,17 @@ class Source:
     """``file:line:column`` of the source in its manifest."""
     root: Path | None = None
     """The folder of the manifest that names a local file: the file must be inside it."""
+    rpm: RpmSource | None = None
+    """A file inside an RPM package."""
+
+    @property
+    def kind(self) -> str:
+        """Which kind of source this is: ``path``, ``url``, ``debian`` or ``rpm`` (the manifest's key)."""
+        if self.path is not None:
+            return "path"
+        if self.url is not None:
+            return "url"
+        return "rpm" if self.rpm is not None else "debian"
 
     def debian_package(self) -> tuple[str, str] | None:
         """The Debian package the file comes from, if any.
@@ -118,6 +159,9 @@ class Source:
         if self.debian is not None:
             d = self.debian
             return f"{d.package} {d.version} ({d.architecture}): {d.path}"
+        if self.rpm is not None:
+            r = self.rpm
+            return f"{r.package} {r.version} ({r.architecture}): {r.path}"
         return str(self.path) if self.url is None else self.url
 
 
@@ -175,12 +219,24 @@ class CpuSpec:
         return self.name or f"{self.signature:#x}"
 
 
+ANY_POLICY = "any"
+"""A matrix's ``expected.<mode>.policy`` that states no particular policy (none is published)."""
+
+NO_POLICY = (
+    'no guest policy; expected one (e.g. {policy: "0x30000"} for SEV-SNP) or {policy: any} to publish none, '
+    "which verifiers then report"
+)
+"""Why a mode without a stated policy is refused. A verifier that finds no published policy cannot refuse a
+guest that allows debugging (SEV-SNP policy bit 19 DEBUG, SNP ABI Table 9; SEV bit 0 NODBG, SEV API Table 2),
+so every mode a matrix lists says which policy to expect, or that any will do."""
+
+
 @dataclass(frozen=True)
 class Expected:
     """What verifiers should expect beside the digest, for one mode."""
 
     policy: int | None = None
-    """The guest policy."""
+    """The guest policy (None: ``policy: any``)."""
     min_api: tuple[int, int] | None = None
     """The minimum SEV firmware API version (major, minor)."""
 

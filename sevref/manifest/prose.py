@@ -14,6 +14,7 @@ import jsonschema
 from sevref._resources import resource
 from sevref.errors import ManifestError
 from sevref.manifest.loader import Document, json_pointer
+from sevref.manifest.model import NO_POLICY
 from sevref.validate import describe_error
 from sevref.values import show
 
@@ -55,6 +56,8 @@ def _manifest_words(error: jsonschema.ValidationError) -> str | None:
         return describe_error(error) + " (a number: quote it to mean text)"  # YAML reads 7.0 and 0x10 as numbers
     if error.validator == "pattern" and value == _URL_PATTERN:
         return f"expected an http:// or https:// URL without a user name or password, found {show(found)}"
+    if error.validator == "required" and value == ["policy"] and isinstance(found, dict) and "policy" not in found:
+        return NO_POLICY  # #/$defs/expected
     if error.validator == "dependentRequired" and isinstance(found, dict) and isinstance(value, dict):
         for key, needed in value.items():
             missing = [name for name in needed if key in found and name not in found]

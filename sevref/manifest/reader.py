@@ -17,6 +17,8 @@ from sevref.errors import ConfigError, ManifestError
 from sevref.hosts import HostStack, KvmFacts, QemuFix
 from sevref.manifest.loader import Document
 from sevref.manifest.model import (
+    ANY_POLICY,
+    NO_POLICY,
     BootSpec,
     CpuSpec,
     DebianSource,
@@ -27,6 +29,7 @@ from sevref.manifest.model import (
     Matrix,
     Pattern,
     Publication,
+    RpmSource,
     Source,
 )
 from sevref.manifest.prose import check_schema
@@ -72,13 +75,10 @@ class _Reader:
             return Source(pin, path=path if path.is_absolute() else doc.folder / path, origin=where, root=doc.folder)
         if "url" in raw:
             return Source(pin, url=raw["url"], origin=where)
+        if "rpm" in raw:
+            return Source(pin, rpm=self.rpm_source(doc, pointer, raw["rpm"]), origin=where)
         deb = raw["debian"]
-        inner = PurePosixPath(deb["path"])
-        if inner.is_absolute() or ".." in inner.parts:
-            raise self.fail(
-                doc.where(pointer + "/debian/path"),
-                f"expected a path inside the package such as usr/share/OVMF/OVMF_CODE.fd, found {deb['path']!r}",
-            )
+        inner = self.inner_path(doc, pointer + "/debian/path", deb["path"])
         debian = DebianSource(
             package=deb["package"],
             version=deb["version"],
@@ -91,6 +91,27 @@ class _Reader:
             origin=doc.where(pointer + "/debian"),
         )
         return Source(pin, debian=debian, origin=where)
+
+    def inner_path(self, doc: Document, pointer: str, raw: str) -> PurePosixPath:
+        inner = PurePosixPath(raw)
+        if inner.is_absolute() or ".." in inner.parts:
+            raise self.fail(
+                doc.where(pointer),
+                f"expected a path inside the package such as usr/share/OVMF/OVMF_CODE.fd, found {raw!r}",
+            )
+        return inner
+
+    def rpm_source(self, doc: Document, pointer: str, rpm: Mapping[str, Any]) -> RpmSource:
+        return RpmSource(
+            package=rpm["package"],
+            version=rpm["version"],
+            architecture=rpm["architecture"],
+            path=str(self.inner_path(doc, pointer + "/rpm/path", rpm["path"])),
+            rpm_sha256=bytes.fromhex(rpm["rpm_sha256"]),
+            url=rpm.get("url"),
+            mirror=rpm.get("mirror"),
+            origin=doc.where(pointer + "/rpm"),
+        )
 
     def cpu(self, where: str, raw: object) -> CpuSpec:
         try:
@@ -270,8 +291,9 @@ class _Reader:
         expected: dict[Mode, Expected] = {}
         for mode_name, values in raw.get("expected", {}).items():
             mode = Mode(mode_name)
-            policy = parse_hex(values["policy"], "policy", 64) if "policy" in values else None
             here = doc.where(f"{pointer}/expected/{mode_name}")
+            # The schema requires a policy; "any" states that none is expected, and none is published.
+            policy = None if values["policy"] == ANY_POLICY else parse_hex(values["policy"], "policy", 64)
             if policy is not None:
                 self.check_policy(here, mode, policy)
             min_api = None
@@ -288,6 +310,10 @@ class _Reader:
                     doc.where(f"{pointer}/expected/{mode}"),
                     f"expected values for mode {mode}, which the matrix does not list",
                 )
+        for mode in modes:
+            if mode not in expected:
+                place = f"{pointer}/expected" if "expected" in raw else pointer
+                raise self.fail(doc.where(place), f"matrix {raw['id']}: expected.{mode}: {NO_POLICY}")
         cpus = tuple(self.cpu(doc.where(f"{pointer}/cpus/{i}"), c) for i, c in enumerate(raw.get("cpus", [])))
         if len(set(cpus)) != len(cpus):
             raise self.fail(doc.where(pointer + "/cpus"), "a CPU appears twice; expected each once")

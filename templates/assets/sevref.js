@@ -23,7 +23,8 @@
  *   page says. The page's file, fetched again, its style sheet and this script
  *   must match the signed index, and every JSON file loaded later too.
  *
- * The outcome is in #verification's data-status: "verified" or "failed". It
+ * The outcome is in #verification's data-status: "verified", "failed", or
+ * "unchecked" for a page opened from disk (file://), which cannot be checked. It
  * states what was checked; it proves nothing to a tool that reads a static
  * copy of a page (a replaced page can carry any data-status).
  *
@@ -950,6 +951,11 @@
     return path;
   }
 
+  const FROM_DISK =
+    'Not checked: this page was opened from disk (file://), from where a browser lets no page fetch the files ' +
+    'it would check. Serve the folder over HTTP and open it from there: make serve, or python3 -m http.server ' +
+    'in the folder, then http://127.0.0.1:8000/ (or use sevref verify).';
+
   const root = (() => {
     try {
       return publicationRoot();
@@ -959,9 +965,7 @@
   })();
 
   const trust = (async () => {
-    if (location.protocol === 'file:') {
-      throw new Error('pages opened from disk cannot be checked; serve the folder over HTTP (python3 -m http.server)');
-    }
+    if (location.protocol === 'file:') throw new Error(FROM_DISK);
     if (root instanceof Error) throw root;
     try {
       return await verifyPublication(root);
@@ -991,6 +995,11 @@
 
   function fail(reason) {
     failedAlready = true;
+    if (location.protocol === 'file:') {
+      // Nothing failed: a browser does not let a page opened from disk fetch the files it would check.
+      say('unchecked', FROM_DISK);
+      return;
+    }
     say('failed', `Verification failed: ${reason}`);
   }
 

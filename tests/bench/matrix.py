@@ -140,6 +140,7 @@ def write(folder: Path, scale: int = 1) -> list[Path]:
             f"    cpus: [{', '.join(cpus[start : start + 1000])}]",
             "    vcpus: [1-256]",
             "    boots: [null, direct]",
+            '    expected: {sev: {policy: "0x1"}, sev-es: {policy: "0x5"}, sev-snp: {policy: "0x30000"}}',
             "    exclude:",
             "      - {mode: sev-snp, host_stack: [legacy, legacy-debugswap]}",
             f"      - {{mode: sev-snp, firmware: [{', '.join(DEBIAN)}]}}",

@@ -59,7 +59,14 @@ BASE: dict[str, Any] = {
         {"id": "q", "vmm": "qemu", "qemu": {"version": "9.1.0", "machine": "q35", "legacy_vm_type": "off"}},
     ],
     "matrices": [
-        {"id": "m", "modes": ["sev", "sev-snp"], "firmware": ["tiny"], "host_stacks": ["q"], "cpus": ["EPYC-Milan"]}
+        {
+            "id": "m",
+            "modes": ["sev", "sev-snp"],
+            "firmware": ["tiny"],
+            "host_stacks": ["q"],
+            "cpus": ["EPYC-Milan"],
+            "expected": {"sev": {"policy": "any"}, "sev-snp": {"policy": "any"}},
+        }
     ],
 }
 BASE["host_stacks"][0]["host_linux"] = "6.12"

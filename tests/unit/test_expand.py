@@ -59,7 +59,12 @@ matrices:
 
 
 def matrix(ident: str, body: str) -> str:
-    return f"  - id: {ident}\n" + "".join(f"    {line}\n" for line in body.strip().splitlines())
+    """A matrix; one that states no expected values gets ``policy: any`` for each of its modes, last."""
+    lines = body.strip().splitlines()
+    if not any(line.startswith("expected:") for line in lines):
+        modes = next(line for line in lines if line.startswith("modes:"))[len("modes:") :].strip(" []").split(",")
+        lines.append(f"expected: {{{', '.join(f'{m.strip()}: {{policy: any}}' for m in modes)}}}")
+    return f"  - id: {ident}\n" + "".join(f"    {line}\n" for line in lines)
 
 
 def run(*matrices: str, tail: str = "", max_entries: int | None = None) -> Expansion:
@@ -273,12 +278,33 @@ def test_two_matrices_listing_one_configuration_merge() -> None:
 
 def test_two_matrices_must_agree_on_expected_values() -> None:
     ident = run(SAME_A).groups[0].id
-    with_policy = SAME_A + "    expected: {sev-es: {policy: '0x5'}}\n"
+    with_policy = SAME_A.replace("{sev-es: {policy: any}}", "{sev-es: {policy: '0x5'}}")
     message = refusal(with_policy, SAME_B)
     assert message == (
         f"m.yaml:26:5: matrix b gives configuration {ident} other expected values than matrix a; expected them to agree"
     )
     assert run(with_policy).groups[0].expected == Expected(policy=0x5)
+    assert run(SAME_A).groups[0].expected == Expected(policy=None)  # policy: any publishes none
+
+
+def test_every_mode_states_a_policy_or_any() -> None:
+    """A mode without a stated policy is refused: a verifier could not tell a debuggable guest from another."""
+    body = "modes: [sev, sev-es]\nfirmware: [fw]\nhost_stacks: [q91]\ncpus: [EPYC]\nvcpus: [1]\n"
+    why = 'no guest policy; expected one (e.g. {policy: "0x30000"} for SEV-SNP) or {policy: any} to publish none'
+    assert refusal(matrix("m", body + "expected: {sev: {policy: '0x1'}}")).startswith(
+        f"m.yaml:25:15: matrix m: expected.sev-es: {why}"
+    )
+    bare = "  - id: m\n" + "".join(f"    {line}\n" for line in body.splitlines())  # no expected key at all
+    assert refusal(bare).startswith(f"m.yaml:19:5: matrix m: expected.sev: {why}")
+    assert refusal(matrix("m", body + "expected: {}")).startswith(f"m.yaml:25:15: matrix m: expected.sev: {why}")
+    assert refusal(matrix("m", body + "expected: {sev: {policy: '0x1'}, sev-es: {min_api: '0.17'}}")).startswith(
+        f"m.yaml:25:46: /matrices/0/expected/sev-es: {why}"
+    )
+    found = run(matrix("m", body + "expected: {sev: {policy: any}, sev-es: {policy: '0x5', min_api: '0.17'}}"))
+    assert {str(g.mode): g.expected for g in found.groups} == {
+        "sev": Expected(policy=None),
+        "sev-es": Expected(policy=0x5, min_api=(0, 17)),
+    }
 
 
 # --------------------------------------------------------------------------- order does not matter

@@ -65,6 +65,7 @@ matrices:
     cpus: @CPUS@
     vcpus: @VCPUS@
     boots: @BOOTS@
+    expected: @EXPECTED@
 """
 
 
@@ -92,6 +93,7 @@ def text_of(case: Case) -> str:
         "@VCPUS@": case.vcpus,
         "@BOOTS@": case.boots,
         "@BOOTEXTRA@": case.boot_extra,
+        "@EXPECTED@": "{" + ", ".join(f"{m.strip()}: {{policy: any}}" for m in case.modes.strip("[]").split(",")) + "}",
         "@FWSHA@": hashlib.sha256(TINY.read_bytes()).hexdigest(),
         "@KSHA@": "ab" * 32,
     }

@@ -49,8 +49,9 @@ matrices:
     host_stacks: [q91]
     cpus: [EPYC]
     vcpus: [1-4]
+    expected: {{sev-es: {{policy: any}}}}
 """
-"""A valid manifest: line 17 is the matrix, line 21 its cpus, line 22 its vcpus."""
+"""A valid manifest: line 17 is the matrix, line 21 its cpus, line 22 its vcpus, line 23 its expected values."""
 
 
 def parse(data: bytes, name: str = "m.yaml") -> Document:
@@ -69,8 +70,11 @@ def refusal(*texts: str) -> str:
 
 
 def with_matrix(extra: str) -> str:
-    """BASE with more keys in its matrix (from line 23)."""
-    return BASE + "".join(f"    {line}\n" for line in extra.splitlines())
+    """BASE with more keys in its matrix (from line 23), before its expected values (which ``extra`` may replace)."""
+    head, expected = BASE.rsplit("    expected:", 1)
+    lines = extra.splitlines()
+    kept = [] if any(line.startswith("expected:") for line in lines) else [f"    expected:{expected}"]
+    return head + "".join(f"    {line}\n" for line in lines) + "".join(kept)
 
 
 # --------------------------------------------------------------------------- the hardened loader
@@ -306,7 +310,7 @@ SCHEMA_REFUSALS: dict[str, tuple[str, str]] = {
     ),
     "a source without path or package": (
         BASE.replace("source: {path: fw.fd, sha256", "source: {sha256"),
-        "a.yaml:11:22: /firmware/0/source: expected one of path, debian, url, found none of them",
+        "a.yaml:11:22: /firmware/0/source: expected one of path, debian, url, rpm, found none of them",
     ),
 }
 
@@ -368,7 +372,7 @@ READER_REFUSALS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "an unknown host stack in a lifecycle rule": (
         (BASE + "lifecycle:\n  - {match: {host_stack: q72}, status: revoked, reason: old}\n",),
-        "a.yaml:24:13: unknown host stack 'q72' in a pattern; defined: q91",
+        "a.yaml:25:13: unknown host stack 'q72' in a pattern; defined: q91",
     ),
     "SEV-SNP without policy bit 17": (
         (with_policy("sev-snp", "0x10000"),),
@@ -391,8 +395,18 @@ READER_REFUSALS: dict[str, tuple[tuple[str, ...], str]] = {
         "a.yaml:23:21: expected values for mode sev, which the matrix does not list",
     ),
     "a minimum API above 255": (
-        (with_matrix("expected: {sev-es: {min_api: '256.0'}}"),),
+        (with_matrix("expected: {sev-es: {policy: '0x5', min_api: '256.0'}}"),),
         "a.yaml:23:24: min_api 256.0: expected major and minor 0..255",
+    ),
+    "a mode without a policy": (
+        (with_matrix("expected: {sev-es: {min_api: '0.17'}}"),),
+        'a.yaml:23:24: /matrices/0/expected/sev-es: no guest policy; expected one (e.g. {policy: "0x30000"} for '
+        "SEV-SNP) or {policy: any} to publish none, which verifiers then report",
+    ),
+    "a mode without expected values": (
+        (BASE.replace("    expected: {sev-es: {policy: any}}\n", ""),),
+        'a.yaml:17:5: matrix m: expected.sev-es: no guest policy; expected one (e.g. {policy: "0x30000"} for '
+        "SEV-SNP) or {policy: any} to publish none, which verifiers then report",
     ),
     "a vCPU range backwards": (
         (BASE.replace("vcpus: [1-4]", "vcpus: [4-2]"),),
@@ -524,11 +538,11 @@ lifecycle:
 """
     first, second = load(BASE + rules).lifecycle
     assert first.match == Pattern(
-        modes=frozenset({Mode.SEV_ES}), cpus=frozenset({CpuSpec(EPYC)}), vcpus=frozenset({1, 2}), origin="a.yaml:24:13"
+        modes=frozenset({Mode.SEV_ES}), cpus=frozenset({CpuSpec(EPYC)}), vcpus=frozenset({1, 2}), origin="a.yaml:25:13"
     )
     assert (first.status, first.reason, first.successor, first.since) == (EntryStatus.DEPRECATED, "old", "m2", None)
     assert second.match.host_stacks == frozenset({"q91"}) and second.match.modes is None
-    assert (second.status, second.since, second.origin) == (EntryStatus.REVOKED, "2026-02-01T00:00:00Z", "a.yaml:25:5")
+    assert (second.status, second.since, second.origin) == (EntryStatus.REVOKED, "2026-02-01T00:00:00Z", "a.yaml:26:5")
     # A CPU given by signature matches every model with it; one given by name only that model.
     assert first.match.matches_cpu(CpuSpec(EPYC, "EPYC")) and first.match.matches_cpu(CpuSpec(EPYC))
     assert second.match.matches_cpu(CpuSpec(EPYC, "EPYC")) and not second.match.matches_cpu(CpuSpec(EPYC))

@@ -1,0 +1,72 @@
+"""The interface of a source kind: one module per kind of place a pinned file comes from.
+
+A manifest's ``source`` names its file in one of several ways (``path``,
+``url``, ``debian``, ``rpm``): each is a :class:`SourceKind` in a module of
+this package, listed once in :data:`sevref.edge.sources.KINDS` under the
+manifest key that selects it. A kind only obtains bytes; the checks every
+kind shares (the pin, the size limit, errors that start with the manifest's
+``file:line:column``) are :class:`~sevref.edge.sources.Sources`'s. Adding a
+kind (an OCI artifact, say) is a module here, a line in the table, its model
+in :mod:`sevref.manifest.model` and its stanza in the manifest schema.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sevref.binfmt.archive import Extracted
+from sevref.edge.packages import PackageFiles
+from sevref.manifest.model import Source
+
+__all__ = ["Context", "SourceKind"]
+
+
+@dataclass
+class Context:
+    """What every kind may use: the cache, the time limits, the allowed folders, packages already indexed."""
+
+    cache: Path
+    """Where downloads are kept (``CACHE/sha256/<pin>``; apt-get's in ``CACHE/debs``)."""
+    deadline: float
+    """Seconds one whole download may take (``--download-timeout``)."""
+    allow: list[Path] = field(default_factory=list)
+    """Resolved folders outside a manifest's own from which it may name files (``--allow-path``)."""
+    packages: PackageFiles = field(default_factory=PackageFiles)
+    """Package files read this run, each indexed once."""
+
+
+class SourceKind(abc.ABC):
+    """One way of obtaining a pinned file."""
+
+    def origin(self, source: Source) -> str:
+        """The ``file:line:column`` that errors about this source start with.
+
+        Args:
+            source: the source.
+
+        Returns:
+            The source's own position (a kind with a nested mapping may name that).
+        """
+        return source.origin
+
+    names_itself: bool = False
+    """True when the kind's errors already name the input (a local file's path), so the caller does not."""
+
+    @abc.abstractmethod
+    def read(self, source: Source, what: str, limit: int, context: Context) -> Extracted:
+        """Obtain the file's bytes, hashed as they are read.
+
+        Args:
+            source: the manifest's source.
+            what: how to name the file (``firmware ovmf-code``).
+            limit: the largest size accepted.
+            context: the cache, time limits and memory of this run.
+
+        Returns:
+            At most ``limit`` bytes and their SHA-256; the caller compares it with the pin.
+
+        Raises:
+            SevrefError: not obtained, not readable, too large, or not in its package.
+        """
