@@ -7,17 +7,21 @@
   builds (``firmware/<id>.json``) is tried with the owner's TIK, nonce, policy
   and platform version.
 
-A digest that matches is not yet an acceptable guest: the entry may be revoked,
-the guest's policy may differ from the one the publisher expects, or its
-platform may be older than the minimum API. Each such finding is a note; a
-match is acceptable when none of its notes is blocking. Every match also says
-whether its firmware is stateless (:func:`firmware_notes`): a verifier that
-requires it refuses a stateful one.
+A digest that matches is not yet an acceptable guest: the entry may be revoked
+(and a digest that any revoked entry carries is refused whichever other entry
+carries it too: the evidence cannot say which configuration it came from), the
+guest's policy may differ from the one the publisher expects, allow debugging
+or migration (:mod:`sevref.snp.validate`), or its platform may be older than
+the minimum API. Each such finding is a note; a match is acceptable when none
+of its notes is blocking. Every match also says whether its firmware is
+stateless (:func:`firmware_notes`): a verifier that requires it refuses a
+stateful one.
 
-sevref does not check an SEV-SNP report's signature (nor its VCEK or VLEK
-chain to AMD's root): :func:`report_signature` says so, in words a verifier's
-output carries. An SEV/SEV-ES launch measurement needs no such statement: it
-matches only through its HMAC, which is checked with the owner's TIK.
+An SEV-SNP report's signature is checked to AMD's roots by
+:mod:`sevref.snp.verify`; :class:`ReportSignature` says what was done about
+it, in words a verifier's output carries. An SEV/SEV-ES launch measurement
+needs no such statement: it matches only through its HMAC, which is checked
+with the owner's TIK.
 """
 
 from __future__ import annotations
@@ -27,22 +31,27 @@ import dataclasses
 import hmac
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sevref.binfmt.report import AttestationReport
+from sevref.binfmt.report import AttestationReport, is_turin
 from sevref.digest import LaunchMeasureInputs, sev_launch_measurement
 from sevref.errors import Check, TrustError
 from sevref.ids import parse_entry_id
 from sevref.records import EntryState, EntryStatus, FirmwareRecord, GroupRecord, State
+from sevref.snp.validate import Acceptance, policy_findings, tcb_findings
 from sevref.trust import TrustedPublication
+
+if TYPE_CHECKING:
+    from sevref.snp.verify import VerifiedReport
 
 __all__ = [
     "Match",
+    "ReportSignature",
     "all_groups",
     "entry",
     "firmware_notes",
     "firmware_record",
     "lookup_digest",
-    "report_signature",
     "scan_launch_measurement",
     "snp_notes",
 ]
@@ -109,38 +118,79 @@ class Match:
         }
 
 
-_CHAIN = "its VCEK (or VLEK) certificate chain to AMD's root before trusting this result"
-_TOOLS = (
-    "e.g. with virtee's snpguest (snpguest fetch ca, snpguest fetch vcek, snpguest verify certs, "
-    "snpguest verify attestation) or go-sev-guest's check tool (tools/check)"
-)
+@dataclass(frozen=True)
+class ReportSignature:
+    """What sevref did about the signature of the report the evidence came from."""
 
+    reason: str
+    """``verified``, ``skipped`` (--skip-report-signature), ``no-certificate`` or ``no-report``."""
+    note: str
+    """What the verifier's output says of it."""
+    verified: VerifiedReport | None = None
+    """The chain and product, when verified."""
 
-def report_signature(evidence: str) -> dict[str, object] | None:
-    """What sevref did about the signature of the report the evidence came from.
+    @property
+    def blocking(self) -> bool:
+        """True when no match may be accepted: a report whose signature could not be checked."""
+        return self.reason == "no-certificate"
 
-    Args:
-        evidence: ``snp-report``, ``snp-measurement``, ``launch-measurement`` or ``none``.
+    @classmethod
+    def checked(cls, verified: VerifiedReport) -> ReportSignature:
+        """A report whose signature verified.
 
-    Returns:
-        ``{"checked": False, "note": …}`` for SEV-SNP evidence (sevref does not
-        check report signatures yet); None where there is no report: an SEV or
-        SEV-ES launch measurement matches only if its HMAC checks out with the
-        owner's TIK, and no evidence matches nothing.
-    """
-    if evidence == "snp-report":
+        Args:
+            verified: from :func:`sevref.snp.verify.verify_report`.
+
+        Returns:
+            The statement.
+        """
         note = (
-            "the report's signature was not checked by sevref (it read the report's fields as given): "
-            f"check the signature and {_CHAIN}, {_TOOLS}"
+            f"the report's signature verified: signed by a {verified.key} of {verified.product_name} "
+            f"that chains to {verified.roots}"
         )
-    elif evidence == "snp-measurement":
-        note = (
-            "no report was given, so sevref checked no report signature: check the signature of the report "
-            f"this measurement came from and {_CHAIN}, {_TOOLS}"
-        )
-    else:
+        return cls("verified", note, verified)
+
+    @classmethod
+    def unchecked(cls, evidence: str, skipped: bool) -> ReportSignature | None:
+        """Evidence whose report signature was not checked.
+
+        Args:
+            evidence: ``snp-report``, ``snp-measurement``, ``launch-measurement`` or ``none``.
+            skipped: ``--skip-report-signature`` was given.
+
+        Returns:
+            The statement for SEV-SNP evidence; None where there is no report: an
+            SEV or SEV-ES launch measurement matches only if its HMAC checks out
+            with the owner's TIK, and no evidence matches nothing.
+        """
+        if evidence == "snp-report" and skipped:
+            return cls(
+                "skipped",
+                "the report's signature was not checked (--skip-report-signature): its fields are taken as given",
+            )
+        if evidence == "snp-report":
+            return cls(
+                "no-certificate",
+                "the report's signature was not checked: no VCEK or VLEK was given (--vcek or --report-certs); "
+                "a report is not accepted unchecked unless --skip-report-signature says so",
+            )
+        if evidence == "snp-measurement":
+            return cls(
+                "no-report",
+                "no report was given, so sevref checked neither a report's signature nor the guest's policy: "
+                "give the report (--snp-report with --vcek) to check both",
+            )
         return None
-    return {"checked": False, "note": note}
+
+    def to_json(self) -> object:
+        """The JSON form: ``"verified"``, or why not.
+
+        Returns:
+            ``"verified"``, or ``{"verified": false, "reason": …, "note": …}``.
+        """
+        if self.reason == "verified":
+            return "verified"
+        return {"verified": False, "reason": self.reason, "note": self.note}
 
 
 def _status_notes(state: EntryState) -> list[tuple[str, bool]]:
@@ -222,7 +272,8 @@ def lookup_digest(publication: TrustedPublication, digest: str) -> list[Match]:
         digest: lowercase hex.
 
     Returns:
-        The entries, by id.
+        The entries, by id; revoked entries included, and every other entry
+        refused with a note when a revoked one carries the digest too.
 
     Raises:
         TrustError: the digest table points to an entry with another digest.
@@ -230,9 +281,42 @@ def lookup_digest(publication: TrustedPublication, digest: str) -> list[Match]:
     path = f"digests/{publication.index.layout.digest_shard(digest)}.json"
     if not publication.has(path):
         return []
-    return [
+    found = [
         _entry_with(publication, ident, digest, path) for ident in publication.read(path)["digests"].get(digest, [])
     ]
+    return _shadowed(found, found)
+
+
+def _shadowed(matches: Sequence[Match], carriers: Sequence[Match]) -> list[Match]:
+    """Refuse every match whose digest a revoked entry carries too.
+
+    The evidence gives the digest alone: it cannot tell the revoked
+    configuration from an active one with the same digest (on SEV-SNP the
+    host stack, QEMU and Linux versions often change nothing of it).
+
+    Args:
+        matches: the matches.
+        carriers: every entry with the digests of the matches.
+
+    Returns:
+        The matches, each not itself revoked with a blocking note naming a revoked carrier of its digest.
+    """
+    revoked: dict[str, Match] = {}
+    for carrier in carriers:
+        if carrier.state.status is EntryStatus.REVOKED:
+            revoked.setdefault(carrier.digest, carrier)
+    out = []
+    for match in matches:
+        shadow = revoked.get(match.digest)
+        if shadow is None or match.state.status is EntryStatus.REVOKED:
+            out.append(match)
+            continue
+        note = (
+            f"its digest is also that of revoked entry {shadow.entry_id} ({shadow.state.describe()}): "
+            "a digest any revoked entry carries is refused"
+        )
+        out.append(match.with_notes([(note, True)]))
+    return out
 
 
 def _entry_with(publication: TrustedPublication, ident: str, digest: str, where: str) -> Match:
@@ -286,13 +370,16 @@ def scan_launch_measurement(
         tried += 1
         if hmac.compare_digest(sev_launch_measurement(bytes.fromhex(digest), inputs, nonce, tik), measurement):
             found.append(_entry_with(publication, ident, digest, "the firmware's candidate list"))
+    carriers = [c for digest in sorted({m.digest for m in found}) for c in lookup_digest(publication, digest)]
     api = (inputs.api_major, inputs.api_minor)
-    return [m.with_notes(_expected_notes(m.group, inputs.policy, api)) for m in found], tried
+    return [m.with_notes(_expected_notes(m.group, inputs.policy, api)) for m in _shadowed(found, carriers)], tried
 
 
 def _expected_notes(group: GroupRecord, policy: int, api: tuple[int, int]) -> list[tuple[str, bool]]:
     notes = []
-    if group.policy is not None and group.policy != policy:
+    if group.policy is None:
+        notes.append((f"the publisher expects no particular policy (policy: any); the guest's is {policy:#x}", False))
+    elif group.policy != policy:
         notes.append((f"policy {policy:#x} differs from the expected {group.policy:#x}", True))
     if group.min_api is not None and api < group.min_api:
         minimum = "{}.{}".format(*group.min_api)
@@ -300,18 +387,31 @@ def _expected_notes(group: GroupRecord, policy: int, api: tuple[int, int]) -> li
     return notes
 
 
-def snp_notes(matches: Sequence[Match], report: AttestationReport) -> list[Match]:
+def snp_notes(
+    matches: Sequence[Match],
+    report: AttestationReport,
+    acceptance: Acceptance | None = None,
+    turin: bool | None = None,
+) -> list[Match]:
     """Add what an SEV-SNP report says about policy and platform to its matches.
 
     Args:
         matches: entries whose digest is the report's MEASUREMENT.
         report: the report.
+        acceptance: what the verifier allows (default: neither DEBUG nor
+            MIGRATE_MA, no minimum TCB).
+        turin: read the TCB in the Turin layout (default: as the report's CPUID family says).
 
     Returns:
         The matches with notes.
     """
+    acceptance = acceptance or Acceptance()
+    layout = is_turin(report) if turin is None else turin
     api = (report.current_major, report.current_minor)
-    return [m.with_notes(_expected_notes(m.group, report.policy, api)) for m in matches]
+    platform = policy_findings(report.policy, acceptance) + tcb_findings(
+        report.reported_tcb, layout, acceptance.min_tcb
+    )
+    return [m.with_notes([*_expected_notes(m.group, report.policy, api), *platform]) for m in matches]
 
 
 def firmware_notes(matches: Sequence[Match], require_stateless: bool = False) -> list[Match]:

@@ -27,13 +27,16 @@ from typing import TextIO
 
 from sevref import strictjson
 from sevref.assemble import Shadow, entry_states, firmware_nvram, release_of, revoked_entries, shadows
+from sevref.corim import DEFAULT_PROFILE, PROFILES, SEV_PROFILE, corim_bytes
 from sevref.digest import Firmware
 from sevref.edge.files import check_out, install, locked_scratch, read_bytes
 from sevref.edge.publish import Tree, check_tree, sign_publication, write_publication
+from sevref.edge.remote import reader
 from sevref.edge.signing import read_written, rewrite
 from sevref.edge.sources import Sources
 from sevref.errors import ConfigError, FirmwareFormatError, JSONFormatError
 from sevref.expand import AxisReport, Expansion, expand
+from sevref.export import accepted
 from sevref.history import Changes, Snapshot, compare
 from sevref.keychain import first_document, verify_chain
 from sevref.limits import (
@@ -51,6 +54,7 @@ from sevref.records import CALCULATOR, Counts, FileRef, Index, Layout, Previous,
 from sevref.render import Site
 from sevref.serialize import canonical
 from sevref.sign import Signer
+from sevref.trust import TrustedPublication
 from sevref.validate import check_document
 from sevref.values import format_time, parse_time
 
@@ -353,6 +357,8 @@ def build(
         write_publication(tree, manifest, expansion, prepared.firmware, site=site, jobs=jobs, progress=progress)
         blocked = _shadows(tree, manifest, expansion)
         signing = None if signer is None else Signing(signer.keyid, str(signer.algorithm), len(chain))
+        if signer is not None and signing is not None:
+            _write_corims(tree, _index(site, counts, _listed(tree), signing, link), signer)
         index = _write_index(tree, site, counts, signing, link)
         _check_successor(out, (tree.root / "index.json").read_bytes())
         check_tree(tree)
@@ -451,11 +457,39 @@ def _index(
     )
 
 
+def _listed(tree: Tree) -> tuple[FileRef, ...]:
+    """The files written so far, as the index lists them."""
+    return tuple(sorted(tree.files, key=lambda f: f.path))
+
+
+CORIMS = {"corim/sev-snp.corim": DEFAULT_PROFILE, "corim/sev.corim": SEV_PROFILE}
+"""The signed CoRIMs a signed publication carries (issue 24), by path: the profile of each.
+
+A profile with no acceptable entry (no active SEV-SNP entry, say) gets no file."""
+
+
+def _write_corims(tree: Tree, provisional: Index, signer: Signer) -> None:
+    """Write the publication's own signed CoRIMs of the values a verifier may accept, before its index lists them.
+
+    They are made from the files written so far, read back through the
+    verifier's checked reader under an index that lists exactly those files
+    (the final index lists the CoRIMs too), and signed by the release key, as
+    ``sevref export --format corim`` makes them from the finished publication.
+    """
+    files = {ref.path: (ref.sha256, ref.size) for ref in provisional.files}
+    written = TrustedPublication(provisional, signer.keyid, 0, None, reader(str(tree.root)), files, verified=False)
+    for path, profile in CORIMS.items():
+        if any(item.entries for item in accepted(written, PROFILES[profile].modes)):
+            tree.write(path, corim_bytes(written, signer, profile))
+        for listed in [p for p in files if p.startswith("groups/")]:
+            written.forget(listed)  # a publication can be large: parse its groups again rather than keep them
+
+
 def _write_index(
     tree: Tree, site: Site, counts: Counts, signing: Signing | None, previous: Previous | None = None
 ) -> Index:
     """Write ``index.json``: the release, its validity, every file written so far, and the release it follows."""
-    index = _index(site, counts, tuple(sorted(tree.files, key=lambda f: f.path)), signing, previous)
+    index = _index(site, counts, _listed(tree), signing, previous)
     data = index.to_dict()
     check_document("index", data, "index.json")
     tree.write("index.json", canonical(data))
@@ -527,6 +561,7 @@ def sign(
         tree = Tree(scratch)
         rewrite(written, tree, site)
         signing = Signing(signer.keyid, str(signer.algorithm), len(chain))
+        _write_corims(tree, _index(site, old.counts, _listed(tree), signing, old.previous), signer)
         index = _write_index(tree, site, old.counts, signing, old.previous)
         check_tree(tree)
         sign_publication(tree, signer, chain, index)

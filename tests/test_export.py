@@ -37,6 +37,7 @@ from sevref.sign import Algorithm
 from sevref.trust import TrustedPublication
 from sevref.verifier import Request, trust
 from tests.conftest import OVMF_FILES, REPO, missing
+from tests.test_entry_lifecycle import QEMU10
 
 GOLDEN = REPO / "tests" / "golden"
 PASS = b"export-test-passphrase"
@@ -270,7 +271,10 @@ def test_libvirts_validator_accepts_the_exported_commands(
         group = groups[entry_id[:20]]
         digest = digest_of(group, entry_id)
         assert comment.startswith(f"# entry {entry_id}: ") and digest in comment and group["firmware_sha256"] in comment
-        assert command.startswith("virt-qemu-sev-validate ")
+        check, validator_command = command.split(" && ", 1)
+        assert check.startswith(f"printf '%s  %s\\n' {group['firmware_sha256']} ")
+        assert check.endswith(" | sha256sum --check --quiet -")
+        assert validator_command.startswith("virt-qemu-sev-validate ")
         guest = launch(tmp_path / entry_id, entry_id, digest, group["policy"], combined=n % 2 == 1)
         done = validate(text, guest.variables, validator, site.firmware_folder)
         assert (done.returncode, done.stdout) == (0, "OK: Looks good to me\n"), (entry_id, command, done.stderr)
@@ -305,6 +309,48 @@ def test_the_command_works_in_other_shells_and_the_tool_checks_policy_and_keys(
     both = {**guest.variables, "TK_FILE": str(tmp_path / "mixed" / "tk.bin")}
     done = validate(text, both, validator, folder)
     assert done.returncode == 2 and "--tk is mutually exclusive with --tek/--tik" in done.stderr
+
+
+def test_the_command_refuses_other_firmware_whose_own_measurement_is_right(
+    golden_site: Site, validator: dict[str, str], tmp_path: Path
+) -> None:
+    """Firmware the publication does not have, with a launch measurement of that firmware.
+
+    libvirt's tool hashes whatever file ``--firmware`` names, so on its own it
+    says OK to it; the exported command checks the file's sha256 first.
+    """
+    groups = {g["id"]: g for g in golden_site.groups()}
+    sev = next(i for i in exportable(golden_site) if groups[i[:20]]["mode"] == "sev")
+    sev_es = next(i for i in exportable(golden_site) if i.endswith("-0002"))
+    original = (golden_site.firmware_folder / "tiny.fd").read_bytes()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "tiny.fd").write_bytes(b"\x01" + original[1:])  # the first byte is padding: it still parses
+    for entry_id in (sev, sev_es):
+        group = groups[entry_id[:20]]
+        status, text = run(
+            ["export", "--format", "virt-qemu-sev-validate", "--entry", entry_id, *golden_site.trust_args()]
+        )
+        assert status == 0, text
+        measure = ["digest", "--firmware", str(other / "tiny.fd"), "--mode", group["mode"]]
+        if group["mode"] == "sev-es":
+            measure += ["--vcpus", entry_id[21:], "--cpu-signature", group["cpu_signature"], "--vmsa-profile", "legacy"]
+        status, digest = run(measure)
+        assert status == 0 and digest.strip() != digest_of(group, entry_id), digest
+        guest = launch(tmp_path / entry_id, entry_id, digest.strip(), group["policy"], combined=False)
+        # The tool alone accepts the other firmware: its measurement is right for it.
+        alone = validate(text.split(" && ", 1)[1], guest.variables, validator, other)
+        assert (alone.returncode, alone.stdout) == (0, "OK: Looks good to me\n"), (entry_id, alone.stderr)
+        refused = validate(text, guest.variables, validator, other)
+        assert refused.returncode == 1 and refused.stdout == "tiny.fd: FAILED\n", (entry_id, refused.stdout)
+        assert "computed checksum did NOT match" in refused.stderr, refused.stderr
+        # The published firmware, measured, still passes.
+        guest = launch(tmp_path / f"{entry_id}-published", entry_id, digest_of(group, entry_id), group["policy"], False)
+        done = validate(text, guest.variables, validator, golden_site.firmware_folder)
+        assert (done.returncode, done.stdout) == (0, "OK: Looks good to me\n"), (entry_id, done.stderr)
+        # No firmware file at all: refused before the tool runs.
+        missing_file = validate(text, guest.variables, validator, tmp_path)
+        assert missing_file.returncode == 1 and "OK" not in missing_file.stdout
 
 
 def test_entries_the_tool_cannot_check_are_refused(golden_site: Site) -> None:
@@ -410,5 +456,103 @@ def test_trustee_gets_only_active_snp_entries_of_the_firmware_asked_for(
     values = decode(trustee_message(site.trusted()))
     assert set(values) == active_snp(site) == active_snp(golden_site) - revoked
     assert decode(trustee_message(site.trusted(), ["tiny"])) == values
-    with pytest.raises(ConfigError, match="no active SEV-SNP entries"):
+    with pytest.raises(ConfigError, match="--firmware other: the publication has no firmware of that id"):
         trustee_message(site.trusted(), ["other"])
+
+
+def test_an_entry_or_firmware_the_publication_does_not_have_is_a_user_error(
+    golden_site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Exit 1 with one line for a wrong request; exit 3 stays "the publication is not trusted"."""
+    groups = golden_site.groups()
+    sev = next(g["id"] for g in groups if g["mode"] == "sev")
+    sev_es = next(g["id"] for g in groups if g["mode"] == "sev-es" and g["vmsa_profile"] == "legacy")
+    absent = "f" * 20 if all(g["id"] != "f" * 20 for g in groups) else "e" * 20
+    what = "sevref: error: export virt-qemu-sev-validate: entry"
+    cases = {
+        absent: f"{what} {absent} is not in the publication (it has no entry group {absent})",
+        f"{sev_es}-0099": f"{what} {sev_es}-0099 is not in the publication (entry group {sev_es} has no entry for 99 vCPUs)",
+        sev_es: f"{what} {sev_es} is not in the publication (entry group {sev_es} has no entry without a vCPU count)",
+        f"{sev}-0001": f"{what} {sev}-0001 is not in the publication (entry group {sev} has no entry for 1 vCPUs)",
+        "not-an-id": "sevref: error: entry 'not-an-id': expected an entry id",
+    }
+    capsys.readouterr()
+    for entry_id, message in cases.items():
+        status, out = run(
+            ["export", "--format", "virt-qemu-sev-validate", "--entry", entry_id, *golden_site.trust_args()]
+        )
+        err = capsys.readouterr().err
+        assert (status, out) == (1, ""), (entry_id, err)
+        assert err.startswith(message) and err.count("\n") == 1 and "not trusted" not in err, err
+    status, _ = run(["export", "--format", "trustee", "--firmware", "other", *golden_site.trust_args()])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err == "sevref: error: export trustee: --firmware other: the publication has no firmware of that id\n"
+    status, _ = run(
+        [
+            "export",
+            "--format",
+            "virt-qemu-sev-validate",
+            "--entry",
+            sev,
+            "--firmware",
+            "tiny",
+            *golden_site.trust_args(),
+        ]
+    )
+    assert status == 2 and "--firmware goes with --format trustee" in capsys.readouterr().err
+    # A publication whose group file was changed after signing is not trusted: exit 3.
+    shutil.copytree(golden_site.root, tmp_path / "site")
+    changed = next(p for p in sorted((tmp_path / "site" / "groups").glob("*.json")))
+    changed.write_bytes(changed.read_bytes().replace(b'"active"', b'"revoked"', 1))
+    tampered = Site(tmp_path / "site", golden_site.public_key, golden_site.identity, golden_site.firmware_folder)
+    status, _ = run(["export", "--format", "virt-qemu-sev-validate", "--entry", sev, *tampered.trust_args()])
+    assert status == 3 and "not trusted: integrity" in capsys.readouterr().err
+
+
+def golden_with(folder: Path, rule: str, qemu10: bool = False) -> Site:
+    """The golden publication with one more lifecycle rule (and the host stack :data:`QEMU10`)."""
+    folder.mkdir()
+    shutil.copytree(GOLDEN / "inputs", folder / "inputs")
+    text = (GOLDEN / "manifest.yaml").read_text()
+    if qemu10:
+        text = text.replace("  - {id: ec2, vmm: ec2}\n", f"{QEMU10}  - {{id: ec2, vmm: ec2}}\n")
+        text = text.replace("[qemu7.2.1, qemu9.1-init2]", "[qemu7.2.1, qemu9.1-init2, qemu10.0-init2]")
+    (folder / "manifest.yaml").write_text(text.replace("lifecycle:\n", f"lifecycle:\n{rule}"))
+    site = build_site(folder, folder / "manifest.yaml", ("golden", "tiny", "test"))
+    return Site(site.root, site.public_key, site.identity, folder / "inputs")
+
+
+def test_an_entry_with_the_digest_of_a_revoked_one_is_not_exported_for_the_validator(
+    tmp_path: Path, passphrase: None
+) -> None:
+    """SEV's GCTX.LD is the same on every host stack: revoking one stack's revokes the digest."""
+    rule = "  - match: {mode: sev, host_stack: qemu7.2.1}\n    status: revoked\n    reason: a flaw in QEMU 7.2.1\n"
+    site = golden_with(tmp_path / "sev", rule)
+    groups = [g for g in site.groups() if g["mode"] == "sev" and g["boot"] is None]
+    revoked = next(g for g in groups if g["host_stack"] == "qemu7.2.1")
+    active = next(g for g in groups if g["host_stack"] == "qemu9.1-init2")
+    assert (revoked["status"], active["status"]) == ("revoked", "active") and revoked["entries"] == active["entries"]
+    with pytest.raises(ConfigError) as raised:
+        virt_qemu_sev_validate(site.trusted(), active["id"])
+    assert str(raised.value) == (
+        f"export virt-qemu-sev-validate: entry {active['id']} has the GCTX.LD of revoked entry {revoked['id']} "
+        "(revoked: a flaw in QEMU 7.2.1); the tool would accept what that revokes"
+    )
+    # An SEV-ES entry of that stack has VMSAs of its own (legacy, not init2): still exported.
+    sev_es = next(i for i in exportable(site) if "-" in i)
+    assert "virt-qemu-sev-validate --firmware" in virt_qemu_sev_validate(site.trusted(), sev_es)
+
+
+def test_trustee_leaves_out_every_digest_a_revoked_entry_carries(tmp_path: Path, passphrase: None) -> None:
+    """A revocation by host stack holds although an active entry of another stack has the same measurement."""
+    rule = "  - match: {mode: sev-snp, host_stack: qemu10.0-init2}\n    status: revoked\n    reason: test\n"
+    site = golden_with(tmp_path / "snp", rule, qemu10=True)
+    records = [GroupRecord.from_dict(g) for g in site.groups() if g["mode"] == "sev-snp"]
+    revoked = {d for r in records for n, d in r.entries if r.state_at(n).status is EntryStatus.REVOKED}
+    shadowed = active_snp(site) & revoked
+    assert len(shadowed) >= 30  # the qemu9.1-init2 entries carry them, active
+    values = decode(trustee_message(site.trusted()))
+    assert set(values) == active_snp(site) - revoked and not set(values) & shadowed
+    encoded = decode(trustee_message(site.trusted(), encoding=TrusteeEncoding.BASE64))
+    assert {base64.b64decode(v).hex() for v in encoded} == set(values)

@@ -11,7 +11,21 @@ from typing import cast
 import pytest
 
 from sevref._cli import main
-from sevref.binfmt.report import REPORT_SIZE, SPEC_OFFSETS, AttestationReport, decode_report, parse_report
+from sevref.binfmt.report import (
+    ARK_GUID,
+    REPORT_SIZE,
+    SIGNED_SIZE,
+    SPEC_OFFSETS,
+    VCEK_GUID,
+    AttestationReport,
+    decode_report,
+    parse_cert_table,
+    parse_report,
+    parse_tcb,
+    signature_rs,
+    signed_bytes,
+    signing_key,
+)
 from sevref.errors import ReportFormatError
 from tests.vectors.make_vectors import CODE
 from tests.vectors.make_vectors import load as load_vectors
@@ -181,3 +195,40 @@ def test_report_show_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     )
     assert main(["report", "show", str(tmp_path / "missing.bin")]) == 1
     assert "No such file or directory" in capsys.readouterr().err
+
+
+def test_signature_signer_and_tcb_are_read_as_amd_lays_them_out() -> None:
+    data = AttestationReport.build(
+        version=2,
+        signer_info=0b111,  # author key, masked chip id, VLEK
+        signature_r=(0x0102).to_bytes(72, "little"),
+        signature_s=(0x0304).to_bytes(72, "little"),
+    ).to_bytes()
+    report = parse_report(data)
+    assert (signing_key(report), signature_rs(report)) == (1, (0x0102, 0x0304))
+    assert signed_bytes(data) == data[:0x2A0] and SIGNED_SIZE == 0x2A0
+    with pytest.raises(ReportFormatError, match="1183 bytes; expected 1184"):
+        signed_bytes(data[:-1])
+    raw = int.from_bytes(bytes([1, 2, 3, 4, 5, 6, 7, 8]), "little")
+    assert parse_tcb(raw, False).parts() == {"bootloader": 1, "tee": 2, "snp": 7, "microcode": 8}
+    assert parse_tcb(raw, True).parts() == {"fmc": 1, "bootloader": 2, "tee": 3, "snp": 4, "microcode": 8}
+
+
+def test_certificate_tables_are_read_with_bounds() -> None:
+    def entry(guid: str, offset: int, length: int) -> bytes:
+        return bytes.fromhex(guid.replace("-", "")) + offset.to_bytes(4, "little") + length.to_bytes(4, "little")
+
+    table = entry(VCEK_GUID, 72, 3) + entry(ARK_GUID, 75, 2) + bytes(24) + b"abcde"
+    assert parse_cert_table(table) == ((VCEK_GUID, b"abc"), (ARK_GUID, b"de"))
+    # go-sev-guest stores the GUID's bytes in the order of its text: the first byte is 0x63.
+    assert table[0] == 0x63
+    for bad, message in (
+        (table[:40], "certificate table at offset 0x18: 16 bytes left; expected a 24-byte entry"),
+        (entry(VCEK_GUID, 72, 0) + bytes(24), r"entry 0 \(VCEK\): length 0"),
+        (entry(VCEK_GUID, 24, 1) + bytes(24) + b"x", r"offset 0x18 points into the table; expected 0x30 or more"),
+        (entry(VCEK_GUID, 48, 9) + bytes(24) + b"x", r"bytes 0x30..0x39 end past the data \(0x31\)"),
+        (entry(VCEK_GUID, 72, 1) * 2 + bytes(24) + b"x", "GUID 63da758d-e664-4564-adc5-f4b93be8accd given twice"),
+        (b"".join(entry(f"{n:032x}", 0, 1) for n in range(1, 66)) + bytes(24), "more than 64 entries"),
+    ):
+        with pytest.raises(ReportFormatError, match=message):
+            parse_cert_table(bad)

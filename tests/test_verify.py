@@ -28,6 +28,7 @@ from sevref.edge.keys import generate_key_files, load_public
 from sevref.serialize import canonical
 from sevref.sign import Algorithm, key_id
 from tests.conftest import REPO, serve
+from tests.test_snp_verify import make_chain, signed_report
 
 GOLDEN = REPO / "tests" / "golden"
 PASS = "correct horse battery staple"
@@ -401,43 +402,54 @@ def groups(site: Path) -> list[dict[str, Any]]:
     ]
 
 
+def snp_evidence(tmp_path: Path, **fields: Any) -> list[str]:
+    """A report signed through a test chain (tests/test_snp_verify.py), with the options that check it."""
+    chain = make_chain()
+    (tmp_path / "report.bin").write_bytes(signed_report(chain, **fields))
+    (tmp_path / "vcek.der").write_bytes(chain.vcek_der)
+    (tmp_path / "roots.pem").write_bytes(chain.roots_pem)
+    return [
+        "--snp-report",
+        str(tmp_path / "report.bin"),
+        "--vcek",
+        str(tmp_path / "vcek.der"),
+        "--amd-root",
+        str(tmp_path / "roots.pem"),
+    ]
+
+
 def test_snp_reports_are_matched_by_lookup(
     site: Path, server: str, tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     group = next(g for g in groups(site) if g["mode"] == "sev-snp" and g["vmm"] == "qemu")
     vcpus, digest = group["entries"][1]
-    report = tmp_path / "report.bin"
-    report.write_bytes(
-        AttestationReport.build(
-            version=3, policy=0x30000, measurement=bytes.fromhex(digest), current_major=1, current_minor=55
-        ).to_bytes()
-    )
-    status, out, err = verify(server, capsys, keys, "--snp-report", str(report))
+    evidence = snp_evidence(tmp_path, policy=0x30000, measurement=bytes.fromhex(digest))
+    status, out, err = verify(server, capsys, keys, *evidence)
     assert (status, err) == (0, "")
     assert f"match: {group['id']}-{vcpus:04d} sev-snp firmware tiny host qemu9.1-init2" in out
-    # Debug allowed (policy bit 19) is not what the publisher expects.
-    report.write_bytes(
-        AttestationReport.build(
-            version=3, policy=0xB0000, measurement=bytes.fromhex(digest), current_major=1, current_minor=55
-        ).to_bytes()
+    assert (
+        f"report: the report's signature verified: signed by a VCEK of Milan-B0 that chains to --amd-root {tmp_path}"
+        in out
     )
-    status, out, err = verify(server, capsys, keys, "--snp-report", str(report))
+    # Debug allowed (policy bit 19) is not what the publisher expects, and is refused anyway.
+    evidence = snp_evidence(tmp_path, policy=0xB0000, measurement=bytes.fromhex(digest))
+    status, out, err = verify(server, capsys, keys, *evidence)
     assert status == 1 and "refused: policy 0xb0000 differs from the expected 0x30000" in out
+    assert "refused: policy 0xb0000 allows DEBUG (bit 19)" in out
     assert err == f"sevref: no match: the SEV-SNP report's measurement {digest} matches 1 entries, each refused\n"
     status, out, err = verify(server, capsys, keys, "--snp-measurement", "ab" * 48, "--json")
     assert status == 1 and json.loads(out)["verdict"] == "no match" and "matches no published entry" in err
 
 
-UNCHECKED_REPORT = "the report's signature was not checked by sevref"
-TOOLS = ("snpguest verify attestation", "snpguest fetch vcek", "go-sev-guest's check tool")
+UNCHECKED_REPORT = "the report's signature was not checked"
 
 
-def test_snp_evidence_says_its_report_signature_was_not_checked(
+def test_a_report_without_its_vcek_is_not_accepted_unless_the_check_is_skipped(
     site: Path, tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     group = next(g for g in groups(site) if g["mode"] == "sev-snp" and g["vmm"] == "qemu")
     _, digest = group["entries"][0]
-    report = tmp_path / "report.bin"  # a synthetic report: its signature is all zeros, which sevref cannot tell
+    report = tmp_path / "report.bin"  # a synthetic report: its signature is all zeros
     report.write_bytes(
         AttestationReport.build(
             version=3, policy=0x30000, measurement=bytes.fromhex(digest), current_major=1, current_minor=55
@@ -445,25 +457,41 @@ def test_snp_evidence_says_its_report_signature_was_not_checked(
     )
     assert report.read_bytes()[0x2A0:0x330] == bytes(144)
     status, out, err = verify(site, capsys, keys, "--snp-report", str(report))
-    assert (status, err) == (0, "") and "\nmatch: " in out
+    assert status == 1 and "\nrefused: " in out and "match: " not in out.replace("refused: ", "")
     warning = out.splitlines()[1]  # before the matches, right under the publication's "trusted:" line
-    assert warning.startswith(f"warning: {UNCHECKED_REPORT} ") and all(tool in warning for tool in TOOLS)
+    assert warning.startswith(f"warning: {UNCHECKED_REPORT}: no VCEK or VLEK was given (--vcek or --report-certs)")
+    assert f"  refused: {UNCHECKED_REPORT}: no VCEK" in out
+    assert err.endswith("each refused (the report's signature was not checked: give --vcek or --report-certs)\n")
     status, out, err = verify(site, capsys, keys, "--snp-report", str(report), "--json")
     result = json.loads(out)
-    assert (status, result["verdict"]) == (0, "match")
-    assert result["report_signature"]["checked"] is False
-    assert UNCHECKED_REPORT in result["report_signature"]["note"]
-    assert all(tool in result["report_signature"]["note"] for tool in TOOLS)
+    assert (status, result["verdict"], result["report_signer"]) == (1, "no match", None)
+    assert result["report_signature"]["verified"] is False
+    assert result["report_signature"]["reason"] == "no-certificate"
+    # Said so, the report is read unchecked.
+    status, out, err = verify(site, capsys, keys, "--snp-report", str(report), "--skip-report-signature")
+    assert (status, err) == (0, "") and "\nmatch: " in out
+    assert (
+        out.splitlines()[1] == f"warning: {UNCHECKED_REPORT} (--skip-report-signature): its fields are taken as given"
+    )
+    status, out, err = verify(site, capsys, keys, "--snp-report", str(report), "--skip-report-signature", "--json")
+    assert json.loads(out)["report_signature"]["reason"] == "skipped"
+    # A zero signature checked with a VCEK is no signature: not accepted (exit 3).
+    chain = make_chain()
+    (tmp_path / "vcek.der").write_bytes(chain.vcek_der)
+    (tmp_path / "roots.pem").write_bytes(chain.roots_pem)
+    checked = ["--vcek", str(tmp_path / "vcek.der"), "--amd-root", str(tmp_path / "roots.pem")]
+    status, out, err = verify(site, capsys, keys, "--snp-report", str(report), *checked)
+    assert (status, out) == (3, "") and err.startswith("sevref: not accepted: ") and err.count("\n") == 1
     # No match is no reason to stay silent about it.
     other = tmp_path / "other.bin"
     other.write_bytes(AttestationReport.build(version=3, measurement=bytes(48)).to_bytes())
     status, out, _ = verify(site, capsys, keys, "--snp-report", str(other))
     assert status == 1 and UNCHECKED_REPORT in out
-    # A bare measurement has no report: sevref says it checked none.
+    # A bare measurement has no report: sevref says it checked neither signature nor policy.
     status, out, _ = verify(site, capsys, keys, "--snp-measurement", digest, "--json")
     note = json.loads(out)["report_signature"]
-    assert status == 0 and note["checked"] is False and "no report was given" in note["note"]
-    assert "snpguest verify attestation" in note["note"]
+    assert status == 0 and note["verified"] is False and note["reason"] == "no-report"
+    assert "checked neither a report's signature nor the guest's policy" in note["note"]
 
 
 def test_sev_evidence_and_no_evidence_say_nothing_of_a_report_signature(

@@ -26,7 +26,7 @@ def register(commands: Commands) -> None:
         help="print the fields of an attestation report",
         description=(
             "Decode a 1184-byte SEV-SNP attestation report (SNP ABI ATTESTATION_REPORT) and print its "
-            "fields. Its signature is not checked."
+            "fields. Its signature is not checked here: sevref verify --snp-report with --vcek checks it."
         ),
     )
     show.add_argument("file", metavar="FILE", help="the report, as /dev/sev-guest returns it")

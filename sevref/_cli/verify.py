@@ -1,7 +1,9 @@
 """``sevref verify``: trust a publication, then match a guest's evidence against it.
 
-Exit 3 means the publication is not trusted; verify exits 1 when evidence
-matches no acceptable entry.
+Exit 3 means the publication is not trusted, or the SEV-SNP report's
+signature or its chain to AMD's roots does not hold (the evidence is not
+accepted); verify exits 1 when evidence matches no acceptable entry, or for a
+bad file or option.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from sevref._cli._common import Usage, add_trust_options, read_tik, trusted
 
 if TYPE_CHECKING:
     from sevref._cli._common import Commands
-    from sevref.match import Match
+    from sevref.match import Match, ReportSignature
+    from sevref.snp.products import Product
+    from sevref.snp.validate import Acceptance
+    from sevref.snp.verify import RootProvider, Roots
     from sevref.trust import TrustedPublication
 
 
@@ -33,8 +38,11 @@ def register(commands: Commands) -> None:
             "file's sha256), "
             "then match evidence: an SEV-SNP report or measurement by direct lookup, or an SEV/SEV-ES launch "
             "measurement by scanning the candidates with the guest owner's TIK. A match says whether its firmware "
-            "is stateless. Exit 0: match (or a trusted publication when no evidence is given); 1: no acceptable "
-            "match; 3: publication not trusted; 2: usage."
+            "is stateless. An SEV-SNP report's signature is checked to AMD's roots (built in for Milan, Genoa and "
+            "Turin) with the VCEK or VLEK given, and its policy must allow neither debugging nor migration. "
+            "Exit 0: match (or a trusted publication when no evidence is given); 1: no acceptable "
+            "match, or a bad file; 3: publication not trusted, or a report whose signature or chain does not hold; "
+            "2: usage."
         ),
     )
     add_trust_options(verify)
@@ -48,6 +56,35 @@ def register(commands: Commands) -> None:
     evidence.add_argument("--snp-measurement", metavar="HEX", help="an SEV-SNP MEASUREMENT (96 hex digits)")
     evidence.add_argument(
         "--launch-measurement", metavar="BASE64", help="QMP query-sev-launch-measure data (HMAC || MNONCE)"
+    )
+    snp = verify.add_argument_group("SEV-SNP reports (with --snp-report)")
+    certificate = snp.add_mutually_exclusive_group()
+    certificate.add_argument(
+        "--vcek",
+        metavar="FILE",
+        help="the VCEK (or VLEK) that signed the report, DER or PEM (e.g. snpguest fetch vcek)",
+    )
+    certificate.add_argument(
+        "--report-certs",
+        metavar="FILE",
+        help="the certificate table of an extended report (the GUID table SNP_GET_EXT_REPORT returns): its VCEK or VLEK",
+    )
+    snp.add_argument(
+        "--amd-root",
+        metavar="PEM",
+        help="the ARK and ASK (or ASVK) to check the chain to, in place of AMD's built-in roots",
+    )
+    snp.add_argument(
+        "--skip-report-signature",
+        action="store_true",
+        help="accept the report without checking its signature (the output says so)",
+    )
+    snp.add_argument("--allow-debug", action="store_true", help="accept a guest policy with DEBUG (bit 19)")
+    snp.add_argument("--allow-migration", action="store_true", help="accept a guest policy with MIGRATE_MA (bit 18)")
+    snp.add_argument(
+        "--min-tcb",
+        metavar="PART=N,...",
+        help="refuse a REPORTED_TCB below these levels, e.g. bootloader=3,tee=0,snp=8,microcode=115 (Turin: fmc too)",
     )
     verify.add_argument("--tik", metavar="FILE", help="with --launch-measurement: the TIK (16 bytes, or TEK||TIK)")
     verify.add_argument("--api-major", type=int, metavar="N", help="with --launch-measurement")
@@ -82,17 +119,43 @@ def _check_evidence_options(args: argparse.Namespace) -> None:
         raise Usage(f"--launch-measurement needs {', '.join(n for n in sev_args if n not in given)}")
     if (args.firmware or args.vcpus) and args.launch_measurement is None:
         raise Usage("--firmware and --vcpus narrow a --launch-measurement scan")
+    snp_args = {
+        "--vcek": args.vcek,
+        "--report-certs": args.report_certs,
+        "--amd-root": args.amd_root,
+        "--skip-report-signature": args.skip_report_signature,
+        "--allow-debug": args.allow_debug,
+        "--allow-migration": args.allow_migration,
+        "--min-tcb": args.min_tcb,
+    }
+    given = [name for name, value in snp_args.items() if value]
+    if args.snp_report is None and given:
+        raise Usage(f"{given[0]} goes with --snp-report")
+    if args.amd_root and not (args.vcek or args.report_certs):
+        raise Usage("--amd-root goes with --vcek or --report-certs (the roots check the VCEK's chain)")
+    if args.skip_report_signature and (args.vcek or args.report_certs or args.amd_root):
+        raise Usage("--skip-report-signature: give it without --vcek, --report-certs and --amd-root")
 
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
     from sevref.errors import TrustError
-    from sevref.match import firmware_notes, report_signature
+    from sevref.match import ReportSignature, firmware_notes
+    from sevref.snp import EvidenceError
 
     _check_evidence_options(args)
-    signature = report_signature(_evidence_kind(args))
+    _acceptance(args)  # a bad --min-tcb is a one-line error before anything is fetched
+    try:
+        signature = _report_signature(args)
+    except EvidenceError as error:
+        if args.json:
+            _print_refused_report(error.diagnostic(), out)
+        print(f"sevref: not accepted: {error.diagnostic()}", file=sys.stderr)
+        return 3
+    if signature is None:
+        signature = ReportSignature.unchecked(_evidence_kind(args), args.skip_report_signature)
     try:
         publication = trusted(args, not args.only_needed)
-        matches, what = _match(args, publication)
+        matches, what = _match(args, publication, signature)
         matches = firmware_notes(matches, args.require_stateless)
     except TrustError as error:
         print(f"sevref: {error.diagnostic()}", file=sys.stderr)
@@ -104,9 +167,80 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
         _print_text(publication, matches, signature, out)
     if what is not None and not acceptable:
         problem = "matches no published entry" if not matches else f"matches {len(matches)} entries, each refused"
+        if signature is not None and signature.blocking:
+            problem += " (the report's signature was not checked: give --vcek or --report-certs)"
         print(f"sevref: no match: {what} {problem}", file=sys.stderr)
         return 1
     return 0
+
+
+def _acceptance(args: argparse.Namespace) -> Acceptance:
+    from sevref.snp.validate import Acceptance, parse_min_tcb
+
+    if args.min_tcb is None:
+        return Acceptance(allow_debug=args.allow_debug, allow_migration=args.allow_migration)
+    return Acceptance(args.allow_debug, args.allow_migration, parse_min_tcb(args.min_tcb))
+
+
+def _report_signature(args: argparse.Namespace) -> ReportSignature | None:
+    """Check the report's signature when a VCEK or the report's certificates are given; None otherwise."""
+    from datetime import UTC, datetime
+
+    from sevref.edge.files import read_bytes
+    from sevref.limits import MAX_REPORT_FILE_BYTES
+    from sevref.match import ReportSignature
+    from sevref.snp.verify import verify_report
+    from sevref.values import parse_time
+
+    if args.snp_report is None or not (args.vcek or args.report_certs):
+        return None
+    report = read_bytes(Path(args.snp_report), "attestation report", MAX_REPORT_FILE_BYTES)
+    if args.vcek is not None:
+        endorsement = read_bytes(Path(args.vcek), "--vcek", MAX_REPORT_FILE_BYTES)
+        what = f"--vcek {args.vcek}"
+    else:
+        from sevref.snp.verify import endorsement_from_table
+
+        table = read_bytes(Path(args.report_certs), "--report-certs", MAX_REPORT_FILE_BYTES)
+        what = f"--report-certs {args.report_certs}"
+        endorsement = endorsement_from_table(table, report, what)
+    at = datetime.now(UTC) if args.at is None else parse_time(args.at)
+    verified = verify_report(report, endorsement, what, _root_provider(args), at)
+    return ReportSignature.checked(verified)
+
+
+def _root_provider(args: argparse.Namespace) -> RootProvider:
+    """The roots: the --amd-root file for every product, or AMD's built-in file of the product."""
+    from sevref._resources import resource
+    from sevref.edge.files import read_bytes
+    from sevref.snp.verify import load_roots
+    from sevref.snp.x509 import MAX_CERTIFICATE_BYTES
+
+    limit = 4 * MAX_CERTIFICATE_BYTES
+    if args.amd_root is not None:
+        given = load_roots(read_bytes(Path(args.amd_root), "--amd-root", limit), f"--amd-root {args.amd_root}")
+        return lambda _product, _key: given
+
+    def builtin(product: Product, key: int) -> Roots:
+        name = product.roots(key)
+        data = read_bytes(resource("snp", "roots", name), "AMD's built-in roots", limit)
+        return load_roots(data, f"AMD's built-in {product.name} roots ({name})")
+
+    return builtin
+
+
+def _print_refused_report(diagnostic: str, out: TextIO) -> None:
+    from sevref.serialize import json_line
+
+    document: dict[str, object] = {
+        "publication": None,
+        "verdict": "not accepted",
+        "evidence": "the SEV-SNP report",
+        "report_signature": {"verified": False, "reason": "invalid", "note": diagnostic},
+        "report_signer": None,
+        "matches": [],
+    }
+    print(json_line(document), file=out)
 
 
 def _evidence_kind(args: argparse.Namespace) -> str:
@@ -120,7 +254,7 @@ def _print_json(
     publication: TrustedPublication,
     matches: list[Match],
     what: str | None,
-    signature: dict[str, object] | None,
+    signature: ReportSignature | None,
     out: TextIO,
 ) -> None:
     from sevref.serialize import json_line
@@ -153,14 +287,15 @@ def _print_json(
         "publication": summary,
         "verdict": verdict,
         "evidence": what,
-        "report_signature": signature,
+        "report_signature": None if signature is None else signature.to_json(),
+        "report_signer": None if signature is None or signature.verified is None else signature.verified.to_dict(),
         "matches": [m.to_dict() for m in matches],
     }
     print(json_line(document), file=out)
 
 
 def _print_text(
-    publication: TrustedPublication, matches: list[Match], signature: dict[str, object] | None, out: TextIO
+    publication: TrustedPublication, matches: list[Match], signature: ReportSignature | None, out: TextIO
 ) -> None:
     from sevref.errors import printable
     from sevref.values import format_time
@@ -179,7 +314,7 @@ def _print_text(
         file=out,
     )
     if signature is not None:
-        print(f"warning: {signature['note']}", file=out)
+        print(printable(f"{'report' if signature.reason == 'verified' else 'warning'}: {signature.note}"), file=out)
     if publication.history_gap is not None:
         print(printable(f"note: {publication.history_gap}"), file=out)
     for match in matches:
@@ -200,7 +335,9 @@ def _describe(match: Match) -> str:
     return f"{'match' if match.acceptable else 'refused'}: {' '.join(words)} [{match.state.status}]"
 
 
-def _match(args: argparse.Namespace, publication: TrustedPublication) -> tuple[list[Match], str | None]:
+def _match(
+    args: argparse.Namespace, publication: TrustedPublication, signature: ReportSignature | None
+) -> tuple[list[Match], str | None]:
     from sevref.binfmt.report import parse_report
     from sevref.digest import LaunchMeasureInputs, parse_launch_measure_blob
     from sevref.edge.files import read_bytes
@@ -211,7 +348,12 @@ def _match(args: argparse.Namespace, publication: TrustedPublication) -> tuple[l
     if args.snp_report is not None:
         report = parse_report(read_bytes(Path(args.snp_report), "attestation report", MAX_REPORT_FILE_BYTES))
         digest = bytes(report.measurement).hex()
-        return snp_notes(lookup_digest(publication, digest), report), f"the SEV-SNP report's measurement {digest}"
+        verified = None if signature is None else signature.verified
+        turin = None if verified is None else verified.product.turin_tcb
+        matches = snp_notes(lookup_digest(publication, digest), report, _acceptance(args), turin)
+        if signature is not None and signature.blocking:
+            matches = [m.with_notes([(signature.note, True)]) for m in matches]
+        return matches, f"the SEV-SNP report's measurement {digest}"
     if args.snp_measurement is not None:
         digest = parse_hex_bytes(args.snp_measurement.lower(), "--snp-measurement", 48).hex()
         return lookup_digest(publication, digest), f"the SEV-SNP measurement {digest}"

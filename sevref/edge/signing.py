@@ -35,7 +35,7 @@ from sevref.errors import ConfigError, DigestMismatchError, LayoutError, Signatu
 from sevref.history import Changes, link_problem
 from sevref.limits import MAX_FETCH_BYTES
 from sevref.records import Catalog, CatalogRow, FileRef, FirmwareRecord, GroupRecord, Index
-from sevref.records.files import Listing, kind_of, schema_of, written_by_signing
+from sevref.records.files import Listing, kind_of, made_by_signing, schema_of, written_by_signing
 from sevref.render import Renderer, Site
 from sevref.validate import check_document
 
@@ -222,6 +222,9 @@ def rewrite(written: Written, tree: Tree, site: Site) -> None:
         if ref.path.endswith(".html"):
             _read_listed(folder, ref)  # a page is replaced, but a changed one means a changed publication
             listed_pages.add(ref.path)
+            continue
+        if made_by_signing(ref.path):
+            _read_listed(folder, ref)  # made anew by this signing; a changed one means a changed publication
             continue
         if not ref.path.endswith(".json"):
             tree.write(ref.path, _read_listed(folder, ref))

@@ -19,7 +19,16 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-__all__ = ["FILES", "FileKind", "Listing", "kind_of", "schema_of", "signed_beside", "written_by_signing"]
+__all__ = [
+    "FILES",
+    "FileKind",
+    "Listing",
+    "kind_of",
+    "made_by_signing",
+    "schema_of",
+    "signed_beside",
+    "written_by_signing",
+]
 
 
 class Listing(enum.Enum):
@@ -49,12 +58,20 @@ class FileKind:
     """The JSON Schema kind (``schema/<kind>.schema.json``) it is held to, if any."""
     detached_signature: bool = False
     """The release key signs it in ``<path>.sig`` beside it (RFC 8785 JSON, for tools that read one file)."""
+    made_by_signing: bool = False
+    """Listed, but made when the release is signed (it carries the release key's own signature): an unsigned
+    build has none, and signing (again) makes it anew."""
 
 
 def _kind(
-    name: str, pattern: str, listing: Listing, schema: str | None = None, detached_signature: bool = False
+    name: str,
+    pattern: str,
+    listing: Listing,
+    schema: str | None = None,
+    detached_signature: bool = False,
+    made_by_signing: bool = False,
 ) -> FileKind:
-    return FileKind(name, re.compile(pattern), listing, schema, detached_signature)
+    return FileKind(name, re.compile(pattern), listing, schema, detached_signature, made_by_signing)
 
 
 _JSON_NAME = r"[a-z0-9][a-z0-9._-]*\.json"
@@ -69,6 +86,13 @@ FILES: tuple[FileKind, ...] = (
     _kind("a firmware build's configurations", rf"catalog/{_JSON_NAME}", Listing.LISTED, "catalog", True),
     _kind("a page", r"([a-z0-9][a-z0-9._-]*/)*[a-z0-9][a-z0-9._-]*\.html", Listing.LISTED),
     _kind("a script or style sheet of the pages", r"assets/[a-z0-9][a-z0-9._-]*", Listing.LISTED),
+    # A COSE_Sign1 by the release key itself (draft-ietf-rats-corim-11), so no .sig beside it.
+    _kind(
+        "a signed CoRIM of the values a verifier may accept",
+        r"corim/[a-z0-9-]+\.corim",
+        Listing.LISTED,
+        made_by_signing=True,
+    ),
     _kind("the signed index (DSSE)", r"index\.dsse\.json", Listing.SIGNING),
     _kind("a keys document of the publisher's chain (DSSE)", r"keys/[1-9][0-9]*\.dsse\.json", Listing.SIGNING),
     _kind("the in-toto statement of the release (DSSE)", r"attestation\.intoto\.dsse\.json", Listing.SIGNING),
@@ -114,6 +138,19 @@ def signed_beside(path: str) -> bool:
     """
     kind = kind_of(path)
     return kind is not None and kind.detached_signature
+
+
+def made_by_signing(path: str) -> bool:
+    """Whether a listed file is made when the release is signed (so signing again makes it anew).
+
+    Args:
+        path: the file's path.
+
+    Returns:
+        True for the signed CoRIMs.
+    """
+    kind = kind_of(path)
+    return kind is not None and kind.made_by_signing
 
 
 def written_by_signing(path: str, listed: Collection[str]) -> bool:

@@ -213,7 +213,9 @@ def test_snp_notes(publication: TrustedPublication, groups: list[GroupRecord], n
 def test_a_revoked_snp_entry_stays_blocked(publication: TrustedPublication, groups: list[GroupRecord]) -> None:
     group = next(g for g in groups if g.status is EntryStatus.REVOKED)
     [noted] = [m for m in snp_notes(lookup_digest(publication, group.entries[0][1]), report(0x30000, (1, 51)))]
-    assert noted.notes == ((REVOKED, True),) and not noted.acceptable
+    # That group's publisher expects no particular policy: said, not blocking (the revocation blocks).
+    policy = ("the publisher expects no particular policy (policy: any); the guest's is 0x30000", False)
+    assert noted.notes == ((REVOKED, True), policy) and not noted.acceptable
 
 
 def test_the_printed_form_of_a_match(publication: TrustedPublication, groups: list[GroupRecord]) -> None:
