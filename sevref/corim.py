@@ -57,7 +57,8 @@ from sevref.digest import Mode
 from sevref.errors import ConfigError, SignatureError, printable
 from sevref.export import accepted
 from sevref.records import GroupRecord
-from sevref.sign import Algorithm, PublicKey, Signer, algorithm_of, key_id
+from sevref.sign import Algorithm, PublicKey, Signer, algorithm_of, key_id, load_public_key
+from sevref.state import TrustedKey
 from sevref.trust import TrustedPublication
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "Corim",
     "Profile",
     "ReferenceValue",
+    "check_corim",
     "corim_bytes",
     "deterministic",
     "open_corim",
@@ -695,3 +697,50 @@ def _values(corim: Mapping[Any, Any], profile: Profile, what: str) -> Iterable[R
             if digest is None:
                 raise _fail(what, f"a reference triple without mkey {digest_key} (the launch digest)")
             yield ReferenceValue(tag_id, environment, mode, digest, policy)
+
+
+def check_corim(data: bytes, publication: TrustedPublication, at: datetime, what: str = "CoRIM") -> Corim:
+    """Hold a CoRIM to a trusted publication: its publisher's, valid now, and accepting nothing the release refuses.
+
+    ``sevref verify --corim FILE``: the CoRIM must be signed by an active
+    release key of the key chain the publication was trusted with, be valid at
+    ``at``, name this publisher's stream, and accept only digests this release
+    accepts (an older CoRIM that still carries a digest revoked since is
+    refused). It may carry fewer values than the release (one firmware's, say).
+
+    Args:
+        data: the CoRIM's bytes.
+        publication: the trusted publication.
+        at: the checking time.
+        what: how to name it in errors.
+
+    Returns:
+        The CoRIM.
+
+    Raises:
+        SignatureError: not a CoRIM this publication's publisher signed, valid now.
+        TrustError: the publication's files fail their checks.
+    """
+    keys = {
+        key.keyid: load_public_key(key.public_key.encode("ascii"), f"key {key.keyid}")
+        for key in _release_keys(publication)
+    }
+    corim = open_corim(data, keys, at, what)
+    release = publication.index.release
+    stream = f"{release.publisher}/{release.product}/{release.stream}/"
+    if not corim.id.startswith(stream):
+        raise _fail(what, f"id {corim.id!r}; expected a CoRIM of {stream}<serial>")
+    acceptable = {digest for item in accepted(publication, corim.profile.modes) for _, digest in item.entries}
+    refused = sorted(corim.digests() - acceptable)
+    if refused:
+        raise _fail(
+            what,
+            f"accepts {len(refused)} digest{'s' if len(refused) != 1 else ''} that serial {release.serial} does not "
+            f"(revoked, deprecated or not published), first {refused[0]}; expected only values this release accepts",
+        )
+    return corim
+
+
+def _release_keys(publication: TrustedPublication) -> list[TrustedKey]:
+    """The active release keys of the chain the publication was trusted with."""
+    return [key for key in publication.chain.active if "release" in key.roles]

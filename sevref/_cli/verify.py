@@ -100,6 +100,12 @@ def register(commands: Commands) -> None:
         action="store_true",
         help="refuse a match whose firmware keeps UEFI variables the measurement does not cover (a stateful firmware)",
     )
+    verify.add_argument(
+        "--corim",
+        metavar="FILE",
+        help="also check a CoRIM (export --format corim, or the publication's corim/*.corim): signed by an active "
+        "release key of the trusted chain, valid now, accepting only values this release accepts",
+    )
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.set_defaults(handler=_verify)
 
@@ -138,7 +144,7 @@ def _check_evidence_options(args: argparse.Namespace) -> None:
 
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
-    from sevref.errors import TrustError
+    from sevref.errors import SignatureError, TrustError
     from sevref.match import ReportSignature, firmware_notes
     from sevref.snp import EvidenceError
 
@@ -157,12 +163,18 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
         publication = trusted(args, not args.only_needed)
         matches, what = _match(args, publication, signature)
         matches = firmware_notes(matches, args.require_stateless)
+        corim = None if args.corim is None else _corim(args, publication)
     except TrustError as error:
         print(f"sevref: {error.diagnostic()}", file=sys.stderr)
         return 3
+    except SignatureError as error:
+        print(f"sevref: not accepted: {error.diagnostic()}", file=sys.stderr)
+        return 3
+    if corim is not None and not args.json:
+        print(corim, file=out)
     acceptable = [m for m in matches if m.acceptable]
     if args.json:
-        _print_json(publication, matches, what, signature, out)
+        _print_json(publication, matches, what, signature, out, corim)
     else:
         _print_text(publication, matches, signature, out)
     if what is not None and not acceptable:
@@ -172,6 +184,25 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
         print(f"sevref: no match: {what} {problem}", file=sys.stderr)
         return 1
     return 0
+
+
+def _corim(args: argparse.Namespace, publication: TrustedPublication) -> str:
+    """Check ``--corim`` against the trusted publication; one line saying what was checked."""
+    from datetime import UTC, datetime
+
+    from sevref.corim import MAX_CORIM_BYTES, check_corim
+    from sevref.edge.files import read_bytes
+    from sevref.values import parse_time
+
+    at = datetime.now(UTC) if args.at is None else parse_time(args.at)
+    data = read_bytes(Path(args.corim), "CoRIM", MAX_CORIM_BYTES)
+    corim = check_corim(data, publication, at, args.corim)
+    values = len(corim.values)
+    return (
+        f"corim: {args.corim} ({corim.id}, profile {corim.profile.uri}) is signed by key {corim.keyid[:16]}... "
+        f"of this publisher; its {len(corim.digests())} digests ({values} reference value{'s' if values != 1 else ''}) "
+        "are all accepted by this release"
+    )
 
 
 def _acceptance(args: argparse.Namespace) -> Acceptance:
@@ -256,6 +287,7 @@ def _print_json(
     what: str | None,
     signature: ReportSignature | None,
     out: TextIO,
+    corim: str | None = None,
 ) -> None:
     from sevref.serialize import json_line
     from sevref.values import format_time
@@ -288,6 +320,7 @@ def _print_json(
         "verdict": verdict,
         "evidence": what,
         "report_signature": None if signature is None else signature.to_json(),
+        "corim": corim,
         "report_signer": None if signature is None or signature.verified is None else signature.verified.to_dict(),
         "matches": [m.to_dict() for m in matches],
     }
