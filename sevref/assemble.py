@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from sevref.binfmt.descriptor import MODE_FEATURES, Described
 from sevref.binfmt.hashtab import cmdline_sha256
 from sevref.binfmt.ovmf import OvmfInfo, VolumeKind
 from sevref.binfmt.vmsa import Vmm, VmsaProfile
@@ -18,7 +19,7 @@ from sevref.digest import Firmware, LaunchConfig, Mode, check_launch
 from sevref.errors import ConfigError, FirmwareFormatError, ManifestError
 from sevref.expand import AxisReport, Group
 from sevref.hosts import HostStack, QemuFix
-from sevref.hosts.firmware import check_firmware, nvram_at_launch
+from sevref.hosts.firmware import check_descriptor, check_firmware, descriptor_store, nvram_at_launch
 from sevref.ids import entry_id
 from sevref.manifest.model import FirmwareSpec, Lifecycle, Manifest, Publication, Source
 from sevref.records import (
@@ -271,7 +272,9 @@ _PROBES = {
 }
 
 
-def _support(info: OvmfInfo, mode: Mode, debian: tuple[str, str] | None = None) -> str:
+def _support(
+    info: OvmfInfo, mode: Mode, debian: tuple[str, str] | None = None, spec: FirmwareSpec | None = None
+) -> str:
     """Say "supported", or why the firmware cannot launch ``mode``: its image, or QEMU with what its package says."""
     try:
         check_launch(info, _PROBES[mode])
@@ -279,6 +282,8 @@ def _support(info: OvmfInfo, mode: Mode, debian: tuple[str, str] | None = None) 
         return error.diagnostic()
     try:
         check_firmware(Vmm.QEMU, mode, info.size, debian)
+        if spec is not None and mode not in spec.modes_beyond_descriptor:
+            check_descriptor(spec.source.found.described, Vmm.QEMU, mode, None)
     except ConfigError as error:
         return f"on QEMU: {error.diagnostic()}"  # a fact of how QEMU launches it, not of the image
     return "supported"
@@ -295,7 +300,14 @@ def firmware_nvram(spec: FirmwareSpec, info: OvmfInfo) -> Nvram:
     from a unified ``OvmfPkgX64`` image that uses its store: the publisher says
     ``nvram: none``, which is accepted only from an image that also reserves
     the SEV kernel-hashes area, as AmdSevX64 builds do and ``OvmfPkgX64``
-    builds do not. Nothing is called stateless unless the publisher says so.
+    builds do not.
+
+    The QEMU firmware descriptor its package ships for the image
+    (:func:`sevref.hosts.firmware.descriptor_store`) tells too: mapped as
+    ``memory`` (-bios) or ``flash`` ``stateless``, it is stateless whatever the
+    image holds; ``split`` or ``combined`` count where the image does not tell.
+    A manifest ``nvram`` the descriptor contradicts is an error naming both.
+    Nothing else is called stateless unless the publisher says so.
 
     Args:
         spec: the firmware's manifest entry.
@@ -305,10 +317,24 @@ def firmware_nvram(spec: FirmwareSpec, info: OvmfInfo) -> Nvram:
         Where the variables are kept, and how sevref knows.
 
     Raises:
-        ManifestError: the manifest's ``nvram`` contradicts the image.
+        ManifestError: the manifest's ``nvram`` contradicts the image or the
+            descriptor, or its ``modes_beyond_descriptor`` the descriptor.
     """
-    volume = info.first_volume
+    described = spec.source.found.described
+    _check_beyond(spec, described)
+    mapped = None if described is None else descriptor_store(described.descriptor)
     stated = spec.nvram
+    if described is not None and mapped is not None:
+        if stated is not None and stated is not mapped:
+            raise ManifestError(
+                f"{spec.nvram_origin or spec.origin}: firmware {spec.id}: nvram: {stated}, but {described.label} "
+                f"maps {described.descriptor.executable} as {described.descriptor.mapping_label()}; expected "
+                f"nvram: {mapped}, or no nvram statement"
+            )
+        if mapped is Store.NONE:
+            # -bios (ROM) or a read-only pflash: nothing the firmware writes is kept, whatever the image holds.
+            return Nvram(Store.NONE, Basis.DESCRIPTOR)
+    volume = info.first_volume
     if volume is not None and volume.kind is VolumeKind.VARIABLE_STORE:
         if stated in (None, Store.EMBEDDED):
             return Nvram(Store.EMBEDDED, Basis.IMAGE)
@@ -330,9 +356,26 @@ def firmware_nvram(spec: FirmwareSpec, info: OvmfInfo) -> Nvram:
             f"in whatever OVMF_VARS file the host adds as pflash unit 1, unmeasured"
         )
         raise _contradiction(spec, found, Store.SEPARATE)
+    if mapped is not None:
+        return Nvram(mapped, Basis.DESCRIPTOR)
     if stated is None:
         return Nvram(Store.UNKNOWN, Basis.ASSUMED)
     return Nvram(stated, Basis.MANIFEST)
+
+
+def _check_beyond(spec: FirmwareSpec, described: Described | None) -> None:
+    """Refuse ``modes_beyond_descriptor`` where there is no descriptor, or one that lists the mode."""
+    if not spec.modes_beyond_descriptor or not spec.source.found.read:
+        return
+    where = f"{spec.modes_beyond_origin or spec.origin}: firmware {spec.id}: modes_beyond_descriptor"
+    if described is None:
+        raise ManifestError(f"{where}: its package has no QEMU firmware descriptor naming it; expected one")
+    listed = sorted(str(m) for m in spec.modes_beyond_descriptor if described.descriptor.lists(str(m)))
+    if listed:
+        raise ManifestError(
+            f"{where}: {', '.join(listed)}, but {described.label} lists "
+            f"{', '.join(MODE_FEATURES[m] for m in listed)}; expected only modes it leaves out"
+        )
 
 
 def _contradiction(spec: FirmwareSpec, found: str, expected: Store) -> ManifestError:
@@ -359,7 +402,8 @@ def firmware_record(spec: FirmwareSpec, firmware: Firmware, sha384: bytes) -> Fi
     source = spec.source
     d = source.debian
     package = source.debian_package()
-    modes = {str(mode): _support(info, mode, package) for mode in (Mode.SEV, Mode.SEV_ES, Mode.SEV_SNP)}
+    modes = {str(mode): _support(info, mode, package, spec) for mode in (Mode.SEV, Mode.SEV_ES, Mode.SEV_SNP)}
+    described = source.found.described
     # The firmware-only SEV-SNP chain is a fact of the image: published whenever its metadata can be measured.
     snp = _support(info, Mode.SEV_SNP) == "supported"
     return FirmwareRecord(
@@ -391,6 +435,8 @@ def firmware_record(spec: FirmwareSpec, firmware: Firmware, sha384: bytes) -> Fi
         modes=modes,
         nvram=firmware_nvram(spec, info),
         url=source.url,
+        descriptor=None if described is None else described.descriptor,
+        package_name=None if described is None else described.package,
     )
 
 

@@ -8,27 +8,31 @@ published for, and each (group, vCPU count) is one *entry*.
 Axes that do not change a digest are collapsed rather than multiplied: SEV
 measures no VMSA (no CPU, no vCPU count), and EC2 and GCE fix RDX themselves
 (no CPU). Every combination that survives the include and exclude rules must
-be launchable and predictable; otherwise expansion stops with the reason and
-the rule that would leave the combination out.
+be launchable and predictable; otherwise expansion goes on to collect every
+combination that is not, and stops with their reasons and the fewest exclude
+rules that would leave them out (:mod:`sevref.excludes`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from sevref.binfmt.hashtab import cmdline_sha256
 from sevref.binfmt.ovmf import OvmfInfo
 from sevref.binfmt.vmsa import Vmm
 from sevref.digest import KernelBoot, LaunchConfig, Mode, check_launch
 from sevref.errors import ConfigError, FirmwareFormatError, ManifestError
+from sevref.excludes import Combination, Refusals, UnlaunchableError
 from sevref.hosts import HostStack
-from sevref.hosts.firmware import check_firmware
+from sevref.hosts.firmware import check_descriptor, check_firmware
 from sevref.ids import entry_id, group_id
 from sevref.limits import DEFAULT_MAX_ENTRIES
-from sevref.manifest.model import BootSpec, CpuSpec, Expected, Lifecycle, Manifest, Matrix, Pattern
+from sevref.manifest.model import BootSpec, CpuSpec, Expected, FirmwareSpec, Lifecycle, Manifest, Matrix, Pattern
 
 __all__ = ["AxisReport", "Expansion", "Group", "expand"]
 
@@ -236,48 +240,72 @@ def _combinations(
             yield mode, firmware, host_id, boot, cmdline, cpu
 
 
-def _ranges(counts: Sequence[int]) -> list[str]:
-    """Write vCPU counts as a manifest does: ``[1, 2, 3, 8]`` -> ``["1-3", "8"]``."""
-    runs: list[list[int]] = []
-    for count in sorted(counts):
-        if runs and count == runs[-1][1] + 1:
-            runs[-1][1] = count
-        else:
-            runs.append([count, count])
-    return [f"{low}" if low == high else f"{low}-{high}" for low, high in runs]
+def _check_firmware(spec: FirmwareSpec, info: OvmfInfo, host: HostStack, mode: Mode) -> None:
+    """Refuse an image the host cannot launch in ``mode``, or its package's QEMU firmware descriptor does not list.
 
+    A mode the firmware entry names in ``modes_beyond_descriptor`` is the
+    publisher's word: the descriptor's features are not asked for it.
 
-def _refuse(
-    matrix: Matrix,
-    mode: Mode,
-    firmware: str,
-    host: str,
-    boot: BootSpec | None,
-    cpu: CpuSpec | None,
-    why: str,
-    vcpus: Sequence[int] = (),
-) -> ManifestError:
-    """The error for a combination that cannot launch, with the exclude rule that leaves out exactly it.
-
-    The rule names every axis the combination has (the boot always, ``[null]``
-    for firmware-only boot; the CPU when there is one; the vCPU counts when
-    only some are refused), so that following it removes no other combination.
+    Raises:
+        ConfigError: why not (:func:`~sevref.hosts.firmware.check_firmware`,
+            :func:`~sevref.hosts.firmware.check_descriptor`).
     """
-    combination = f"mode {mode}, firmware {firmware}, host stack {host}" + (f", boot {boot.id}" if boot else "")
-    keys = [f"mode: {mode}", f"firmware: {firmware}", f"host_stack: {host}"]
-    keys.append(f"boot: {boot.id}" if boot is not None else "boot: [null]")
-    if cpu is not None:
-        combination += f", cpu {cpu.label()}"
-        keys.append(f"cpu: {cpu.name}" if cpu.name else f'cpu: "{cpu.signature:#x}"')
-    if vcpus:
-        counts = ", ".join(f'"{r}"' if "-" in r else r for r in _ranges(vcpus))
-        combination += f", vcpus {', '.join(_ranges(vcpus))}"
-        keys.append(f"vcpus: [{counts}]")
-    rule = "{" + ", ".join(keys) + "}"
-    return ManifestError(
-        f"{matrix.origin}: matrix {matrix.id}: {combination}: {why}; "
-        f"if this combination does not exist, leave it out with exclude: [{rule}]"
-    )
+    check_firmware(host.vmm, mode, info.size, spec.source.debian_package())
+    if mode not in spec.modes_beyond_descriptor:
+        check_descriptor(spec.source.found.described, host.vmm, mode, host.machine)
+
+
+def _reason_axes(
+    mode: Mode, host: HostStack, info: OvmfInfo, boot: BootSpec | None, cmdline: str | None, cpu: CpuSpec | None
+) -> frozenset[str]:
+    """The axes (:data:`sevref.excludes.AXES`) the reason a combination cannot launch depends on.
+
+    The checks are asked again, each with only the axes it reads: the host
+    stack's for the mode alone, then with a kernel, then for the CPU; the
+    firmware's without the boot, then with it. The first that refuses names
+    the axes; when none does, the firmware checks refused: how the host stack
+    launches the image in the mode.
+    """
+
+    def refuses(check: Callable[[], object]) -> bool:
+        try:
+            check()
+        except (ConfigError, FirmwareFormatError):
+            return True
+        return False
+
+    if refuses(lambda: host.profile_for(mode, False, None)):
+        return frozenset({"mode", "host_stack"})
+    if boot is not None and refuses(lambda: host.profile_for(mode, True, None)):
+        return frozenset({"host_stack", "boot"})
+    try:
+        config = _config(mode, host, cpu, boot, cmdline)
+    except ConfigError:
+        return frozenset({"host_stack", "cpu"})
+    if refuses(lambda: check_launch(info, dataclasses.replace(config, boot=None))):
+        return frozenset({"firmware", "mode"})
+    if config.boot is not None and refuses(lambda: check_launch(info, LaunchConfig(Mode.SEV, boot=config.boot))):
+        return frozenset({"firmware", "boot"})
+    if refuses(lambda: check_launch(info, config)):
+        return frozenset({"firmware", "mode", "boot"})
+    return frozenset({"firmware", "mode", "host_stack"})  # how the host launches the image (its VMM, machine)
+
+
+def _beyond_limit(refused: Refusals, key: Combination, host: HostStack, vcpus: tuple[int, ...]) -> bool:
+    """Record the vCPU counts beyond the host stack's machine type, if any (the rest are refused with them)."""
+    limit = host.max_vcpus()
+    if limit is None or not vcpus or vcpus[-1] <= limit[0]:
+        return False
+    why = f"machine {host.machine} allows at most {limit[0]} vCPUs ({limit[1]})"
+    refused.refuse_vcpus(key, why, [n for n in vcpus if n > limit[0]])
+    return True
+
+
+def _live(matrix: Matrix, manifest: Manifest) -> Iterator[Combination]:
+    """Every combination of ``matrix`` its include and exclude rules leave, whether it can launch or not."""
+    for mode, fw_id, host_id, boot, _cmdline, cpu in _combinations(matrix, manifest):
+        if _allowed(matrix, (mode, fw_id, host_id, boot, cpu), matrix.vcpus if mode in _VMSA_MODES else ()):
+            yield (mode, fw_id, host_id, None if boot is None else boot.id, cpu)
 
 
 def _axes(matrix: Matrix, manifest: Manifest, max_entries: int) -> tuple[dict[str, int], int]:
@@ -313,32 +341,32 @@ def expand(manifest: Manifest, firmware: Mapping[str, OvmfInfo], max_entries: in
         The groups, sorted by id, and a report per matrix.
 
     Raises:
-        ManifestError: an impossible or unpredictable combination, conflicting
-            metadata for one configuration, a matrix (or the whole publication)
-            that expands to no entry, or more than ``max_entries`` entries;
-            each with the matrix's file and line.
+        UnlaunchableError: combinations that cannot launch or cannot be predicted: all, with the rules to exclude them.
+        ManifestError: conflicting metadata for one configuration, a matrix (or the publication) that expands
+            to no entry, or more than ``max_entries`` entries; each with the matrix's file and line.
     """
     groups: dict[str, Group] = {}
-    reports = []
+    reports, unlaunchable = [], []  # a report per matrix; the refusals of those with combinations that cannot launch
     total = 0
     for matrix in manifest.matrices:
         axes, product = _axes(matrix, manifest, max_entries)
         count = 0
+        refused = Refusals(matrix)
         for mode, fw_id, host_id, boot, cmdline, cpu in _combinations(matrix, manifest):
             host = manifest.host_stacks[host_id]
             vcpus = _allowed(matrix, (mode, fw_id, host_id, boot, cpu), matrix.vcpus if mode in _VMSA_MODES else ())
             if vcpus is None:
                 continue
+            key = (mode, fw_id, host_id, None if boot is None else boot.id, cpu)
             try:
                 config = _config(mode, host, cpu, boot, cmdline)
                 check_launch(firmware[fw_id], config)
-                check_firmware(host.vmm, mode, firmware[fw_id].size, manifest.firmware[fw_id].source.debian_package())
+                _check_firmware(manifest.firmware[fw_id], firmware[fw_id], host, mode)
             except (ConfigError, FirmwareFormatError) as error:
-                raise _refuse(matrix, mode, fw_id, host_id, boot, cpu, error.diagnostic()) from error
-            limit = host.max_vcpus()
-            if limit is not None and vcpus and vcpus[-1] > limit[0]:
-                why = f"machine {host.machine} allows at most {limit[0]} vCPUs ({limit[1]})"
-                raise _refuse(matrix, mode, fw_id, host_id, boot, cpu, why, [n for n in vcpus if n > limit[0]])
+                refused.refuse(key, error, partial(_reason_axes, mode, host, firmware[fw_id], boot, cmdline, cpu))
+                continue
+            if _beyond_limit(refused, key, host, vcpus) or refused:
+                continue  # a refused matrix: no need to name the groups of the rest
             spec = manifest.firmware[fw_id]
             ident = group_id(group_identity(mode, spec.source.sha256, host, cpu, config))
             expected = matrix.expected.get(mode, Expected())
@@ -365,12 +393,16 @@ def expand(manifest: Manifest, firmware: Mapping[str, OvmfInfo], max_entries: in
                     f"{matrix.origin}: {AxisReport(matrix.id, axes, product, count).describe()}: more than "
                     f"--max-entries {max_entries} entries in all; expected at most that"
                 )
-        if count == 0:
+        if refused:
+            unlaunchable.append(refused.report(_live(matrix, manifest)))
+        elif count == 0:
             raise ManifestError(
                 f"{matrix.origin}: {AxisReport(matrix.id, axes, product, 0).describe()}: its include and exclude "
                 f"rules leave nothing; expected at least one entry"
             )
         reports.append(AxisReport(matrix.id, axes, product, count))
+    if unlaunchable:
+        raise UnlaunchableError("\n".join(unlaunchable))
     if not groups:
         raise ManifestError(
             f"{manifest.publication.origin}: publication: its matrices expand to 0 entries; expected at least one"

@@ -35,6 +35,8 @@ __all__ = [
     "MAX_BOOT_FILE_BYTES",
     "MAX_DEB_BYTES",
     "MAX_DECOMPRESSOR_WINDOW",
+    "MAX_DESCRIPTORS",
+    "MAX_DESCRIPTOR_BYTES",
     "MAX_ENVELOPE_SIGNATURES",
     "MAX_FETCH_BYTES",
     "MAX_FIRMWARE_BYTES",
@@ -88,6 +90,10 @@ MAX_REPO_METADATA_BYTES = 512 << 20
 """An RPM repository's compressed primary metadata larger than this is refused (Fedora's is about 20 MiB)."""
 MAX_REPO_METADATA_UNPACKED = 8 << 30
 """An RPM repository's primary metadata is parsed no further than this, unpacked."""
+MAX_DESCRIPTOR_BYTES = 64 << 10
+"""A QEMU firmware descriptor (``/usr/share/qemu/firmware/*.json``) larger than this is refused (real ones are under 1 KiB)."""
+MAX_DESCRIPTORS = 1000
+"""A package with more firmware descriptors than this is refused (Fedora's edk2-ovmf has about 20)."""
 MAX_MANIFEST_BYTES = 4 << 20
 """Manifest files larger than this are refused."""
 MAX_BATCH_BYTES = 1 << 30

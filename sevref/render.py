@@ -334,7 +334,7 @@ class Renderer:
                 for e in record.exceptions
             ],
             nvram=_nvram(record.firmware_nvram),
-            launch=launch_method(Vmm(record.vmm), record.mode),
+            launch=launch_method(Vmm(record.vmm), record.mode, firmware.descriptor),
             reproduce="\n".join(steps),
             history=self._entry_history(record.id),
         )
@@ -462,7 +462,10 @@ class Renderer:
                     page_name(n),
                     fw=record.to_dict(),
                     nvram=_nvram(record.nvram),
-                    launch={str(mode): launch_method(Vmm.QEMU, mode) for mode in (Mode.SEV, Mode.SEV_ES, Mode.SEV_SNP)},
+                    launch={
+                        str(mode): launch_method(Vmm.QEMU, mode, record.descriptor)
+                        for mode in (Mode.SEV, Mode.SEV_ES, Mode.SEV_SNP)
+                    },
                     counts=_counts_label(_tally(rows)),
                     groups=groups,
                     total=len(rows),

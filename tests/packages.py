@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -32,22 +33,70 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+DESCRIPTOR_FOLDER = "usr/share/qemu/firmware"
+"""Where packages install QEMU firmware descriptors."""
+
+
+def descriptor(
+    *,
+    device: str = "memory",
+    features: tuple[str, ...] = ("amd-sev", "amd-sev-es", "amd-sev-snp", "verbose-dynamic"),
+    filename: str = "/" + FIRMWARE_PATH,
+    mode: str | None = None,
+    machines: tuple[str, ...] = ("pc-q35-*",),
+) -> str:
+    """A QEMU firmware descriptor (docs/interop/firmware.json) as Debian's ovmf-amdsev ships for OVMF.amdsev.fd."""
+    if device == "flash":
+        mapping: dict[str, object] = {"device": "flash", "executable": {"filename": filename, "format": "raw"}}
+        if mode is not None:
+            mapping["mode"] = mode
+        if mode in (None, "split"):
+            mapping["nvram-template"] = {"filename": "/usr/share/OVMF/OVMF_VARS.fd", "format": "raw"}
+    else:
+        mapping = {"device": device, "filename": filename}
+    document = {
+        "description": "OVMF for x86_64 with SEV, a test build",
+        "interface-types": ["uefi"],
+        "mapping": mapping,
+        "targets": [{"architecture": "x86_64", "machines": list(machines)}],
+        "features": list(features),
+        "tags": [],
+    }
+    return json.dumps(document, indent=4) + "\n"
+
+
 def build_deb(
-    folder: Path, firmware: bytes, compression: str, *, package: str = "ovmf", version: str = "2099.1-1"
+    folder: Path,
+    firmware: bytes,
+    compression: str,
+    *,
+    package: str = "ovmf",
+    version: str = "2099.1-1",
+    descriptors: dict[str, str] | None = None,
+    firmware_path: str = FIRMWARE_PATH,
 ) -> Path:
-    """A .deb made by ``dpkg-deb -Z<compression>``: the firmware, a symlink to it, a control file."""
-    root = folder / f"root-{compression}"
+    """A .deb made by ``dpkg-deb -Z<compression>``: the firmware, a symlink to it, a control file.
+
+    ``descriptors`` (file name to JSON text) go to ``/usr/share/qemu/firmware/``; the firmware
+    goes to ``firmware_path`` (the symlink ``usr/share/OVMF/OVMF.fd`` only with the default).
+    """
+    root = folder / f"root-{compression}-{version}"
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN" / "control").write_text(
         f"Package: {package}\nVersion: {version}\nArchitecture: all\nMaintainer: t <t@example.org>\n"
         "Description: test firmware\n",
         encoding="utf-8",
     )
-    target = root / FIRMWARE_PATH
+    target = root / firmware_path
     target.parent.mkdir(parents=True)
     target.write_bytes(firmware)
-    (root / "usr" / "share" / "OVMF").mkdir(parents=True)
-    (root / "usr" / "share" / "OVMF" / "OVMF.fd").symlink_to("../edk2/ovmf/OVMF.amdsev.fd")
+    if firmware_path == FIRMWARE_PATH:
+        (root / "usr" / "share" / "OVMF").mkdir(parents=True)
+        (root / "usr" / "share" / "OVMF" / "OVMF.fd").symlink_to("../edk2/ovmf/OVMF.amdsev.fd")
+    if descriptors:
+        (root / DESCRIPTOR_FOLDER).mkdir(parents=True)
+        for name, text in descriptors.items():
+            (root / DESCRIPTOR_FOLDER / name).write_text(text, encoding="utf-8")
     out = folder / f"{package}_{version}_all.{compression}.deb"
     subprocess.run(
         [tool("dpkg-deb"), f"-Z{compression}", "--root-owner-group", "-b", str(root), str(out)],
@@ -70,10 +119,12 @@ mkdir -p %{{buildroot}}/usr/share/edk2/ovmf %{{buildroot}}/usr/share/OVMF
 cp %{{_sourcedir}}/firmware.fd %{{buildroot}}/{path}
 ln %{{buildroot}}/{path} %{{buildroot}}/usr/share/edk2/ovmf/OVMF.hardlink.fd
 ln -s ../edk2/ovmf/OVMF.amdsev.fd %{{buildroot}}/usr/share/OVMF/OVMF.fd
+{install}
 %files
 /{path}
 /usr/share/edk2/ovmf/OVMF.hardlink.fd
 /usr/share/OVMF/OVMF.fd
+{files}
 """
 
 PAYLOADS = {"zstd": "w19.zstdio", "xz": "w6.xzdio", "gzip": "w9.gzdio", "none": "w0.ufdio"}
@@ -88,13 +139,33 @@ def build_rpm(
     name: str = "edk2-ovmf",
     version: str = "20990101",
     release: str = "1.fc99",
+    descriptors: dict[str, str] | None = None,
 ) -> Path:
-    """An RPM made by ``rpmbuild -bb`` with a zstd, xz, gzip or uncompressed payload."""
+    """An RPM made by ``rpmbuild -bb`` with a zstd, xz, gzip or uncompressed payload.
+
+    ``descriptors`` (file name to JSON text) go to ``/usr/share/qemu/firmware/``.
+    """
     top = folder / f"rpmbuild-{payload}-{release}"
     (top / "SOURCES").mkdir(parents=True)
     (top / "SOURCES" / "firmware.fd").write_bytes(firmware)
+    install, files = [], []
+    for file_name, text in (descriptors or {}).items():
+        (top / "SOURCES" / file_name).write_text(text, encoding="utf-8")
+        install.append(f"mkdir -p %{{buildroot}}/{DESCRIPTOR_FOLDER}")
+        install.append(f"cp %{{_sourcedir}}/{file_name} %{{buildroot}}/{DESCRIPTOR_FOLDER}/{file_name}")
+        files.append(f"/{DESCRIPTOR_FOLDER}/{file_name}")
     spec = top / "test.spec"
-    spec.write_text(SPEC.format(name=name, version=version, release=release, path=FIRMWARE_PATH), encoding="utf-8")
+    spec.write_text(
+        SPEC.format(
+            name=name,
+            version=version,
+            release=release,
+            path=FIRMWARE_PATH,
+            install="\n".join(install),
+            files="\n".join(files),
+        ),
+        encoding="utf-8",
+    )
     subprocess.run(
         [
             tool("rpmbuild"),

@@ -9,7 +9,7 @@
   and the publication's public key; one changed payload byte breaks it.
 * From outside: the values, read with cbor2 and checked with cryptography
   alone, are every active SEV-SNP measurement and no revoked one.
-* sevref's own reader (:func:`sevref.corim.open_corim`) refuses a tampered
+* sevref's own reader (:func:`sevref.corim.read.open_corim`) refuses a tampered
   CoRIM and a key that is not the publisher's.
 """
 
@@ -21,6 +21,7 @@ import io
 import json
 import re
 import shutil
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,16 +36,20 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cwt import COSE, COSEKey
 from cwt.cose_key_interface import COSEKeyInterface
 
+from sevref import corim as module
 from sevref._cli import main
 from sevref._cli.export import _CORIM_PROFILES, _EXPORT_FORMATS
-from sevref.corim import DEFAULT_PROFILE, PROFILES, corim_bytes, open_corim, unsigned_corim
+from sevref.corim import DEFAULT_PROFILE, PROFILES, corim_bytes, unsigned_corim
+from sevref.corim.read import open_corim
 from sevref.digest import Mode
 from sevref.edge.keys import generate_key_files, load_signer
+from sevref.edge.remote import reader as folder_reader
 from sevref.errors import ConfigError, SignatureError
 from sevref.export import FORMATS, accepted, trustee_message
+from sevref.export import accepted as accepted_entries
 from sevref.records import EntryStatus, GroupRecord
 from sevref.sign import Algorithm, KeySigner, generate_key, load_public_key
-from sevref.trust import TrustedPublication
+from sevref.trust import TrustedPublication, open_unverified
 from sevref.verifier import Request, trust
 from tests.conftest import REPO
 from tests.test_entry_lifecycle import QEMU10
@@ -461,3 +466,39 @@ def test_the_command_line(site: Site, tmp_path: Path, capsys: pytest.CaptureFixt
         out=out,
     )
     assert status == 0 and open_corim(target.read_bytes(), [site.public()]).profile.name == "sevref-sev-1"
+
+
+def test_a_comid_is_the_deterministic_encoding_of_its_whole_structure() -> None:
+    """_comid encodes each triple once around its digest; the result must be what deterministic() gives."""
+    publication = open_unverified(folder_reader(str(GOLDEN / "publication")))
+    release = publication.index.release
+    compared = 0
+    for name, profile in module.PROFILES.items():
+        for item in accepted_entries(publication, profile.modes):
+            group, alg = item.group, module._HASH_IDS[item.group.digest_algorithm]
+            policy = (
+                []
+                if group.policy is None
+                else [
+                    {
+                        0: profile.mkeys[module.Quantity.POLICY],
+                        1: {4: cbor2.CBORTag(560, group.policy.to_bytes(profile.policy_bytes, "little"))},
+                    }
+                ]
+            )
+            triples = [
+                [
+                    {0: class_map},
+                    [{0: profile.mkeys[module.Quantity.DIGEST], 1: {2: [[alg, bytes.fromhex(d)]]}}, *policy],
+                ]
+                for _, d in item.entries
+                for class_map in profile.classes[group.mode]
+            ]
+            ident = uuid.uuid5(
+                module._COMID_NAMESPACE, f"{release.publisher}/{release.product}/{release.stream}/{group.id}"
+            )
+            whole = module.deterministic({1: {0: ident.bytes, 1: release.serial}, 4: {0: triples}})
+            assert module._comid(publication, profile, group, item.entries) == whole, (name, group.id)
+            assert cbor2.loads(whole) is not None
+            compared += 1
+    assert compared > 10

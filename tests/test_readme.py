@@ -44,6 +44,7 @@ from sevref.digest import LaunchMeasureInputs, sev_launch_measurement
 from sevref.edge.keys import load_public
 from sevref.sign import key_id
 from tests.conftest import CACHE, OVMF_FILES, REPO, missing, serve
+from tests.packages import build_deb, build_rpm, descriptor
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +68,10 @@ SOFTHSM = Path("/usr/lib/softhsm/libsofthsm2.so")
 VALIDATOR = Path("/usr/bin/virt-qemu-sev-validate")
 OVMF_CODE = "usr/share/OVMF/OVMF_CODE.fd"
 
+RPM_URL = "https://rpms.example.org/fedora/Packages/e/edk2-ovmf-20240813-1.fc41.noarch.rpm"
+DEB_URL = "https://debs.example.org/ubuntu/pool/main/e/edk2/ovmf_2024.02-2_all.deb"
+"""The packages the README pins with sevref pin: built here (rpmbuild, dpkg-deb -Zzstd) and served on 127.0.0.1."""
+
 SUBSTITUTIONS = {
     # placeholder in the README: what the test puts there ({name}: a fact of the block's folder, see FACTS)
     "SEVREF_KEY_PASSPHRASE=…": f"SEVREF_KEY_PASSPHRASE='{PASSPHRASE}'",
@@ -76,6 +81,8 @@ SUBSTITUTIONS = {
     "<old key id>": "{release_key_id}",
     "<hex from the CI log>": "{index_sha256}",
     "https://example.org/sevref/": "{url}",
+    RPM_URL: "{rpm_url}",
+    DEB_URL: "{deb_url}",
     "--entry ID": "--entry {entry}",
     "MEASUREMENT=…": "MEASUREMENT={measurement}",
     "<base64 from query-sev-launch-measure>": "{measurement}",
@@ -195,6 +202,7 @@ class Workspace:
     path: Path
     env: dict[str, str]
     given: dict[str, str] = field(default_factory=dict)
+    closing: ExitStack = field(default_factory=ExitStack)  # what the set-up started (servers), closed after the block
 
 
 @dataclass(frozen=True)
@@ -382,6 +390,30 @@ def firmware(w: Workspace, shared: Shared) -> None:
     shutil.copy(shared.export / "OVMF_CODE.fd", w.path / "OVMF_CODE.fd")
 
 
+def pinned_packages(w: Workspace, shared: Shared) -> None:
+    """The README's pinned.yaml as it shows it, and a Fedora-like RPM and an Ubuntu-like zstd .deb, served.
+
+    Each package holds the golden test firmware where the real one has its image, and a QEMU firmware
+    descriptor: memory (-bios) with every SEV feature for the RPM, split flash with amd-sev and
+    amd-sev-es for the .deb, as Fedora's and Ubuntu's do.
+    """
+    text = README.read_text(encoding="utf-8")
+    found = re.search(r"```yaml\n(# pinned\.yaml:.*?)```", text, re.DOTALL)
+    assert found is not None, "README.md: no yaml block starting with # pinned.yaml"
+    (w.path / "pinned.yaml").write_text(found.group(1), encoding="utf-8")
+    www, tiny = w.path.parent / "www", (REPO / "tests" / "golden" / "inputs" / "tiny.fd").read_bytes()
+    www.mkdir()
+    amdsev = {"60-edk2-ovmf-x64-amdsev.json": descriptor()}
+    rpm = build_rpm(w.path.parent, tiny, "zstd", version="20240813", release="1.fc41", descriptors=amdsev)
+    code = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+    split = {"60-edk2-x86_64.json": descriptor(device="flash", features=("amd-sev", "amd-sev-es"), filename=code)}
+    deb = build_deb(w.path.parent, tiny, "zstd", version="2024.02-2", descriptors=split, firmware_path=code[1:])
+    shutil.copy(rpm, www / RPM_URL.rsplit("/", 1)[1])
+    shutil.copy(deb, www / DEB_URL.rsplit("/", 1)[1])
+    base = w.closing.enter_context(serve(www))
+    w.given |= {"rpm_url": base + RPM_URL.rsplit("/", 1)[1], "deb_url": base + DEB_URL.rsplit("/", 1)[1]}
+
+
 SETUPS: dict[str, Callable[[Workspace, Shared], None]] = {
     # the start of a block's first command: its set-up (default: manifests)
     "sevref key reencrypt release-key.pem": release_key,
@@ -393,6 +425,7 @@ SETUPS: dict[str, Callable[[Workspace, Shared], None]] = {
     "sevref verify --publication https://example.org/sevref/": served_demo,
     "export MEASUREMENT=…": served_export,
     "sevref digest --mode": firmware,
+    "sevref pin https://rpms.example.org/": pinned_packages,
 }
 
 FACTS: dict[str, Callable[[Workspace], str]] = {
@@ -471,8 +504,12 @@ def sevref_on_path(tmp_path: Path) -> Path:
 def test_the_readme_block_runs_as_written(block: Block, shared: Shared, tmp_path: Path, sevref_on_path: Path) -> None:
     w = Workspace(tmp_path / "work", base_env(sevref_on_path, tmp_path / "work"))
     w.path.mkdir()
-    setup_of(block)(w, shared)
-    state = tmp_path / "shell-state"
+    with w.closing:
+        setup_of(block)(w, shared)
+        _run_block(block, w, tmp_path / "shell-state")
+
+
+def _run_block(block: Block, w: Workspace, state: Path) -> None:
     for command in block.commands:
         text = substitute(command, w)
         if text.startswith("make "):  # the target runs elsewhere in the suite: here it must exist and parse

@@ -32,6 +32,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("measurement", "digest", "compute or check the SEV launch measurement (HMAC keyed by the TIK)"),
     ("build", "build", "build a publication from manifests"),
     ("validate", "build", "check manifests without computing"),
+    ("pin", "pin", "print the manifest source stanza for a firmware inside a package"),
     ("diff", "diff", "what changed from one release to the next"),
     ("sign", "sign", "sign a publication built unsigned (on an offline machine, or with a key on an HSM)"),
     ("key", "keys", "make signing keys and the publisher's key chain"),

@@ -57,6 +57,33 @@ def register(commands: Commands) -> None:
     evidence.add_argument(
         "--launch-measurement", metavar="BASE64", help="QMP query-sev-launch-measure data (HMAC || MNONCE)"
     )
+    _add_report_options(verify)
+    verify.add_argument("--tik", metavar="FILE", help="with --launch-measurement: the TIK (16 bytes, or TEK||TIK)")
+    verify.add_argument("--api-major", type=int, metavar="N", help="with --launch-measurement")
+    verify.add_argument("--api-minor", type=int, metavar="N", help="with --launch-measurement")
+    verify.add_argument("--build", type=int, metavar="N", help="with --launch-measurement: SEV firmware build")
+    verify.add_argument("--policy", metavar="HEX", help="with --launch-measurement: the guest's policy")
+    verify.add_argument(
+        "--firmware", action="append", metavar="ID", help="only candidates of this firmware; repeatable"
+    )
+    verify.add_argument("--vcpus", type=int, metavar="N", help="only candidates with this vCPU count")
+    verify.add_argument(
+        "--require-stateless",
+        action="store_true",
+        help="refuse a match whose firmware keeps UEFI variables the measurement does not cover (a stateful firmware)",
+    )
+    verify.add_argument(
+        "--corim",
+        metavar="FILE",
+        help="also check a CoRIM (export --format corim, or the publication's corim/*.corim): signed by an active "
+        "release key of the trusted chain, valid now, accepting only values this release accepts",
+    )
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.set_defaults(handler=_verify)
+
+
+def _add_report_options(verify: argparse.ArgumentParser) -> None:
+    """The options of an SEV-SNP report: its certificates, AMD's roots, and what the policy may allow."""
     snp = verify.add_argument_group("SEV-SNP reports (with --snp-report)")
     certificate = snp.add_mutually_exclusive_group()
     certificate.add_argument(
@@ -86,28 +113,6 @@ def register(commands: Commands) -> None:
         metavar="PART=N,...",
         help="refuse a REPORTED_TCB below these levels, e.g. bootloader=3,tee=0,snp=8,microcode=115 (Turin: fmc too)",
     )
-    verify.add_argument("--tik", metavar="FILE", help="with --launch-measurement: the TIK (16 bytes, or TEK||TIK)")
-    verify.add_argument("--api-major", type=int, metavar="N", help="with --launch-measurement")
-    verify.add_argument("--api-minor", type=int, metavar="N", help="with --launch-measurement")
-    verify.add_argument("--build", type=int, metavar="N", help="with --launch-measurement: SEV firmware build")
-    verify.add_argument("--policy", metavar="HEX", help="with --launch-measurement: the guest's policy")
-    verify.add_argument(
-        "--firmware", action="append", metavar="ID", help="only candidates of this firmware; repeatable"
-    )
-    verify.add_argument("--vcpus", type=int, metavar="N", help="only candidates with this vCPU count")
-    verify.add_argument(
-        "--require-stateless",
-        action="store_true",
-        help="refuse a match whose firmware keeps UEFI variables the measurement does not cover (a stateful firmware)",
-    )
-    verify.add_argument(
-        "--corim",
-        metavar="FILE",
-        help="also check a CoRIM (export --format corim, or the publication's corim/*.corim): signed by an active "
-        "release key of the trusted chain, valid now, accepting only values this release accepts",
-    )
-    verify.add_argument("--json", action="store_true", help="print the result as JSON")
-    verify.set_defaults(handler=_verify)
 
 
 def _check_evidence_options(args: argparse.Namespace) -> None:
@@ -190,7 +195,8 @@ def _corim(args: argparse.Namespace, publication: TrustedPublication) -> str:
     """Check ``--corim`` against the trusted publication; one line saying what was checked."""
     from datetime import UTC, datetime
 
-    from sevref.corim import MAX_CORIM_BYTES, check_corim
+    from sevref.corim import MAX_CORIM_BYTES
+    from sevref.corim.read import check_corim
     from sevref.edge.files import read_bytes
     from sevref.values import parse_time
 

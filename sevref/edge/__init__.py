@@ -6,6 +6,8 @@ One job a module:
 * :mod:`~sevref.edge.debian`: obtaining Debian packages with apt-get and checking their control files;
 * :mod:`~sevref.edge.packages`: files streamed out of .deb and .rpm files, bounded, each package indexed once;
 * :mod:`~sevref.edge.repo`: an RPM's URL from a repository's metadata;
+* :mod:`~sevref.edge.descriptors`: the QEMU firmware descriptors a package ships, and the one naming a file;
+* :mod:`~sevref.edge.pin`: ``sevref pin``, the source stanza for a file inside a package;
 * :mod:`~sevref.edge.sources`: the inputs a manifest pins, one module per source kind;
 * :mod:`~sevref.edge.inputs`: the file cache and engine of ``sevref digest``;
 * :mod:`~sevref.edge.download`: files a manifest names by URL, bounded, pinned and cached by sha256;

@@ -1,8 +1,13 @@
 """Debian packages: obtained the way a vendor pipeline does, read without dpkg.
 
-``apt-get download`` fetches an exact version into a cache, pinned by sha256;
-the .deb is then read directly and streamed (ar + tar members,
-:mod:`sevref.binfmt.deb`, through :mod:`sevref.edge.packages`).
+``apt-get download`` fetches an exact version into a cache, pinned by sha256
+(or the manifest names the .deb's URL or a mirror); the .deb is then read
+directly and streamed (ar + tar members, :mod:`sevref.binfmt.deb`, through
+:mod:`sevref.edge.packages`). A pinned version leaves the archive at the next
+point release, so a manifest may name fallback URLs of the same .deb (a
+snapshot archive's): :func:`fetch_deb` tries them in order when the first way
+fails, through the one downloader (:mod:`sevref.edge.download`), and keeps
+only bytes whose sha256 is the pin.
 """
 
 from __future__ import annotations
@@ -16,15 +21,78 @@ import tempfile
 from pathlib import Path
 
 from sevref.binfmt.deb import DebArchive
+from sevref.edge.download import cached, download
 from sevref.edge.files import file_sha256
 from sevref.edge.packages import PackageFiles
 from sevref.errors import ConfigError, DigestMismatchError, FetchError
-from sevref.limits import MAX_FIRMWARE_BYTES
+from sevref.limits import MAX_DEB_BYTES, MAX_FIRMWARE_BYTES
+from sevref.manifest.model import DebianSource
 
-__all__ = ["identify_deb", "obtain_deb", "read_deb_file"]
+__all__ = ["fetch_deb", "identify_deb", "obtain_deb", "read_deb_file"]
 
 
-def obtain_deb(name: str, version: str, architecture: str, sha256: bytes | None, cache: Path) -> Path:
+def fetch_deb(debian: DebianSource, cache: Path, seconds: float) -> Path:
+    """Obtain the .deb a manifest names: from ``url`` or ``mirror``, else with apt-get download; then its fallbacks.
+
+    A .deb already in the cache under its pin is used as it is. When the first
+    way fails to obtain the package (apt no longer has the version, apt is not
+    installed, the server is gone), each ``fallback`` URL is tried in turn;
+    bytes that are not the pin's are never kept, from any source. A first way
+    that brings other bytes than the pin is refused at once: that is no
+    missing package but a changed one.
+
+    Args:
+        debian: the manifest's ``debian`` source.
+        cache: the cache folder (``sha256/<pin>`` for downloads, ``debs/`` for apt-get's).
+        seconds: the time limit of each download.
+
+    Returns:
+        The path of the .deb, whose sha256 is the pin (when there is one).
+
+    Raises:
+        FetchError: no source gave the package; the message names each one tried, why it failed and what to do.
+        DigestMismatchError: a source gave other bytes than the pin, and no fallback gave the pinned ones.
+        ConfigError: a name, version or time limit that is not one.
+    """
+    pin = debian.deb_sha256
+    if pin is not None and debian.fallback:
+        found = cached(cache, pin)  # what a fallback brought last time
+        if found is not None:
+            return found
+    try:
+        url = debian.deb_url
+        if url is not None:
+            if pin is None:  # pragma: no cover - the schema requires it
+                raise ConfigError(f"{url}: a package by URL needs deb_sha256")
+            return download(url, pin, limit=MAX_DEB_BYTES, cache=cache, seconds=seconds)
+        return obtain_deb(
+            debian.package, debian.version, debian.architecture, pin, cache / "debs", advice=not debian.fallback
+        )
+    except DigestMismatchError:
+        raise
+    except FetchError as error:
+        if not debian.fallback or pin is None:
+            raise
+        failures = [error.diagnostic()]
+    mismatch = False
+    for url in debian.fallback:
+        try:
+            return download(url, pin, limit=MAX_DEB_BYTES, cache=cache, seconds=seconds)
+        except DigestMismatchError as error:
+            mismatch = True
+            failures.append(f"fallback {error.diagnostic()}")
+        except FetchError as error:
+            failures.append(f"fallback {url}: {error.diagnostic()}")
+    message = (
+        f"{'; '.join(failures)}; expected {debian.file_name} with sha256 {pin.hex()} (the pin) from one of them: "
+        "name a URL that still serves it (a snapshot archive keeps every version)"
+    )
+    raise (DigestMismatchError if mismatch else FetchError)(message)
+
+
+def obtain_deb(
+    name: str, version: str, architecture: str, sha256: bytes | None, cache: Path, *, advice: bool = True
+) -> Path:
     """Download a Debian package with ``apt-get download`` into a cache.
 
     A cached file is used when it is there (and matches the pin, if one is
@@ -37,6 +105,7 @@ def obtain_deb(name: str, version: str, architecture: str, sha256: bytes | None,
         architecture: the package architecture, e.g. ``all``.
         sha256: the pin of the .deb file, if any.
         cache: the folder that keeps downloaded packages.
+        advice: end a failure with what the manifest can do about it (not when it names fallbacks).
 
     Returns:
         The path of the .deb in the cache.
@@ -54,7 +123,10 @@ def obtain_deb(name: str, version: str, architecture: str, sha256: bytes | None,
         return target
     apt = shutil.which("apt-get")
     if apt is None:
-        raise FetchError(f"{name}={version}: apt-get is not installed; expected a Debian-based system")
+        raise FetchError(
+            f"{name}={version}: apt-get is not installed; expected a Debian-based system"
+            + (f", or {_NEXT_STEP}" if advice else "")
+        )
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as folder:
         run = subprocess.run(  # noqa: S603  # nosec B603
@@ -66,7 +138,8 @@ def obtain_deb(name: str, version: str, architecture: str, sha256: bytes | None,
         )
         debs = sorted(Path(folder).glob("*.deb"))
         if run.returncode != 0 or len(debs) != 1:
-            raise FetchError(f"apt-get download {name}={version} failed: {_apt_problem(run.stderr, run.returncode)}")
+            problem = _apt_problem(run.stderr, run.returncode, advice)
+            raise FetchError(f"apt-get download {name}={version} failed: {problem}")
         if debs[0].name != target.name:
             raise FetchError(f"apt-get download {name}={version}: got {debs[0].name}; expected {target.name}")
         found = file_sha256(debs[0], "package")
@@ -76,21 +149,25 @@ def obtain_deb(name: str, version: str, architecture: str, sha256: bytes | None,
     return target
 
 
-_NEXT_STEP = "give debian.url (the .deb's URL, e.g. in a snapshot archive) or debian.mirror (an archive root)"
+_NEXT_STEP = (
+    "add debian.fallback: [the .deb's URL in a snapshot archive or a mirror] (with deb_sha256), or "
+    "give debian.url (the .deb's URL, e.g. in a snapshot archive) or debian.mirror (an archive root)"
+)
 
 
-def _apt_problem(stderr: str, status: int) -> str:
-    """Say why apt-get download failed, and what the manifest can do about it."""
+def _apt_problem(stderr: str, status: int, advice: bool = True) -> str:
+    """Say why apt-get download failed, and (with ``advice``) what the manifest can do about it."""
     lines = [line for line in stderr.splitlines() if line.startswith("E:")] or stderr.splitlines()
     said = lines[-1] if lines else f"exit status {status}"
     if "was not found" in said:  # E: Version '…' for '…' was not found
-        return (
-            f"the archive no longer has this version, or apt's lists are another release's ({said}); {_NEXT_STEP}, "
-            "or point APT_CONFIG at lists that have it"
+        return f"the archive no longer has this version, or apt's lists are another release's ({said})" + (
+            f"; {_NEXT_STEP}, or point APT_CONFIG at lists that have it" if advice else ""
         )
     if "Unable to locate package" in said:
-        return f"apt's lists do not know the package ({said}); run apt-get update, or {_NEXT_STEP}"
-    return f"{said} (are the package lists current? run apt-get update, or {_NEXT_STEP})"
+        return f"apt's lists do not know the package ({said})" + (
+            f"; run apt-get update, or {_NEXT_STEP}" if advice else ""
+        )
+    return f"{said}" + (f" (are the package lists current? run apt-get update, or {_NEXT_STEP})" if advice else "")
 
 
 def identify_deb(archive: DebArchive, package: str, version: str, architecture: str) -> str:

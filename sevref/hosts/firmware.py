@@ -10,6 +10,11 @@ refuses to SEV-SNP VMs (``kvm_arch_has_readonly_mem``; QEMU then stops with
 So an SEV-SNP guest has no OVMF_VARS file at all: its UEFI variables live in
 guest memory and start from the measured image on every boot.
 
+A firmware package's QEMU firmware descriptor (QEMU ``docs/interop/firmware.json``,
+:mod:`sevref.binfmt.descriptor`) says how the image is meant to be mapped, in
+which modes it runs and on which machine types: :func:`descriptor_store`,
+:func:`check_descriptor` and :func:`launch_method` take it into account.
+
 Each rule here is a row with its source, like the tables of
 :mod:`sevref.hosts.qemu`; ``docs/host-stacks.md`` lists them for people.
 """
@@ -19,12 +24,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from sevref.binfmt.descriptor import Described, Descriptor, Device, FlashMode
 from sevref.binfmt.vmsa import Vmm
 from sevref.digest import Mode
 from sevref.errors import ConfigError
 from sevref.records.firmware import Basis, Nvram, Store
 
-__all__ = ["BIOS_ALIGNMENT", "SNP_BOOT_FAILURES", "check_firmware", "launch_method", "nvram_at_launch"]
+__all__ = [
+    "BIOS_ALIGNMENT",
+    "SNP_BOOT_FAILURES",
+    "check_descriptor",
+    "check_firmware",
+    "descriptor_store",
+    "launch_method",
+    "nvram_at_launch",
+]
 
 BIOS_ALIGNMENT = 0x10000
 """QEMU loads a ``-bios`` image only if its size is a multiple of 64 KiB.
@@ -101,22 +115,113 @@ def check_firmware(vmm: Vmm, mode: Mode, size: int, debian: tuple[str, str] | No
 _CLOUDS = {Vmm.EC2: "EC2", Vmm.GCE: "GCE"}
 
 
-def launch_method(vmm: Vmm, mode: Mode) -> str:
+def descriptor_store(descriptor: Descriptor) -> Store | None:
+    """Where a firmware keeps its UEFI variables, as its QEMU firmware descriptor maps it.
+
+    QEMU ``docs/interop/firmware.json``: ``FirmwareMappingMemory`` is ``-bios
+    FILE`` (ROM: nothing the firmware writes is kept); ``FirmwareFlashMode``
+    (QEMU 7.0.0) ``stateless`` is an image mapped read-only whose "variable
+    storage is not persisted", ``combined`` one copied per guest and written to,
+    ``split`` (also when ``mode`` is absent) code with an NVRAM template that
+    each guest gets a copy of as pflash unit 1.
+
+    Args:
+        descriptor: the descriptor that names the image.
+
+    Returns:
+        The store, or None when the descriptor does not say (``kernel``).
+    """
+    if descriptor.device is Device.MEMORY or descriptor.flash_mode is FlashMode.STATELESS:
+        return Store.NONE
+    if descriptor.flash_mode is FlashMode.COMBINED:
+        return Store.EMBEDDED
+    if descriptor.flash_mode is FlashMode.SPLIT:
+        return Store.SEPARATE
+    return None
+
+
+def _machine_pattern(machine: str) -> str:
+    """The versioned type an alias names (``q35``: the newest ``pc-q35-X.Y``; QEMU ``hw/i386/pc_q35.c``)."""
+    return {"q35": "pc-q35-9999.0", "pc": "pc-i440fx-9999.0"}.get(machine, machine)
+
+
+def check_descriptor(described: Described | None, vmm: Vmm, mode: Mode, machine: str | None) -> None:
+    """Refuse a launch the firmware's own QEMU firmware descriptor does not list.
+
+    The descriptor's ``features`` say in which modes the package vouches for the
+    image (``amd-sev``, ``amd-sev-es``, ``amd-sev-snp``: QEMU
+    ``docs/interop/firmware.json`` ``FirmwareFeature``; libvirt chooses firmware
+    for an SEV, SEV-ES or SEV-SNP guest only among those listing it,
+    ``src/qemu/qemu_firmware.c``), its ``targets`` on which machine types
+    (globs, ``FirmwareTarget``).
+
+    Args:
+        described: the descriptor that names the image, with its package; None: nothing to check.
+        vmm: who launches it (descriptors are QEMU's).
+        mode: the launch mode.
+        machine: the host stack's machine type.
+
+    Raises:
+        ConfigError: the mode's feature is not listed, or the machine type is not a
+            target; the message names the package and the descriptor.
+    """
+    if described is None or vmm is not Vmm.QEMU:
+        return
+    descriptor = described.descriptor
+    if not descriptor.lists(str(mode)):
+        sev = [f for f in descriptor.features if f.startswith("amd-sev")]
+        raise ConfigError(
+            f"firmware: {described.label} does not list {_FEATURE[mode]} in its features "
+            f"({', '.join(sev) or 'no amd-sev feature'}); expected it for {mode} (QEMU docs/interop/firmware.json "
+            f"FirmwareFeature): the package does not offer this image for {mode} guests; exclude the mode for it, "
+            f"or state modes_beyond_descriptor: [{mode}] in its firmware entry"
+        )
+    if machine is not None and descriptor.runs_on("x86_64", _machine_pattern(machine)) is False:
+        globs = ", ".join(m for t in descriptor.targets if t.architecture == "x86_64" for m in t.machines)
+        raise ConfigError(
+            f"firmware: {described.label} lists machine types {globs} for x86_64; expected one matching {machine} "
+            f"(QEMU docs/interop/firmware.json FirmwareTarget)"
+        )
+
+
+_FEATURE = {Mode.SEV: "amd-sev", Mode.SEV_ES: "amd-sev-es", Mode.SEV_SNP: "amd-sev-snp"}
+
+
+def launch_method(vmm: Vmm, mode: Mode, descriptor: Descriptor | None = None) -> str:
     """Say how the host hands the firmware to the guest in ``mode``, for people.
 
     Args:
         vmm: who launches it.
         mode: the launch mode.
+        descriptor: the QEMU firmware descriptor its package ships for it, if any.
 
     Returns:
         One sentence.
     """
     if vmm is not Vmm.QEMU:
         return f"{_CLOUDS[vmm]} loads the guest's firmware itself; what it measures is the image given here"
+    named = "" if descriptor is None else f", as its package's descriptor {descriptor.name} maps it"
     if mode is Mode.SEV_SNP:
         return (
             "QEMU -bios FILE (loaded into guest_memfd and measured whole); no pflash and no OVMF_VARS: UEFI "
             "variables live in guest memory and start from the measured image on every boot"
+        )
+    if descriptor is not None and descriptor.device is Device.MEMORY:
+        return f"QEMU -bios FILE (measured whole; nothing the firmware writes is kept){named}"
+    if descriptor is not None and descriptor.flash_mode is FlashMode.STATELESS:
+        return (
+            f"QEMU pflash unit 0, read-only (-drive if=pflash,unit=0,readonly=on,file=FILE; encrypted in place and "
+            f"measured), with no pflash unit 1: its variables are not kept{named}"
+        )
+    if descriptor is not None and descriptor.flash_mode is FlashMode.COMBINED:
+        return (
+            f"QEMU pflash unit 0 (-drive if=pflash,unit=0,file=FILE; encrypted in place and measured), a copy per "
+            f"guest that also holds its UEFI variables, which the firmware writes back{named}"
+        )
+    if descriptor is not None and descriptor.nvram_template is not None:
+        return (
+            f"QEMU pflash unit 0 (-drive if=pflash,unit=0,readonly=on,file=FILE; encrypted in place and measured), "
+            f"with a copy of {descriptor.nvram_template} as pflash unit 1, which QEMU does not measure{named}"
         )
     return (
         "QEMU pflash unit 0 (-drive if=pflash,unit=0,file=FILE; encrypted in place and measured), with a split "

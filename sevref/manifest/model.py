@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from sevref.binfmt.descriptor import Finding
 from sevref.digest import Mode
 from sevref.errors import ManifestError
 from sevref.hosts import HostStack
@@ -57,6 +58,8 @@ class DebianSource:
     """The source package, when its name is not the binary package's (it names the pool folder)."""
     origin: str = ""
     """``file:line:column`` of the ``debian`` mapping in its manifest."""
+    fallback: tuple[str, ...] = ()
+    """URLs of the same .deb, tried in order when apt-get download, ``url`` or ``mirror`` cannot obtain it."""
 
     @property
     def file_name(self) -> str:
@@ -132,6 +135,8 @@ class Source:
     """The folder of the manifest that names a local file: the file must be inside it."""
     rpm: RpmSource | None = None
     """A file inside an RPM package."""
+    found: Finding = field(default_factory=Finding, compare=False, repr=False)
+    """What reading its package found beside the file (its QEMU firmware descriptor); filled by the edge."""
 
     @property
     def kind(self) -> str:
@@ -181,6 +186,10 @@ class FirmwareSpec:
     """Where the publisher says it keeps its UEFI variables (``nvram``), if it says."""
     nvram_origin: str = ""
     """``file:line:column`` of ``nvram``."""
+    modes_beyond_descriptor: frozenset[Mode] = frozenset()
+    """Modes published although the package's QEMU firmware descriptor does not list them (a publisher's statement)."""
+    modes_beyond_origin: str = ""
+    """``file:line:column`` of ``modes_beyond_descriptor``."""
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,7 @@ class _Reader:
             mirror=deb.get("mirror"),
             source_package=deb.get("source_package"),
             origin=doc.where(pointer + "/debian"),
+            fallback=tuple(deb.get("fallback", ())),
         )
         return Source(pin, debian=debian, origin=where)
 
@@ -172,6 +173,8 @@ class _Reader:
                 doc.where(pointer),
                 Store(raw["nvram"]) if "nvram" in raw else None,
                 doc.where(pointer + "/nvram") if "nvram" in raw else "",
+                frozenset(Mode(m) for m in raw.get("modes_beyond_descriptor", ())),
+                doc.where(pointer + "/modes_beyond_descriptor") if "modes_beyond_descriptor" in raw else "",
             )
         for index, raw in enumerate(doc.data.get("host_stacks", [])):
             pointer = f"/host_stacks/{index}"

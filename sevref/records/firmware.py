@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sevref.binfmt.descriptor import Descriptor
 from sevref.records._common import hex_or_none, int_or_none
 
 __all__ = ["Basis", "DebianRef", "FirmwareRecord", "KernelHashesRecord", "Nvram", "SnpSection", "State", "Store"]
@@ -45,6 +46,8 @@ class Basis(enum.StrEnum):
     """Neither says: assumed stateful."""
     LAUNCH = "launch"
     """How the host launches it says: QEMU gives an SEV-SNP guest its firmware with -bios and no OVMF_VARS."""
+    DESCRIPTOR = "descriptor"
+    """Its package's QEMU firmware descriptor says how QEMU maps it (the record's ``descriptor``)."""
 
 
 _EXPLAIN = {
@@ -74,6 +77,7 @@ _HOW = {
     Basis.MANIFEST: "stated by the publisher",
     Basis.ASSUMED: "assumed: nothing says otherwise",
     Basis.LAUNCH: "an SEV-SNP launch: -bios, no OVMF_VARS",
+    Basis.DESCRIPTOR: "its package's QEMU firmware descriptor maps it so",
 }
 _WHERE = {
     Store.EMBEDDED: "variable store inside the image",
@@ -225,6 +229,10 @@ class FirmwareRecord:
     """Where the firmware keeps its UEFI variables: stateless or stateful."""
     url: str | None = None
     """Where the image was downloaded from, when the manifest gave a URL (then ``file`` is its name)."""
+    descriptor: Descriptor | None = None
+    """The QEMU firmware descriptor its package ships for it (how QEMU maps it, its features), if any."""
+    package_name: str | None = None
+    """``name version`` of the package it came from (any kind), when it has a descriptor."""
 
     @property
     def file_name(self) -> str:
@@ -260,6 +268,12 @@ class FirmwareRecord:
             }
             source = {"debian": debian if d.url is None else {**debian, "url": d.url}}
         area = self.kernel_hashes
+        # "descriptor" appears only where the package has one, so that other records are as they were.
+        described = (
+            {}
+            if self.descriptor is None
+            else {"descriptor": {**self.descriptor.to_dict(), "package": self.package_name}}
+        )
         return {
             "id": self.id,
             "description": self.description,
@@ -280,6 +294,7 @@ class FirmwareRecord:
             "snp_prefix": self.snp_prefix,
             "modes": dict(self.modes),
             "nvram": self.nvram.to_dict(),
+            **described,
         }
 
     @classmethod
@@ -313,4 +328,6 @@ class FirmwareRecord:
             snp_prefix=data["snp_prefix"],
             modes=dict(data["modes"]),
             nvram=Nvram.from_dict(data["nvram"]),
+            descriptor=None if "descriptor" not in data else Descriptor.from_dict(data["descriptor"]),
+            package_name=None if "descriptor" not in data else data["descriptor"]["package"],
         )

@@ -1,9 +1,12 @@
 """Source kind ``debian``: a file inside a Debian binary package.
 
 The .deb is downloaded from its own URL or a mirror's pool (pinned by
-``deb_sha256``), or obtained with ``apt-get download`` (:mod:`sevref.edge.debian`);
+``deb_sha256``), or obtained with ``apt-get download``, and else from its
+``fallback`` URLs (:func:`sevref.edge.debian.fetch_deb`);
 its control file must name the package, version and architecture the manifest
 gives, and the file is streamed out of ``data.tar`` (:mod:`sevref.binfmt.deb`).
+The package's QEMU firmware descriptors are read too (:mod:`sevref.edge.descriptors`):
+the one that names the file is kept in the source's ``found``.
 """
 
 from __future__ import annotations
@@ -12,18 +15,17 @@ from functools import partial
 
 from sevref.binfmt.archive import Extracted
 from sevref.binfmt.deb import DebArchive
-from sevref.edge.debian import identify_deb, obtain_deb
-from sevref.edge.download import download
+from sevref.edge.debian import fetch_deb, identify_deb
+from sevref.edge.descriptors import deb_descriptors
 from sevref.edge.sources.kind import Context, SourceKind
 from sevref.errors import ConfigError
-from sevref.limits import MAX_DEB_BYTES
 from sevref.manifest.model import Source
 
 __all__ = ["DebianFile"]
 
 
 class DebianFile(SourceKind):
-    """``source: {debian: {package, version, architecture, path, url | mirror, deb_sha256}}``."""
+    """``source: {debian: {package, version, architecture, path, url | mirror, deb_sha256, fallback}}``."""
 
     def origin(self, source: Source) -> str:
         """The position of the ``debian`` mapping.
@@ -54,16 +56,8 @@ class DebianFile(SourceKind):
         debian = source.debian
         if debian is None:  # pragma: no cover - the table chose this kind for a package
             raise ConfigError(f"{source.origin}: {what}: no Debian package")
-        url = debian.deb_url
-        if url is not None:
-            if debian.deb_sha256 is None:  # pragma: no cover - the schema requires it
-                raise ConfigError(f"{source.origin}: {what}: a package by URL needs deb_sha256")
-            deb = download(url, debian.deb_sha256, limit=MAX_DEB_BYTES, cache=context.cache, seconds=context.deadline)
-        else:
-            deb = obtain_deb(
-                debian.package, debian.version, debian.architecture, debian.deb_sha256, context.cache / "debs"
-            )
-        return context.packages.read(
+        deb = fetch_deb(debian, context.cache, context.deadline)  # url, mirror or apt-get; then its fallbacks
+        extracted = context.packages.read(
             deb,
             debian.file_name,
             debian.path,
@@ -74,3 +68,8 @@ class DebianFile(SourceKind):
                 identify_deb, package=debian.package, version=debian.version, architecture=debian.architecture
             ),
         )
+        if what.startswith("firmware "):  # a kernel's or initrd's package has no descriptor for it
+            described = deb_descriptors(deb, debian.file_name, f"{debian.package} {debian.version}")
+            source.found.described = described.describing(debian.path)
+            source.found.read = True
+        return extracted

@@ -4,13 +4,15 @@ The .rpm is downloaded from its own URL, or from a repository root through its
 ``repodata/repomd.xml`` and primary metadata (:mod:`sevref.edge.repo`), pinned by
 ``rpm_sha256`` either way; its header must say the NAME, VERSION-RELEASE and
 ARCH the manifest gives, and the file is streamed out of its cpio payload
-(:mod:`sevref.binfmt.rpm`).
+(:mod:`sevref.binfmt.rpm`). The package's QEMU firmware descriptors are read too
+(:mod:`sevref.edge.descriptors`): the one that names the file is kept in the source's ``found``.
 """
 
 from __future__ import annotations
 
 from sevref.binfmt.archive import Extracted
 from sevref.binfmt.rpm import TAG_ARCH, TAG_NAME, TAG_RELEASE, TAG_VERSION, RpmArchive
+from sevref.edge.descriptors import rpm_descriptors
 from sevref.edge.download import cached, download
 from sevref.edge.repo import locate_rpm
 from sevref.edge.sources.kind import Context, SourceKind
@@ -89,7 +91,7 @@ class RpmFile(SourceKind):
             if url is None:  # pragma: no cover - the schema requires url or mirror
                 raise ConfigError(f"{source.origin}: {what}: an RPM needs url or mirror")
             package = download(url, rpm.rpm_sha256, limit=MAX_RPM_BYTES, cache=context.cache, seconds=context.deadline)
-        return context.packages.read(
+        extracted = context.packages.read(
             package,
             url or rpm.file_name,
             rpm.path,
@@ -98,3 +100,8 @@ class RpmFile(SourceKind):
             open_archive=RpmArchive,
             identify=lambda archive: identify_rpm(archive, rpm),
         )
+        if what.startswith("firmware "):  # a kernel's or initrd's package has no descriptor for it
+            described = rpm_descriptors(package, url or rpm.file_name, f"{rpm.package} {rpm.version}")
+            source.found.described = described.describing(rpm.path)
+            source.found.read = True
+        return extracted
