@@ -56,7 +56,7 @@ def test_make_demo_passes_two_years_after_the_last_commit(tmp_path: Path) -> Non
     again = make_demo(later + timedelta(days=1), tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     state = json.loads((tmp_path / "keys" / "verifier-state.json").read_text())
-    serial = state["streams"]["example-cvm/debian-ovmf/bookworm"]["serial"]
+    serial = state["streams"]["example-cvm/debian-ovmf/debian"]["serial"]
     assert abs(serial - (later + timedelta(days=1)).timestamp()) < 600  # numbered by its (faked) issue time
     # What the README shows of make demo is what it prints, line for line, apart from what a run
     # cannot repeat: its folder, its time, its clock and the demo key made on first use.
@@ -91,7 +91,8 @@ UNREPEATABLE = [
 
 def demo_lines(text: str) -> list[str]:
     """sevref's lines from the build's summary to the verifier's verdict, with what a run cannot repeat replaced."""
-    lines = [line for line in text.splitlines() if not line.startswith(".venv/")]  # the commands make echoes
+    # The commands make echoes, and their continuation lines.
+    lines = [line for line in text.splitlines() if not line.startswith((".venv/", "\t"))]
     start = next(i for i, line in enumerate(lines) if line.startswith("built "))
     end = next(i for i, line in enumerate(lines) if line.startswith("trusted: "))
     shown = lines[start : end + 1]

@@ -149,7 +149,7 @@ def _check_evidence_options(args: argparse.Namespace) -> None:
 
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
-    from sevref.errors import SignatureError, TrustError
+    from sevref.errors import TrustError
     from sevref.match import ReportSignature, firmware_notes
     from sevref.snp import EvidenceError
 
@@ -172,7 +172,7 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
     except TrustError as error:
         print(f"sevref: {error.diagnostic()}", file=sys.stderr)
         return 3
-    except SignatureError as error:
+    except CorimRefused as error:
         print(f"sevref: not accepted: {error.diagnostic()}", file=sys.stderr)
         return 3
     if corim is not None and not args.json:
@@ -191,6 +191,18 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+class CorimRefused(Exception):
+    """``--corim`` names a CoRIM that does not hold against the publication (exit 3, like a report)."""
+
+    def diagnostic(self) -> str:
+        """The reason, in one line.
+
+        Returns:
+            The message.
+        """
+        return str(self)
+
+
 def _corim(args: argparse.Namespace, publication: TrustedPublication) -> str:
     """Check ``--corim`` against the trusted publication; one line saying what was checked."""
     from datetime import UTC, datetime
@@ -198,11 +210,15 @@ def _corim(args: argparse.Namespace, publication: TrustedPublication) -> str:
     from sevref.corim import MAX_CORIM_BYTES
     from sevref.corim.read import check_corim
     from sevref.edge.files import read_bytes
+    from sevref.errors import SignatureError
     from sevref.values import parse_time
 
     at = datetime.now(UTC) if args.at is None else parse_time(args.at)
     data = read_bytes(Path(args.corim), "CoRIM", MAX_CORIM_BYTES)
-    corim = check_corim(data, publication, at, args.corim)
+    try:
+        corim = check_corim(data, publication, at, args.corim)
+    except SignatureError as error:
+        raise CorimRefused(error.diagnostic()) from error
     values = len(corim.values)
     return (
         f"corim: {args.corim} ({corim.id}, profile {corim.profile.uri}) is signed by key {corim.keyid[:16]}... "
