@@ -74,7 +74,9 @@ packages: apt-lists
 # The demo's signing key: made on first use, clearly labelled, and its
 # passphrase is no secret. Real publishers keep their key and passphrase safe.
 DEMO_OUT ?= site
-DEMO_KEYS ?= .cache/demo-key
+# Where downloaded packages and the private apt lists of other suites go (make demo DEMO_CACHE=DIR: an empty DIR times a fresh clone).
+DEMO_CACHE ?= .cache
+DEMO_KEYS ?= $(DEMO_CACHE)/demo-key
 DEMO_KEY := $(DEMO_KEYS)/sevref-DEMO
 DEMO_ENV := SEVREF_KEY_PASSPHRASE=demo-key-passphrase-not-a-secret
 # The demo is issued when make demo runs (and valid for 180 days from then), so a
@@ -91,9 +93,9 @@ demo: dev apt-lists
 	@test -f $(DEMO_KEY).pem || $(DEMO_ENV) $(BIN)/sevref key generate --out $(DEMO_KEY)
 	@test -f $(DEMO_KEYS)/chain/1.dsse.json || $(DEMO_ENV) $(BIN)/sevref key chain --keys $(DEMO_KEYS)/chain \
 		--publisher example-cvm --signing-key $(DEMO_KEY).pem --label "DEMO KEY made by make demo: do not trust"
-	$(DEMO_ENV) $(BIN)/sevref build manifests/*.yaml --out $(DEMO_OUT) --cache .cache $(DEMO_ISSUED) $(DEMO_SERIAL) \
+	$(DEMO_ENV) $(BIN)/sevref build manifests/*.yaml --out $(DEMO_OUT) --cache $(DEMO_CACHE) $(DEMO_ISSUED) $(DEMO_SERIAL) \
 		--signing-key $(DEMO_KEY).pem --keys $(DEMO_KEYS)/chain
-	$(BIN)/sevref verify --publication $(DEMO_OUT) --trusted-key $(DEMO_KEY).pub --publisher example-cvm --product debian-ovmf --stream bookworm \
+	$(BIN)/sevref verify --publication $(DEMO_OUT) --trusted-key $(DEMO_KEY).pub --publisher example-cvm --product debian-ovmf --stream debian \
 		--state $(DEMO_STATE)
 
 ## serve: serve site/ on http://127.0.0.1:8000/ to browse it

@@ -2,7 +2,10 @@
 
 Every input the tests use is made or obtained by the repository itself:
 - Debian's ``ovmf`` package, obtained with sevref's own pipeline
-  (``apt-get download``, pinned by sha256) into ``.cache/``.
+  (``apt-get download``, pinned by sha256) into ``.cache/``; the bundled
+  manifests' packages of other suites (``SUITE_PACKAGES``: trixie's ``ovmf``
+  and cloud kernel, sid's ``ovmf-amdsev``) the same way, through a private apt
+  configuration over the build host's archive (:mod:`sevref.edge.apt`).
 - The generated kernels and initrd (``GENERATED``: formulas and their sha256)
   and the synthetic AmdSevX64-like firmware (``tests/images.py: amdsev_image``,
   pinned in ``SYNTHETIC``), written on demand.
@@ -37,6 +40,7 @@ import pytest
 from sevref.edge.debian import obtain_deb, read_deb_file
 from sevref.edge.keys import generate_key_files
 from sevref.errors import SevrefError
+from sevref.limits import MAX_BOOT_FILE_BYTES
 from sevref.sign import Algorithm
 from tests.images import amdsev_image
 
@@ -54,6 +58,48 @@ OVMF_FILES = {
     "usr/share/ovmf/OVMF.fd": "7b456907dd0786d415999e801a1ac4637b8ed4d7cf5378cfc6edbe5e574dd773",
     "usr/share/OVMF/OVMF_VARS.fd": "6ed987af3a3c155be71665f510eae3e007eda9b8b94afd59d45e91c4a11565cc",  # measured here, not in the research
 }
+
+SUITE_PACKAGES: dict[str, tuple[str, str, str, str, str, str, str]] = {
+    # key: (package, version, architecture, suite, deb sha256, path, file sha256), as manifests/ pins them
+    "trixie-ovmf-code-4m": (
+        "ovmf",
+        "2025.02-8+deb13u1",
+        "all",
+        "trixie",
+        "78e0d54df11fc77406cb7a0bc9a39e5bca6d1cbe06556b91d9a73491c52decdf",
+        "usr/share/OVMF/OVMF_CODE_4M.fd",
+        "624e06de18b4fa535e90db7160d00d3d07d206422b89999bf1e27d920264e4e0",
+    ),
+    "trixie-ovmf-unified": (
+        "ovmf",
+        "2025.02-8+deb13u1",
+        "all",
+        "trixie",
+        "78e0d54df11fc77406cb7a0bc9a39e5bca6d1cbe06556b91d9a73491c52decdf",
+        "usr/share/ovmf/OVMF.fd",
+        "14954040cc754ade0c625ac3470ea46d4c14318b5b1396de4ef77090203d76db",
+    ),
+    "ovmf-amdsev": (
+        "ovmf-amdsev",
+        "2026.08+ds-2",
+        "all",
+        "sid",
+        "92c9b6d15e4eeb371938c3f99080c1a8fc057dfd6bc0509d37f8b615e9edebfb",
+        "usr/share/ovmf/OVMF.amdsev.fd",
+        "3e4fd0b3fe3b2dbe481c3d9e99418a034174f26cbe1f55aa212b0f18c12d2d6f",
+    ),
+    "cloud-kernel": (
+        "linux-image-6.12.117+deb13-cloud-amd64",
+        "6.12.117-1",
+        "amd64",
+        "trixie",
+        "e9893e5295d0549b8852611f12a4b8b5f6cc4b8128dcc2086b9847793b904ab7",
+        "boot/vmlinuz-6.12.117+deb13-cloud-amd64",
+        "ed8f0dbdbefe3994093937f5ee934818ae902b88cb0b6bc423811c10d55b87b0",
+    ),
+}
+"""Files of other Debian suites' packages the bundled manifests use: Debian 13's OVMF, Debian's stateless
+AmdSevX64 build and a real kernel (keys: the manifests' firmware ids, and ``cloud-kernel``)."""
 
 GENERATED: dict[str, tuple[Callable[[int], int], int, str]] = {
     # name: (formula, size, sha256 from research/sev-snp-measure-oracle.md §4.1)
@@ -136,6 +182,35 @@ def unpack_debian_ovmf(cache: Path) -> Path:
     return root
 
 
+def unpack_suite_package(cache: Path, key: str) -> Path:
+    """Obtain one of :data:`SUITE_PACKAGES` with sevref's pipeline and unpack its file.
+
+    Args:
+        cache: the cache folder (``.cache``): the .deb goes to ``debs/``, apt's lists of
+            the suite to ``apt/<suite>/``, the file to ``debian/``.
+        key: which package.
+
+    Returns:
+        The unpacked file.
+
+    Raises:
+        SevrefError: the package cannot be obtained or read.
+        ValueError: the file differs from its pinned sha256.
+    """
+    name, version, architecture, suite, deb_sha256, path, expected = SUITE_PACKAGES[key]
+    target = cache / "debian" / f"{name}_{version}_{architecture}" / path
+    if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == expected:
+        return target
+    deb = obtain_deb(name, version, architecture, bytes.fromhex(deb_sha256), cache / "debs", suite=suite)
+    data, control = read_deb_file(deb, path, limit=MAX_BOOT_FILE_BYTES)
+    found = hashlib.sha256(data).hexdigest()
+    if control["Version"] != version or found != expected:
+        raise ValueError(f"{path}: version {control['Version']}, sha256 {found}; expected {version}, {expected}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target
+
+
 def lay_out_inputs(root: Path, debian: Path) -> Path:
     """Lay out every input of the known-answer vectors under ``root``, where their relative paths resolve.
 
@@ -214,13 +289,34 @@ def debian_ovmf() -> Path:
 
 
 @pytest.fixture(scope="session")
+def suite_files() -> dict[str, Path]:
+    """Every file of :data:`SUITE_PACKAGES`, by key; each package downloaded once a run at most."""
+    try:
+        return {key: unpack_suite_package(CACHE, key) for key in SUITE_PACKAGES}
+    except SevrefError as error:
+        missing(f"Debian packages of other suites: {error.diagnostic()}")
+
+
+@pytest.fixture(scope="session")
+def debian_amdsev(suite_files: dict[str, Path]) -> Path:
+    """Debian's stateless ``OVMF.amdsev.fd`` (sid's ovmf-amdsev 2026.08+ds-2)."""
+    return suite_files["ovmf-amdsev"]
+
+
+@pytest.fixture(scope="session")
+def debian_cloud_kernel(suite_files: dict[str, Path]) -> Path:
+    """``/boot/vmlinuz-6.12.117+deb13-cloud-amd64`` of trixie's cloud kernel package (about 35 MB)."""
+    return suite_files["cloud-kernel"]
+
+
+@pytest.fixture(scope="session")
 def vector_root(tmp_path_factory: pytest.TempPathFactory, debian_ovmf: Path) -> Path:
     """A folder with every input of ``tests/vectors/known-answers.jsonl`` where its relative paths resolve."""
     return lay_out_inputs(tmp_path_factory.mktemp("vectors"), debian_ovmf)
 
 
 @pytest.fixture(scope="session")
-def demo(tmp_path_factory: pytest.TempPathFactory, debian_ovmf: Path) -> Path:
+def demo(tmp_path_factory: pytest.TempPathFactory, debian_ovmf: Path, suite_files: dict[str, Path]) -> Path:
     """The bundled example publication, built from manifests/ with the Debian firmware (unsigned)."""
     out = tmp_path_factory.mktemp("demo") / "site"
     env = {**os.environ, "SOURCE_DATE_EPOCH": "1764115200"}
@@ -235,7 +331,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory, debian_ovmf: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def signed_demo(tmp_path_factory: pytest.TempPathFactory, debian_ovmf: Path) -> tuple[Path, str]:
+def signed_demo(
+    tmp_path_factory: pytest.TempPathFactory, debian_ovmf: Path, suite_files: dict[str, Path]
+) -> tuple[Path, str]:
     """The example publication signed with a fresh key and issued now, as ``make demo`` makes it.
 
     Returns:

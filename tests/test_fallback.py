@@ -168,11 +168,18 @@ POOL = "/archive/debian/20250201T000000Z/pool/main/e/edk2/ovmf_2022.11-6+deb12u2
 def test_the_bundled_manifests_build_the_demo_from_their_fallback_once_apt_has_no_longer_the_version(
     demo: Path, apt_fails: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``make demo`` after the next point release: apt fails, the first fallback is gone, the second serves the .deb."""
+    """``make demo`` after the next point release: apt fails, the first fallback is gone, the second serves the .deb.
+
+    The other suites' packages (trixie.yaml, amdsev.yaml) get fallbacks too, served by their pins.
+    """
     deb = CACHE / "debs" / "ovmf_2022.11-6+deb12u2_all.deb"
     if not deb.is_file():
         missing("Debian's ovmf .deb is not in the cache (make demo)")
     shutil.copytree(REPO / "manifests", tmp_path / "manifests")
+    by_pin = {hashlib.sha256(p.read_bytes()).hexdigest(): p for p in (CACHE / "debs").glob("*.deb")}
+    (tmp_path / "www" / "file").mkdir(parents=True)
+    for pin, path in by_pin.items():
+        shutil.copy(path, tmp_path / "www" / "file" / pin)
     firmware = tmp_path / "manifests" / "firmware.yaml"
     text = firmware.read_text(encoding="utf-8")
     (tmp_path / "www" / POOL.lstrip("/")).parent.mkdir(parents=True)
@@ -185,10 +192,17 @@ def test_the_bundled_manifests_build_the_demo_from_their_fallback_once_apt_has_n
         added, count = pinned.subn(fallback, text)
         assert count == 3, text
         firmware.write_text(added, encoding="utf-8")
+        for other in ("trixie.yaml", "amdsev.yaml"):
+            path = tmp_path / "manifests" / other
+            text = path.read_text(encoding="utf-8")
+            if any(pin not in by_pin for _, pin in pinned.findall(text)):
+                missing(f"a .deb {other} pins is not in the cache (make demo)")
+            path.write_text(pinned.sub(f"\\1deb_sha256: \\2\n\\1fallback: [{url}/file/\\2]", text), encoding="utf-8")
         manifests = sorted(str(p) for p in (tmp_path / "manifests").glob("*.yaml"))
         cache = tmp_path / "cache"
         status, _, err = run(["build", *manifests, "--out", str(tmp_path / "site"), "--cache", str(cache)], capsys)
     assert (status, err) == (0, ""), err
     assert apt_fails.read_text(encoding="utf-8").count("download ovmf=2022.11-6+deb12u2") == 1  # once a package
-    assert [p.name for p in (cache / "sha256").iterdir()] == [hashlib.sha256(deb.read_bytes()).hexdigest()]
+    assert hashlib.sha256(deb.read_bytes()).hexdigest() in [p.name for p in (cache / "sha256").iterdir()]
+    assert len(list((cache / "sha256").iterdir())) == 4  # bookworm's ovmf, trixie's, ovmf-amdsev, the kernel
     assert digests(tmp_path / "site") == digests(demo)

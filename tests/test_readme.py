@@ -236,7 +236,7 @@ sevref: 1
 publication:
   publisher: {{id: example-cvm, name: Example confidential-VM images, contact: security@example.org}}
   product: debian-ovmf
-  stream: bookworm
+  stream: debian
   release: "readme"
   serial: 1
   valid_for_days: 30

@@ -49,4 +49,4 @@ def test_the_release_pipeline_runs_as_written(tmp_path: Path, debian_ovmf: Path)
     assert "read OLD verified (key " in done.stdout and "NEW UNVERIFIED (unsigned)" in done.stdout
     assert "serial: 1 -> 2" in done.stdout
     state = json.loads((tmp_path / "verifier-state.json").read_bytes())
-    assert state["streams"]["example-cvm/debian-ovmf/bookworm"]["serial"] == 2
+    assert state["streams"]["example-cvm/debian-ovmf/debian"]["serial"] == 2

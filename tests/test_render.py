@@ -214,7 +214,7 @@ def test_demo_site_size(demo: Path) -> None:
     pages = [p for p in files if p.suffix == ".html"]
     index = load(demo, "index.json")
     assert len(files) == len(index["files"]) + 1  # unsigned: index.json and what it lists
-    assert len(pages) == index["counts"]["groups"] + 3 + 2  # entry pages, one page per firmware, home, search
+    assert len(pages) == index["counts"]["groups"] + 6 + 2  # entry pages, one page per firmware, home, search
     total = sum(p.stat().st_size for p in files)
     largest = max(pages, key=lambda p: p.stat().st_size)
     assert total < 2_000_000, total

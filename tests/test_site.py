@@ -148,7 +148,7 @@ def test_home_page_verifies_with_no_console_errors_and_no_outside_requests(
     visit: Visit, signed_demo: tuple[Path, str]
 ) -> None:
     assert visit.go("index.html") == "verified", visit.status()
-    assert visit.status().startswith("Verified: release 2022.11-6+deb12u2 (serial 1) is signed by key ")
+    assert visit.status().startswith("Verified: release 2026.12 (serial 1) is signed by key ")
     assert f"signed by key {signed_demo[1]}" in visit.status()
     # The banner says exactly what was checked, and what it cannot rule out.
     assert "the signed index and its key chain (keys/1 to keys/1) check out" in visit.status()
@@ -157,7 +157,7 @@ def test_home_page_verifies_with_no_console_errors_and_no_outside_requests(
     assert "use sevref verify" in visit.status()
     assert visit.errors() == []
     assert visit.requests and all(url.startswith(visit.base) for url in visit.requests), visit.requests
-    assert visit.page.locator("h1").inner_text() == "Expected launch digests: debian-ovmf 2022.11-6+deb12u2"
+    assert visit.page.locator("h1").inner_text() == "Expected launch digests: debian-ovmf 2026.12"
     assert visit.page.locator(f"text={signed_demo[1]}").count() >= 1
 
 
@@ -389,7 +389,7 @@ def after(path: Path, needle: bytes) -> int:
 
 TAMPERING = {
     # what is flipped: (file, where, page to open, what the failure says)
-    "the index": ("index.json", b'"release":"2022.11', "index.html", "index.json differs from the payload"),
+    "the index": ("index.json", b'"release":"2026.', "index.html", "index.json differs from the payload"),
     "the index signature": ("index.dsse.json", b'"sig":"', "index.html", "index.dsse.json"),
     "the key chain": ("keys/1.dsse.json", b'"payload":"', "index.html", "keys/1.dsse.json"),
     "the page itself": ("index.html", b"Expected launch digests", "index.html", "index.html has sha256"),

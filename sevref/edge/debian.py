@@ -1,7 +1,10 @@
 """Debian packages: obtained the way a vendor pipeline does, read without dpkg.
 
 ``apt-get download`` fetches an exact version into a cache, pinned by sha256
-(or the manifest names the .deb's URL or a mirror); the .deb is then read
+(or the manifest names the .deb's URL or a mirror); a package of another
+Debian suite (``suite: trixie``) is downloaded through a private apt
+configuration over the build host's own archive (:mod:`sevref.edge.apt`).
+The .deb is then read
 directly and streamed (ar + tar members, :mod:`sevref.binfmt.deb`, through
 :mod:`sevref.edge.packages`). A pinned version leaves the archive at the next
 point release, so a manifest may name fallback URLs of the same .deb (a
@@ -18,9 +21,11 @@ import shutil
 # apt-get runs with a fixed program and checked arguments (obtain_deb).
 import subprocess  # nosec B404
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 from sevref.binfmt.deb import DebArchive
+from sevref.edge.apt import SuiteApt, suite_apt
 from sevref.edge.download import cached, download
 from sevref.edge.files import file_sha256
 from sevref.edge.packages import PackageFiles
@@ -66,7 +71,13 @@ def fetch_deb(debian: DebianSource, cache: Path, seconds: float) -> Path:
                 raise ConfigError(f"{url}: a package by URL needs deb_sha256")
             return download(url, pin, limit=MAX_DEB_BYTES, cache=cache, seconds=seconds)
         return obtain_deb(
-            debian.package, debian.version, debian.architecture, pin, cache / "debs", advice=not debian.fallback
+            debian.package,
+            debian.version,
+            debian.architecture,
+            pin,
+            cache / "debs",
+            advice=not debian.fallback,
+            suite=debian.suite,
         )
     except DigestMismatchError:
         raise
@@ -91,13 +102,24 @@ def fetch_deb(debian: DebianSource, cache: Path, seconds: float) -> Path:
 
 
 def obtain_deb(
-    name: str, version: str, architecture: str, sha256: bytes | None, cache: Path, *, advice: bool = True
+    name: str,
+    version: str,
+    architecture: str,
+    sha256: bytes | None,
+    cache: Path,
+    *,
+    advice: bool = True,
+    suite: str | None = None,
 ) -> Path:
     """Download a Debian package with ``apt-get download`` into a cache.
 
     A cached file is used when it is there (and matches the pin, if one is
     given); otherwise the package is downloaded into a temporary folder, checked
-    against the pin, and moved into place.
+    against the pin, and moved into place. With ``suite``, apt-get runs under
+    the suite's private configuration (:func:`sevref.edge.apt.suite_apt`, in
+    ``apt/<suite>`` beside ``cache``): its lists are updated first unless they
+    are fresh, and once more when they do not know the version (at most once a
+    run).
 
     Args:
         name: the package name, e.g. ``ovmf``.
@@ -106,13 +128,14 @@ def obtain_deb(
         sha256: the pin of the .deb file, if any.
         cache: the folder that keeps downloaded packages.
         advice: end a failure with what the manifest can do about it (not when it names fallbacks).
+        suite: another Debian suite than the build host's (``trixie``, ``sid``), or None for the host's lists.
 
     Returns:
         The path of the .deb in the cache.
 
     Raises:
-        ConfigError: a name or version that is not one.
-        FetchError: apt-get is missing or fails.
+        ConfigError: a name, version or suite that is not one.
+        FetchError: apt-get is missing or fails, or the host has no Debian archive to take the suite from.
         DigestMismatchError: the .deb does not match the pin.
     """
     for part, label in ((name, "package name"), (version, "package version"), (architecture, "architecture")):
@@ -121,32 +144,56 @@ def obtain_deb(
     target = cache / f"{name}_{version.replace(':', '%3a')}_{architecture}.deb"
     if target.is_file() and (sha256 is None or file_sha256(target, "package") == sha256):
         return target
+    label = f"{name}={version}" + (f" (suite {suite})" if suite is not None else "")
     apt = shutil.which("apt-get")
     if apt is None:
         raise FetchError(
-            f"{name}={version}: apt-get is not installed; expected a Debian-based system"
+            f"{label}: apt-get is not installed; expected a Debian-based system"
             + (f", or {_NEXT_STEP}" if advice else "")
         )
+    private: SuiteApt | None = None
+    if suite is not None:
+        try:
+            private = suite_apt(suite, cache.parent)
+        except FetchError as error:
+            raise FetchError(f"{label}: {error.diagnostic()}" + (f"; or {_NEXT_STEP}" if advice else "")) from error
     cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as folder:
-        run = subprocess.run(  # noqa: S603  # nosec B603
-            [apt, "download", f"{name}={version}"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+    with (
+        private.locked() if private is not None else nullcontext(),
+        tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as folder,
+    ):
+        if private is not None and not private.fresh():
+            private.update(f"{name}={version}")
+        run = _download(apt, name, version, folder, private)
+        if run.returncode != 0 and private is not None and not private.updated_this_run():
+            # Lists reused from an earlier run may predate the version: refresh them once.
+            private.update(f"{name}={version}")
+            run = _download(apt, name, version, folder, private)
         debs = sorted(Path(folder).glob("*.deb"))
         if run.returncode != 0 or len(debs) != 1:
-            problem = _apt_problem(run.stderr, run.returncode, advice)
-            raise FetchError(f"apt-get download {name}={version} failed: {problem}")
+            problem = _apt_problem(run.stderr, run.returncode, advice, suite)
+            raise FetchError(f"apt-get download {label} failed: {problem}")
         if debs[0].name != target.name:
-            raise FetchError(f"apt-get download {name}={version}: got {debs[0].name}; expected {target.name}")
+            raise FetchError(f"apt-get download {label}: got {debs[0].name}; expected {target.name}")
         found = file_sha256(debs[0], "package")
         if sha256 is not None and found != sha256:
             raise DigestMismatchError(f"{debs[0].name}: sha256 is {found.hex()}, expected {sha256.hex()} (the pin)")
         os.replace(debs[0], target)
     return target
+
+
+def _download(
+    apt: str, name: str, version: str, folder: str, private: SuiteApt | None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``apt-get download NAME=VERSION`` in ``folder``, under the suite's configuration if there is one."""
+    return subprocess.run(  # noqa: S603  # nosec B603
+        [apt, "download", f"{name}={version}"],
+        cwd=folder,
+        env=private.env() if private is not None else None,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 _NEXT_STEP = (
@@ -155,10 +202,14 @@ _NEXT_STEP = (
 )
 
 
-def _apt_problem(stderr: str, status: int, advice: bool = True) -> str:
+def _apt_problem(stderr: str, status: int, advice: bool = True, suite: str | None = None) -> str:
     """Say why apt-get download failed, and (with ``advice``) what the manifest can do about it."""
     lines = [line for line in stderr.splitlines() if line.startswith("E:")] or stderr.splitlines()
     said = lines[-1] if lines else f"exit status {status}"
+    if suite is not None:  # lists just updated: the suite itself lacks the version or the package
+        if "was not found" in said or "Unable to locate package" in said:
+            said = f"suite {suite} of the host's Debian archive has no such package version ({said})"
+        return said + (f"; check the version with apt-cache madison, or {_NEXT_STEP}" if advice else "")
     if "was not found" in said:  # E: Version '…' for '…' was not found
         return f"the archive no longer has this version, or apt's lists are another release's ({said})" + (
             f"; {_NEXT_STEP}, or point APT_CONFIG at lists that have it" if advice else ""

@@ -60,6 +60,8 @@ class DebianSource:
     """``file:line:column`` of the ``debian`` mapping in its manifest."""
     fallback: tuple[str, ...] = ()
     """URLs of the same .deb, tried in order when apt-get download, ``url`` or ``mirror`` cannot obtain it."""
+    suite: str | None = None
+    """Another Debian suite (``trixie``, ``sid``) whose lists apt-get download uses (:mod:`sevref.edge.apt`)."""
 
     @property
     def file_name(self) -> str:

@@ -90,6 +90,7 @@ class _Reader:
             source_package=deb.get("source_package"),
             origin=doc.where(pointer + "/debian"),
             fallback=tuple(deb.get("fallback", ())),
+            suite=deb.get("suite"),
         )
         return Source(pin, debian=debian, origin=where)
 

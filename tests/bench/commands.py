@@ -161,7 +161,7 @@ def demo_publication(scratch: Path) -> tuple[list[str], int]:
     built = [sevref, "build", *manifests, "--out", str(site), "--cache", str(CACHE), "--issued", "now", *signing]
     subprocess.run([*built, "--keys", str(chain)], env=env, check=True, capture_output=True)
     argv = [sevref, "verify", "--publication", str(site), "--trusted-key", f"{key}.pub"]
-    argv += ["--publisher", "example-cvm", "--product", "debian-ovmf", "--stream", "bookworm"]
+    argv += ["--publisher", "example-cvm", "--product", "debian-ovmf", "--stream", "debian"]
     return argv, sum(1 for path in site.rglob("*") if path.is_file())
 
 

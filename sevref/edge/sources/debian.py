@@ -1,7 +1,8 @@
 """Source kind ``debian``: a file inside a Debian binary package.
 
 The .deb is downloaded from its own URL or a mirror's pool (pinned by
-``deb_sha256``), or obtained with ``apt-get download``, and else from its
+``deb_sha256``), or obtained with ``apt-get download`` (of another Debian suite
+with ``suite``, through the build host's archive: :mod:`sevref.edge.apt`), and else from its
 ``fallback`` URLs (:func:`sevref.edge.debian.fetch_deb`);
 its control file must name the package, version and architecture the manifest
 gives, and the file is streamed out of ``data.tar`` (:mod:`sevref.binfmt.deb`).
@@ -25,7 +26,7 @@ __all__ = ["DebianFile"]
 
 
 class DebianFile(SourceKind):
-    """``source: {debian: {package, version, architecture, path, url | mirror, deb_sha256, fallback}}``."""
+    """``source: {debian: {package, version, architecture, path, url | mirror | suite, deb_sha256, fallback}}``."""
 
     def origin(self, source: Source) -> str:
         """The position of the ``debian`` mapping.
