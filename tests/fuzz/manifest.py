@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import cast
 
 import yaml
 
@@ -31,9 +32,16 @@ def seeds() -> list[bytes]:
     golden = (GOLDEN / "manifest.yaml").read_bytes()
     base = BASE.replace("FIRMWARE", "inputs/tiny.fd").replace("FWSHA", hashlib.sha256(TINY.read_bytes()).hexdigest())
     base = base.replace("KERNEL", "inputs/vmlinuz").replace("KSHA", "ab" * 32)
-    parts = [path.read_text(encoding="utf-8") for path in sorted((REPO / "manifests").glob("*.yaml"))]
-    example = parts[0] + "".join(part.replace("sevref: 1\n", "") for part in parts[1:])
-    return [golden, json.dumps(yaml.safe_load(golden)).encode(), base.encode(), example.encode()]
+    # The bundled example's files as one manifest: each section's items, file after file.
+    example: dict[str, object] = {}
+    for path in sorted((REPO / "manifests").glob("*.yaml")):
+        for key, value in yaml.safe_load(path.read_text(encoding="utf-8")).items():
+            if isinstance(value, list):
+                cast("list[object]", example.setdefault(key, [])).extend(value)
+            else:
+                example.setdefault(key, value)
+    merged = yaml.safe_dump(example, sort_keys=False, allow_unicode=True)
+    return [golden, json.dumps(yaml.safe_load(golden)).encode(), base.encode(), merged.encode()]
 
 
 def load(data: bytes) -> None:
