@@ -58,7 +58,13 @@ BUILD_SIDE = {
     "sevref.edge.sources",
     "sevref.edge.inputs",
     "sevref.edge.debian",
+    "sevref.edge.apt",
     "sevref.edge.download",
+    "sevref.edge.packages",
+    "sevref.edge.repo",
+    "sevref.edge.descriptors",
+    "sevref.edge.pin",
+    "sevref.excludes",
 }
 VERIFIER_SIDE = {
     "sevref.trust",
@@ -72,6 +78,8 @@ VERIFIER_SIDE = {
     "sevref.edge.fetch",
     "sevref.edge.state",
     "sevref.edge.keys",
+    "sevref.snp",
+    "sevref.corim",
 }
 
 
