@@ -21,6 +21,7 @@ import concurrent.futures
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,8 +69,8 @@ def _path(module: str) -> Path:
     return REPO / (module.replace(".", "/") + ".py")
 
 
-def mutants(module: str) -> list[Mutant]:
-    """Every ``raise TrustError(...)`` of a module, each deleted in turn."""
+def mutants(module: str, errors: frozenset[str] = frozenset({"TrustError"})) -> list[Mutant]:
+    """Every ``raise E(...)`` of a module, for each error ``E`` named, each deleted in turn."""
     source = _path(module).read_text(encoding="utf-8")
     lines = source.splitlines(keepends=True)
     found = []
@@ -78,7 +79,7 @@ def mutants(module: str) -> list[Mutant]:
             isinstance(node, ast.Raise)
             and isinstance(node.exc, ast.Call)
             and isinstance(node.exc.func, ast.Name)
-            and node.exc.func.id == "TrustError"
+            and node.exc.func.id in errors
         ):
             end = node.end_lineno or node.lineno
             indent = lines[node.lineno - 1][: node.col_offset]
@@ -98,12 +99,12 @@ RUNNER = (
 )
 
 
-def survives(mutant: Mutant, folder: Path) -> bool:
-    """Run the verifier's tests against a mutant; True when they all pass (the deletion went unnoticed)."""
+def survives(mutant: Mutant, folder: Path, tests: Sequence[str] = TESTS, deselect: Sequence[str] = DESELECT) -> bool:
+    """Run tests (the verifier's by default) against a mutant; True when they all pass (the deletion went unnoticed)."""
     path = folder / f"{mutant.module}.{mutant.line}.py"
     path.write_text(mutant.source, encoding="utf-8")
-    args = ["-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *TESTS]
-    args += [f"--deselect={test}" for test in DESELECT]
+    args = ["-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *tests]
+    args += [f"--deselect={test}" for test in deselect]
     done = subprocess.run(
         [sys.executable, "-c", RUNNER, mutant.module, str(path), *args],
         cwd=REPO,
