@@ -478,11 +478,14 @@ def _write_corims(tree: Tree, provisional: Index, signer: Signer) -> None:
     """
     files = {ref.path: (ref.sha256, ref.size) for ref in provisional.files}
     written = TrustedPublication(provisional, signer.keyid, 0, None, reader(str(tree.root)), files, verified=False)
+    # The groups are read once for every profile, then dropped: a publication can be large.
+    values = accepted(written, frozenset().union(*(PROFILES[profile].modes for profile in CORIMS.values())))
+    for listed in [p for p in files if p.startswith("groups/")]:
+        written.forget(listed)
     for path, profile in CORIMS.items():
-        if any(item.entries for item in accepted(written, PROFILES[profile].modes)):
-            tree.write(path, corim_bytes(written, signer, profile))
-        for listed in [p for p in files if p.startswith("groups/")]:
-            written.forget(listed)  # a publication can be large: parse its groups again rather than keep them
+        modes = PROFILES[profile].modes
+        if any(item.entries for item in values if item.group.mode in modes):
+            tree.write(path, corim_bytes(written, signer, profile, values))
 
 
 def _write_index(

@@ -54,7 +54,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from sevref.digest import Mode
 from sevref.errors import ConfigError
-from sevref.export import accepted
+from sevref.export import Accepted, accepted
 from sevref.records import GroupRecord
 from sevref.sign import Algorithm, Signer
 from sevref.trust import TrustedPublication
@@ -345,12 +345,16 @@ def _profile(name: str) -> Profile:
         raise ConfigError(f"CoRIM profile {name!r}: expected one of {', '.join(PROFILES)}") from None
 
 
-def unsigned_corim(publication: TrustedPublication, profile: str = DEFAULT_PROFILE) -> bytes:
+def unsigned_corim(
+    publication: TrustedPublication, profile: str = DEFAULT_PROFILE, values: Sequence[Accepted] | None = None
+) -> bytes:
     """The ``#6.501`` CoRIM of a publication's acceptable values under one profile.
 
     Args:
         publication: the trusted publication.
         profile: a name in :data:`PROFILES`.
+        values: what :func:`sevref.export.accepted` gives for the publication
+            (of these or more modes), when the caller has it already; else it is read.
 
     Returns:
         Deterministic CBOR bytes.
@@ -360,7 +364,8 @@ def unsigned_corim(publication: TrustedPublication, profile: str = DEFAULT_PROFI
         TrustError: the publication's files fail their checks.
     """
     chosen = _profile(profile)
-    groups = [a for a in accepted(publication, chosen.modes) if a.entries]
+    every = accepted(publication, chosen.modes) if values is None else values
+    groups = [a for a in every if a.entries and a.group.mode in chosen.modes]
     if not groups:
         modes = ", ".join(sorted(str(m) for m in chosen.modes))
         raise ConfigError(f"export corim --corim-profile {chosen.name}: the publication has no active {modes} entries")
@@ -389,13 +394,19 @@ def _sig_structure(protected: bytes, payload: bytes) -> bytes:
     return deterministic(["Signature1", protected, b"", payload])
 
 
-def corim_bytes(publication: TrustedPublication, signer: Signer, profile: str = DEFAULT_PROFILE) -> bytes:
+def corim_bytes(
+    publication: TrustedPublication,
+    signer: Signer,
+    profile: str = DEFAULT_PROFILE,
+    values: Sequence[Accepted] | None = None,
+) -> bytes:
     """The signed CoRIM (``#6.18`` COSE_Sign1) of a publication's acceptable values.
 
     Args:
         publication: the trusted publication.
         signer: the key that signed the publication (a key file or a token).
         profile: a name in :data:`PROFILES`.
+        values: see :func:`unsigned_corim`.
 
     Returns:
         Deterministic bytes: the same publication and key file give the same
@@ -409,7 +420,7 @@ def corim_bytes(publication: TrustedPublication, signer: Signer, profile: str = 
         raise ConfigError(
             f"export corim: signing key {signer.keyid}; expected the key that signed the publication, {publication.keyid}"
         )
-    payload = unsigned_corim(publication, profile)
+    payload = unsigned_corim(publication, profile, values)
     index = publication.index
     signer_map: dict[int, Any] = {0: index.publisher_name}
     if index.url is not None:
