@@ -115,9 +115,12 @@ def write(folder: Path, scale: int = 1) -> list[Path]:
         ),
     ]
     for ident, (path, digest) in DEBIAN.items():
+        # As manifests/firmware.yaml states it: Debian 12's descriptor for OVMF_CODE_4M.fd lists amd-sev only,
+        # though the image boots SEV-ES guests; the publisher vouches for that mode itself.
+        beyond = ", modes_beyond_descriptor: [sev-es]" if path.endswith("OVMF_CODE_4M.fd") else ""
         lines.append(
             f"  - {{id: {ident}, source: {{sha256: {digest}, debian: {{package: ovmf, version: 2022.11-6+deb12u2, "
-            f"deb_sha256: {DEB}, path: {path}}}}}}}"
+            f"deb_sha256: {DEB}, path: {path}}}}}{beyond}}}"
         )
     lines += [
         "host_stacks:",
