@@ -9,7 +9,6 @@ from importlib import import_module
 TYPE_CHECKING = False  # typing costs milliseconds at startup; mypy reads this name as typing's
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from pathlib import Path
     from typing import Any, NoReturn
 
     from sevref.sign import KeySigner
@@ -314,26 +313,3 @@ def size(count: int) -> str:
             return f"{count} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} GiB"
-
-
-def read_tik(path: Path) -> bytes:
-    """Read a TIK file: 16 bytes, or 32 bytes TEK || TIK.
-
-    Args:
-        path: the file.
-
-    Returns:
-        The 16-byte TIK.
-
-    Raises:
-        SevrefError: unreadable, or another size.
-    """
-    from sevref.digest import tik_from_bytes
-    from sevref.edge.files import read_bytes
-    from sevref.errors import ConfigError
-    from sevref.limits import MAX_TIK_FILE_BYTES
-
-    try:
-        return tik_from_bytes(read_bytes(path, "TIK file", MAX_TIK_FILE_BYTES))
-    except ConfigError as error:
-        raise ConfigError(f"TIK file {path}: {error.diagnostic()}") from error

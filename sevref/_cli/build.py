@@ -116,9 +116,7 @@ def _deadline(args: argparse.Namespace) -> float:
 
 
 def _build(args: argparse.Namespace, out: TextIO) -> int:
-    from sevref.edge.keys import read_chain
-    from sevref.errors import ConfigError
-    from sevref.pipeline import build
+    from sevref.api import build
 
     if args.jobs is not None and args.jobs < 1:
         raise Usage(f"--jobs: expected 1 or more, found {args.jobs}")
@@ -126,47 +124,34 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
         raise Usage(f"--serial: expected 1 or more, found {args.serial}")
     if args.allow_removal and args.previous is None:
         raise Usage("--allow-removal goes with --previous")
-    keys = read_chain(Path(args.keys)) if args.keys else []
-    if args.keys and not keys:
-        raise ConfigError(f"--keys {args.keys}: no 1.dsse.json; start a chain with sevref key chain")
-    previous = None
-    if args.previous is not None:
-        from sevref.errors import TrustError
-        from sevref.verifier import previous_release, read_release, snapshot
-
-        try:
-            # With the publisher's key chain, the release this one follows is verified against it;
-            # without one (an unsigned build, signed later) it is read as it is, and the summary says so.
-            previous = snapshot(previous_release(args.previous, keys) if keys else read_release(args.previous))
-        except TrustError as error:
-            raise ConfigError(f"--previous {args.previous}: {error.diagnostic()}") from error
     # A key on a token is opened (and its PIN checked) before anything is computed or forked.
     with opened_signer(args) as signer:
-        summary = build(
-            [Path(p) for p in args.manifests],
-            Path(args.out),
+        built = build(
+            args.manifests,
+            args.out,
             cache=_cache(args),
-            jobs=args.jobs,
-            max_entries=args.max_entries,
+            signer=signer,
+            keys=args.keys,
             issued=args.issued,
             serial=args.serial,
-            progress=sys.stderr,
-            signer=signer,
-            keys=keys,
-            allow=[Path(folder) for folder in args.allow_path],
-            download_seconds=_deadline(args),
-            previous=previous,
+            previous=args.previous,
             allow_removal=args.allow_removal,
+            jobs=args.jobs,
+            max_entries=args.max_entries,
+            allow=args.allow_path,
+            download_seconds=_deadline(args),
+            progress=sys.stderr,
         )
+    summary = built.summary
     for shadow in summary.shadows:
         print(f"sevref: warning: {shadow.describe()}", file=sys.stderr)
     _print_summary(summary, out)
-    if previous is not None:
-        before = previous.index.release
+    if built.previous is not None:
+        before = built.previous.index.release
         print(
-            f"  follows serial {before.serial} (index.json sha256 {previous.index_sha256}, "
-            f"{'verified against --keys' if keys else 'read UNVERIFIED: no --keys'}); what changed is in "
-            "changes.json and changes.html (sevref diff shows it)",
+            f"  follows serial {before.serial} (index.json sha256 {built.previous.index_sha256}, "
+            f"{'verified against --keys' if built.previous_verified else 'read UNVERIFIED: no --keys'}); what changed "
+            "is in changes.json and changes.html (sevref diff shows it)",
             file=out,
         )
     return 0

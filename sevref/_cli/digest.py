@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from sevref._cli._common import Usage, read_tik
+from sevref._cli._common import Usage
 
 if TYPE_CHECKING:
     from sevref._cli._common import Commands
@@ -70,7 +70,7 @@ def _flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def _values(args: argparse.Namespace) -> dict[str, object]:
+def _values(args: argparse.Namespace) -> dict[str, Any]:
     """The configuration the options give, under the batch keys (the CPU trio folded into a signature)."""
     from sevref.binfmt.vmsa import cpu_signature
 
@@ -82,15 +82,14 @@ def _values(args: argparse.Namespace) -> dict[str, object]:
         raise Usage("--cpu-family, --cpu-model and --cpu-stepping go together")
     if args.mode is None or args.firmware is None:
         raise Usage("--mode and --firmware are required (or --batch FILE)")
-    values: dict[str, object] = {option.key: getattr(args, option.key) for option in OPTIONS if option.batch}
+    values: dict[str, Any] = {option.key: getattr(args, option.key) for option in OPTIONS if option.batch}
     if args.cpu_family is not None:
         values["cpu_signature"] = cpu_signature(args.cpu_family, args.cpu_model, args.cpu_stepping)
     return values
 
 
 def _digest(args: argparse.Namespace, out: TextIO) -> int:
-    from sevref.edge.inputs import Inputs, compute_digests
-    from sevref.request import request_from_mapping
+    from sevref.api import digest
     from sevref.serialize import json_line
 
     given = [option.key for option in OPTIONS if getattr(args, option.key) is not None]
@@ -100,24 +99,21 @@ def _digest(args: argparse.Namespace, out: TextIO) -> int:
                 f"--batch takes the configuration from its lines; drop {_flag(given[0]) if given else '--json'}"
             )
         return _digest_batch(args.batch, out)
-    request = request_from_mapping(_values(args), Path(), _flag)
-    inputs = Inputs()
-    digest = compute_digests([request], inputs)[0].unwrap()
+    values = _values(args)
+    result = digest(values.pop("mode"), values.pop("firmware"), names=_flag, **values)
     if not args.json:
-        print(digest.hex(), file=out)
+        print(result.hex(), file=out)
         return 0
-    firmware = inputs.firmware(request.firmware, request.firmware_sha256)
-    boot = inputs.boot(request)
-    config = request.to_dict()
-    config["firmware_sha256"] = firmware.sha256.hex()
-    eip = firmware.info.sev_es_reset_eip
+    config = result.request.to_dict()
+    config["firmware_sha256"] = result.firmware_sha256.hex()
+    eip = result.ap_reset_eip
     measured = {
-        "firmware_size": firmware.info.size,
+        "firmware_size": result.firmware_size,
         "ap_reset_eip": None if eip is None else f"{eip:#x}",
-        "kernel_sha256": None if boot is None else boot.kernel_sha256.hex(),
-        "initrd_sha256": None if boot is None or boot.initrd_sha256 is None else boot.initrd_sha256.hex(),
+        "kernel_sha256": None if result.kernel_sha256 is None else result.kernel_sha256.hex(),
+        "initrd_sha256": None if result.initrd_sha256 is None else result.initrd_sha256.hex(),
     }
-    print(json_line({"digest": digest.hex(), "config": config, "inputs": measured}), file=out)
+    print(json_line({"digest": result.hex(), "config": config, "inputs": measured}), file=out)
     return 0
 
 
@@ -168,6 +164,8 @@ def _measurement(args: argparse.Namespace, out: TextIO) -> int:
 
     digest = parse_sha256(args.digest, "--digest")
     inputs = LaunchMeasureInputs(args.api_major, args.api_minor, args.build, parse_hex(args.policy, "--policy", 32))
+    from sevref.edge.files import read_tik
+
     tik = read_tik(Path(args.tik))
     if args.check is not None:
         blob_measurement, nonce = parse_launch_measure_blob(args.check)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from sevref._cli._common import Usage
@@ -48,21 +47,12 @@ def register(commands: Commands) -> None:
 
 
 def _sign(args: argparse.Namespace, out: TextIO) -> int:
-    from sevref.edge.keys import read_chain
-    from sevref.errors import ConfigError
-    from sevref.pipeline import sign
-    from sevref.values import parse_hex_bytes
+    from sevref.api import sign
 
-    pin = None
-    if args.index_sha256 is not None:
-        pin = parse_hex_bytes(args.index_sha256.lower(), "--index-sha256", 32).hex()
-    keys = read_chain(Path(args.keys)) if args.keys else []
-    if args.keys and not keys:
-        raise ConfigError(f"--keys {args.keys}: no 1.dsse.json; start a chain with sevref key chain")
     with opened_signer(args) as signer:
         if signer is None:  # pragma: no cover - argparse requires a key
             raise Usage("give --signing-key or --pkcs11")
-        summary = sign(Path(args.folder), signer, keys=keys, resign=args.resign, index_sha256=pin)
+        summary = sign(args.folder, signer, keys=args.keys, resign=args.resign, index_sha256=args.index_sha256)
     print(
         f"signed {summary.out} with key {summary.keyid} (keys/{summary.keys_version}): {summary.files} files; "
         f"index.json sha256 {summary.previous_index_sha256} before, {summary.index_sha256} now",

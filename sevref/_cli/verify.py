@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from sevref._cli._common import Usage, add_trust_options, read_tik, trusted
+from sevref._cli._common import Usage, add_trust_options, fetch_limits
 
 if TYPE_CHECKING:
     from sevref._cli._common import Commands
-    from sevref.match import Match, ReportSignature
-    from sevref.snp.products import Product
-    from sevref.snp.validate import Acceptance
-    from sevref.snp.verify import RootProvider, Roots
-    from sevref.trust import TrustedPublication
+    from sevref.api import Evidence, Verdict
+    from sevref.match import Match
 
 
 def register(commands: Commands) -> None:
@@ -149,137 +145,72 @@ def _check_evidence_options(args: argparse.Namespace) -> None:
 
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
+    from sevref.api import CorimRefused, verify
     from sevref.errors import TrustError
-    from sevref.match import ReportSignature, firmware_notes
-    from sevref.snp import EvidenceError
+    from sevref.values import parse_duration, parse_time
 
     _check_evidence_options(args)
-    _acceptance(args)  # a bad --min-tcb is a one-line error before anything is fetched
+    evidence = _evidence(args)  # a bad --min-tcb is a one-line error before anything is fetched
+    timeout, deadline = fetch_limits(args)
     try:
-        signature = _report_signature(args)
-    except EvidenceError as error:
-        if args.json:
-            _print_refused_report(error.diagnostic(), out)
-        print(f"sevref: not accepted: {error.diagnostic()}", file=sys.stderr)
-        return 3
-    if signature is None:
-        signature = ReportSignature.unchecked(_evidence_kind(args), args.skip_report_signature)
-    try:
-        publication = trusted(args, not args.only_needed)
-        matches, what = _match(args, publication, signature)
-        matches = firmware_notes(matches, args.require_stateless)
-        corim = None if args.corim is None else _corim(args, publication)
+        verdict = verify(
+            args.publication,
+            trusted_keys=args.trusted_key,
+            publisher=args.publisher,
+            product=args.product,
+            stream=args.stream,
+            evidence=evidence,
+            at=None if args.at is None else parse_time(args.at),
+            state=args.state,
+            check_all_files=not args.only_needed,
+            timeout=timeout,
+            deadline=deadline,
+            require_timestamp=args.require_timestamp,
+            max_age=None if args.max_age is None else parse_duration(args.max_age, "--max-age"),
+            require_stateless=args.require_stateless,
+            corim=args.corim,
+        )
     except TrustError as error:
         print(f"sevref: {error.diagnostic()}", file=sys.stderr)
         return 3
     except CorimRefused as error:
         print(f"sevref: not accepted: {error.diagnostic()}", file=sys.stderr)
         return 3
-    if corim is not None and not args.json:
-        print(corim, file=out)
-    acceptable = [m for m in matches if m.acceptable]
-    if args.json:
-        _print_json(publication, matches, what, signature, out, corim)
+    if verdict.publication is None:  # the report was refused before the publication was read
+        if args.json:
+            _print_refused_report(verdict.refused or "", out)
     else:
-        _print_text(publication, matches, signature, out)
-    if what is not None and not acceptable:
-        problem = "matches no published entry" if not matches else f"matches {len(matches)} entries, each refused"
-        if signature is not None and signature.blocking:
-            problem += " (the report's signature was not checked: give --vcek or --report-certs)"
-        print(f"sevref: no match: {what} {problem}", file=sys.stderr)
-        return 1
-    return 0
+        if verdict.corim is not None and not args.json:
+            print(verdict.corim, file=out)
+        if args.json:
+            _print_json(verdict, out)
+        else:
+            _print_text(verdict, out)
+    if verdict.reason is not None:
+        print(f"sevref: {verdict.reason}", file=sys.stderr)
+    return verdict.status
 
 
-class CorimRefused(Exception):
-    """``--corim`` names a CoRIM that does not hold against the publication (exit 3, like a report)."""
-
-    def diagnostic(self) -> str:
-        """The reason, in one line.
-
-        Returns:
-            The message.
-        """
-        return str(self)
-
-
-def _corim(args: argparse.Namespace, publication: TrustedPublication) -> str:
-    """Check ``--corim`` against the trusted publication; one line saying what was checked."""
-    from datetime import UTC, datetime
-
-    from sevref.corim import MAX_CORIM_BYTES
-    from sevref.corim.read import check_corim
-    from sevref.edge.files import read_bytes
-    from sevref.errors import SignatureError
-    from sevref.values import parse_time
-
-    at = datetime.now(UTC) if args.at is None else parse_time(args.at)
-    data = read_bytes(Path(args.corim), "CoRIM", MAX_CORIM_BYTES)
-    try:
-        corim = check_corim(data, publication, at, args.corim)
-    except SignatureError as error:
-        raise CorimRefused(error.diagnostic()) from error
-    values = len(corim.values)
-    return (
-        f"corim: {args.corim} ({corim.id}, profile {corim.profile.uri}) is signed by key {corim.keyid[:16]}... "
-        f"of this publisher; its {len(corim.digests())} digests ({values} reference value{'s' if values != 1 else ''}) "
-        "are all accepted by this release"
-    )
-
-
-def _acceptance(args: argparse.Namespace) -> Acceptance:
+def _evidence(args: argparse.Namespace) -> Evidence | None:
+    """The evidence the options give, as the API takes it."""
+    from sevref.api import LaunchMeasurement, SnpMeasurement, SnpReport
+    from sevref.digest import LaunchMeasureInputs
     from sevref.snp.validate import Acceptance, parse_min_tcb
+    from sevref.values import parse_hex
 
-    if args.min_tcb is None:
-        return Acceptance(allow_debug=args.allow_debug, allow_migration=args.allow_migration)
-    return Acceptance(args.allow_debug, args.allow_migration, parse_min_tcb(args.min_tcb))
-
-
-def _report_signature(args: argparse.Namespace) -> ReportSignature | None:
-    """Check the report's signature when a VCEK or the report's certificates are given; None otherwise."""
-    from datetime import UTC, datetime
-
-    from sevref.edge.files import read_bytes
-    from sevref.limits import MAX_REPORT_FILE_BYTES
-    from sevref.match import ReportSignature
-    from sevref.snp.verify import verify_report
-    from sevref.values import parse_time
-
-    if args.snp_report is None or not (args.vcek or args.report_certs):
-        return None
-    report = read_bytes(Path(args.snp_report), "attestation report", MAX_REPORT_FILE_BYTES)
-    if args.vcek is not None:
-        endorsement = read_bytes(Path(args.vcek), "--vcek", MAX_REPORT_FILE_BYTES)
-        what = f"--vcek {args.vcek}"
-    else:
-        from sevref.snp.verify import endorsement_from_table
-
-        table = read_bytes(Path(args.report_certs), "--report-certs", MAX_REPORT_FILE_BYTES)
-        what = f"--report-certs {args.report_certs}"
-        endorsement = endorsement_from_table(table, report, what)
-    at = datetime.now(UTC) if args.at is None else parse_time(args.at)
-    verified = verify_report(report, endorsement, what, _root_provider(args), at)
-    return ReportSignature.checked(verified)
-
-
-def _root_provider(args: argparse.Namespace) -> RootProvider:
-    """The roots: the --amd-root file for every product, or AMD's built-in file of the product."""
-    from sevref._resources import resource
-    from sevref.edge.files import read_bytes
-    from sevref.snp.verify import load_roots
-    from sevref.snp.x509 import MAX_CERTIFICATE_BYTES
-
-    limit = 4 * MAX_CERTIFICATE_BYTES
-    if args.amd_root is not None:
-        given = load_roots(read_bytes(Path(args.amd_root), "--amd-root", limit), f"--amd-root {args.amd_root}")
-        return lambda _product, _key: given
-
-    def builtin(product: Product, key: int) -> Roots:
-        name = product.roots(key)
-        data = read_bytes(resource("snp", "roots", name), "AMD's built-in roots", limit)
-        return load_roots(data, f"AMD's built-in {product.name} roots ({name})")
-
-    return builtin
+    if args.snp_report is not None:
+        acceptance = Acceptance(args.allow_debug, args.allow_migration)
+        if args.min_tcb is not None:
+            acceptance = Acceptance(args.allow_debug, args.allow_migration, parse_min_tcb(args.min_tcb))
+        return SnpReport(
+            args.snp_report, args.vcek, args.report_certs, args.amd_root, args.skip_report_signature, acceptance
+        )
+    if args.snp_measurement is not None:
+        return SnpMeasurement(args.snp_measurement)
+    if args.launch_measurement is not None:
+        inputs = LaunchMeasureInputs(args.api_major, args.api_minor, args.build, parse_hex(args.policy, "--policy", 32))
+        return LaunchMeasurement(args.launch_measurement, args.tik, inputs, args.firmware, args.vcpus)
+    return None
 
 
 def _print_refused_report(diagnostic: str, out: TextIO) -> None:
@@ -296,24 +227,13 @@ def _print_refused_report(diagnostic: str, out: TextIO) -> None:
     print(json_line(document), file=out)
 
 
-def _evidence_kind(args: argparse.Namespace) -> str:
-    for option in ("snp_report", "snp_measurement", "launch_measurement"):
-        if getattr(args, option) is not None:
-            return option.replace("_", "-")
-    return "none"
-
-
-def _print_json(
-    publication: TrustedPublication,
-    matches: list[Match],
-    what: str | None,
-    signature: ReportSignature | None,
-    out: TextIO,
-    corim: str | None = None,
-) -> None:
+def _print_json(verdict: Verdict, out: TextIO) -> None:
     from sevref.serialize import json_line
     from sevref.values import format_time
 
+    publication, matches, what, signature = verdict.publication, verdict.matches, verdict.evidence, verdict.signature
+    if publication is None:  # pragma: no cover - _verify prints a refused report itself
+        raise ValueError("no publication")
     index = publication.index
     release = index.release
     summary = {
@@ -336,25 +256,25 @@ def _print_json(
         "previous": None if index.previous is None else index.previous.to_dict(),
         "history_gap": publication.history_gap,
     }
-    verdict = "trusted" if what is None else ("match" if any(m.acceptable for m in matches) else "no match")
     document = {
         "publication": summary,
-        "verdict": verdict,
+        "verdict": "trusted" if what is None else ("match" if any(m.acceptable for m in matches) else "no match"),
         "evidence": what,
         "report_signature": None if signature is None else signature.to_json(),
-        "corim": corim,
+        "corim": verdict.corim,
         "report_signer": None if signature is None or signature.verified is None else signature.verified.to_dict(),
         "matches": [m.to_dict() for m in matches],
     }
     print(json_line(document), file=out)
 
 
-def _print_text(
-    publication: TrustedPublication, matches: list[Match], signature: ReportSignature | None, out: TextIO
-) -> None:
+def _print_text(verdict: Verdict, out: TextIO) -> None:
     from sevref.errors import printable
     from sevref.values import format_time
 
+    publication, matches, signature = verdict.publication, verdict.matches, verdict.signature
+    if publication is None:  # pragma: no cover - _verify prints a refused report itself
+        raise ValueError("no publication")
     index = publication.index
     release = index.release
     fresh = publication.timestamp
@@ -388,36 +308,3 @@ def _describe(match: Match) -> str:
     if g.boot:
         words.append(f"boot {g.boot}")
     return f"{'match' if match.acceptable else 'refused'}: {' '.join(words)} [{match.state.status}]"
-
-
-def _match(
-    args: argparse.Namespace, publication: TrustedPublication, signature: ReportSignature | None
-) -> tuple[list[Match], str | None]:
-    from sevref.binfmt.report import parse_report
-    from sevref.digest import LaunchMeasureInputs, parse_launch_measure_blob
-    from sevref.edge.files import read_bytes
-    from sevref.limits import MAX_REPORT_FILE_BYTES
-    from sevref.match import lookup_digest, scan_launch_measurement, snp_notes
-    from sevref.values import parse_hex, parse_hex_bytes
-
-    if args.snp_report is not None:
-        report = parse_report(read_bytes(Path(args.snp_report), "attestation report", MAX_REPORT_FILE_BYTES))
-        digest = bytes(report.measurement).hex()
-        verified = None if signature is None else signature.verified
-        turin = None if verified is None else verified.product.turin_tcb
-        matches = snp_notes(lookup_digest(publication, digest), report, _acceptance(args), turin)
-        if signature is not None and signature.blocking:
-            matches = [m.with_notes([(signature.note, True)]) for m in matches]
-        return matches, f"the SEV-SNP report's measurement {digest}"
-    if args.snp_measurement is not None:
-        digest = parse_hex_bytes(args.snp_measurement.lower(), "--snp-measurement", 48).hex()
-        return lookup_digest(publication, digest), f"the SEV-SNP measurement {digest}"
-    if args.launch_measurement is not None:
-        measurement, nonce = parse_launch_measure_blob(args.launch_measurement)
-        inputs = LaunchMeasureInputs(args.api_major, args.api_minor, args.build, parse_hex(args.policy, "--policy", 32))
-        tik = read_tik(Path(args.tik))
-        matches, tried = scan_launch_measurement(
-            publication, measurement, nonce, inputs, tik, firmware=args.firmware, vcpus=args.vcpus
-        )
-        return matches, f"the launch measurement (tried against {tried} SEV/SEV-ES candidates)"
-    return [], None

@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sevref.digest import tik_from_bytes
 from sevref.errors import ConfigError, FetchError
+from sevref.limits import MAX_TIK_FILE_BYTES
 
 __all__ = [
     "check_out",
@@ -25,6 +27,7 @@ __all__ = [
     "install",
     "locked_scratch",
     "read_bytes",
+    "read_tik",
     "write_atomic",
     "write_new",
     "write_private",
@@ -286,3 +289,21 @@ def install(scratch: Path, out: Path) -> None:
     os.rename(out, old)
     os.rename(scratch, out)
     os.rename(old, scratch)
+
+
+def read_tik(path: Path) -> bytes:
+    """Read a TIK file: 16 bytes, or 32 bytes TEK || TIK.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The 16-byte TIK.
+
+    Raises:
+        SevrefError: unreadable, or another size.
+    """
+    try:
+        return tik_from_bytes(read_bytes(path, "TIK file", MAX_TIK_FILE_BYTES))
+    except ConfigError as error:
+        raise ConfigError(f"TIK file {path}: {error.diagnostic()}") from error

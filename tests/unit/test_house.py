@@ -30,8 +30,16 @@ PACKAGE = REPO / "sevref"
 MAX_MODULE_LINES = 700
 MAX_FUNCTION_LINES = 80
 
-EDGE = {"sevref.edge", "sevref.pipeline", "sevref.verifier", "sevref.freshness", "sevref._cli", "sevref.__main__"}
-"""Prefixes of the modules that may do I/O: the edge, the three compositions and the command line."""
+EDGE = {
+    "sevref.edge",
+    "sevref.pipeline",
+    "sevref.verifier",
+    "sevref.freshness",
+    "sevref.api",
+    "sevref._cli",
+    "sevref.__main__",
+}
+"""Prefixes of the modules that may do I/O: the edge, the three compositions, the API over them and the command line."""
 OS_MODULES = {
     "os",
     "subprocess",
