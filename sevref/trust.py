@@ -185,8 +185,7 @@ class TrustedPublication:
             raise TrustError(Check.INTEGRITY, f"{path}: expected a JSON file of the publication")
         if path not in self._cache:
             value = _checked(self.fetch, path, self.files, self.index.release)[1]
-            _check_schema(path, value)
-            self._cache[path] = value
+            self._cache[path] = _check_schema(path, value)
         return self._cache[path]
 
     def forget(self, path: str) -> None:
@@ -436,9 +435,9 @@ def _index(fetch: Fetch, payload: bytes) -> tuple[bytes, Index]:
         raise TrustError(Check.INTEGRITY, "index.json differs from the payload of index.dsse.json")
     data = _json(payload, "index.json")
     try:
-        check_document("index", data, "index.json")
+        read = check_document("index", data, "index.json")
         canonical_form = canonical(data)
-        index = Index.from_dict(data)
+        index = Index.from_dict(read)
     except (LayoutError, SignatureError, ConfigError) as error:  # ConfigError: a time that is no date
         raise TrustError(Check.INTEGRITY, error.diagnostic()) from error
     if canonical_form != payload:
@@ -572,8 +571,7 @@ def open_unverified(fetch: Fetch) -> TrustedPublication:
         raise TrustError(Check.FETCH, f"no index.json: {error.diagnostic()}") from error
     value = _json(data, "index.json")
     try:
-        check_document("index", value, "index.json")
-        index = Index.from_dict(value)
+        index = Index.from_dict(check_document("index", value, "index.json"))
     except (LayoutError, SignatureError, ConfigError) as error:
         raise TrustError(Check.INTEGRITY, error.diagnostic()) from error
     files = {f.path: (f.sha256, f.size) for f in index.files}
@@ -585,17 +583,18 @@ def open_unverified(fetch: Fetch) -> TrustedPublication:
 # --------------------------------------------------------------------------- 7. integrity
 
 
-def _check_schema(path: str, value: Any) -> None:
-    """Hold a published JSON file of a kind that has a schema to it.
+def _check_schema(path: str, value: Any) -> Any:
+    """Hold a published JSON file of a kind that has a schema to it; the file as this sevref reads it.
 
     The signature says who wrote a file, not that it is well formed.
     """
     kind = schema_of(path)
-    if kind is not None:
-        try:
-            check_document(kind, value, path)
-        except LayoutError as error:
-            raise TrustError(Check.INTEGRITY, error.diagnostic()) from error
+    if kind is None:
+        return value
+    try:
+        return check_document(kind, value, path)
+    except LayoutError as error:
+        raise TrustError(Check.INTEGRITY, error.diagnostic()) from error
 
 
 def _signature(fetch: Fetch, path: str) -> bytes:
@@ -613,9 +612,9 @@ def _check_everything(publication: TrustedPublication, key: PublicKey, index_jso
             data = index_json
         else:
             data, value = _checked(fetch, path, publication.files, publication.index.release)
-            _check_schema(path, value)  # parsed values are not kept: a publication can be large
+            read = _check_schema(path, value)  # parsed values are not kept: a publication can be large
             if path == "changes.json":
-                changes = Changes.from_dict(value)
+                changes = Changes.from_dict(read)
         if not signed_beside(path):
             continue  # pages and assets have no .sig: the signed index pins them
         if not verify_file(key, data, _signature(fetch, path)):
@@ -626,15 +625,18 @@ def _check_everything(publication: TrustedPublication, key: PublicKey, index_jso
     _check_statement(publication, key, index_json)
 
 
-def _predicate(index: Index, index_sha256: str) -> dict[str, object]:
-    """The release predicate sevref writes for an index (``edge/publish.sign_publication``)."""
+def _predicate(index: Index, index_sha256: str, counts: object) -> dict[str, object]:
+    """The release predicate sevref writes for an index (``edge/publish.sign_publication``).
+
+    ``counts`` is the index's own, as served: an index of a newer minor may count more than this sevref knows.
+    """
     data = index.to_dict()
     return {
         "release": index.release.to_dict(),
         "issued": data["issued"],
         "expires": data["expires"],
         "index": {"path": "index.json", "sha256": index_sha256},
-        "counts": index.counts.to_dict(),
+        "counts": counts,
         "calculator": f"sevref {index.sevref}",
     }
 
@@ -661,7 +663,8 @@ def _check_statement(publication: TrustedPublication, key: PublicKey, index_json
             f"{path}: _type {statement.get('_type')!r} and predicateType {statement.get('predicateType')!r}; "
             f"expected {STATEMENT_TYPE!r} and {PREDICATE_TYPE!r}",
         )
-    if statement.get("predicate") != _predicate(publication.index, publication.index_sha256):
+    counts = _json(index_json, "index.json")["counts"]  # the signed index, checked before: its counts as served
+    if statement.get("predicate") != _predicate(publication.index, publication.index_sha256, counts):
         raise TrustError(Check.INTEGRITY, f"{path}: the predicate does not state this release and its index")
 
 

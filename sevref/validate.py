@@ -30,11 +30,12 @@ from typing import Any
 import jsonschema
 from referencing import Registry, Resource
 
+from sevref import __version__
 from sevref._resources import resource
 from sevref.digest import MAX_VCPUS
 from sevref.errors import LayoutError
 from sevref.ids import ENTRY_ID
-from sevref.records._common import SCHEMAS
+from sevref.records._common import SCHEMA_IDS, VERSIONS, schema_version
 from sevref.values import show
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "check_written",
     "describe_error",
     "exception_problem",
+    "known_only",
     "validator",
 ]
 
@@ -308,7 +310,11 @@ def validator(kind: str) -> jsonschema.Draft202012Validator:
         patterns as ECMA-262 does.
     """
     registry = _registry()
-    uri = f"{SCHEMAS['groups']}#/$defs/group" if kind == "group" else SCHEMAS.get(kind, f"urn:sevref:schema:{kind}:1")
+    uri = (
+        f"{SCHEMA_IDS['groups']}#/$defs/group"
+        if kind == "group"
+        else SCHEMA_IDS.get(kind, f"urn:sevref:schema:{kind}:1")
+    )
     strict: jsonschema.Draft202012Validator = _Strict(_inline({"$ref": uri}, "", registry))
     return strict
 
@@ -449,8 +455,13 @@ def _check(kind: str, data: Mapping[str, Any], what: str, written: bytes | None 
                 raise LayoutError(f"{what}: /configurations/{index}{problem}")
 
 
-def check_document(kind: str, data: Mapping[str, Any], what: str, written: bytes | None = None) -> None:
-    """Check a whole published file against its schema.
+def check_document(kind: str, data: Mapping[str, Any], what: str, written: bytes | None = None) -> Mapping[str, Any]:
+    """Check a whole published file against its schema, and give it as this sevref reads it.
+
+    A file of a newer minor version of its kind's major (``urn:sevref:schema:groups:2.1`` read by a
+    sevref that knows 2.0) is checked without the members this sevref's schema does not know
+    (:func:`known_only`): a minor only adds members a verifier may ignore. A file of another major
+    is refused, naming the version (``docs/compatibility.md``).
 
     Args:
         kind: which schema (one of :data:`KINDS` or :data:`OTHER_KINDS`).
@@ -459,14 +470,81 @@ def check_document(kind: str, data: Mapping[str, Any], what: str, written: bytes
         written: the canonical JSON of its long list (:data:`LONG_LISTS`) as it is written, checked
             instead of the items of ``data``'s list (:data:`WRITTEN`), which the schema then samples.
 
+    Returns:
+        The document: ``data`` itself, or for a newer minor a copy without the members this sevref does not know.
+
     Raises:
         LayoutError: the first violation, with its JSON path.
     """
+    if kind in VERSIONS and isinstance(data, dict) and _newer_minor(kind, data.get("schema"), what):
+        data = known_only(kind, data)
+    read = data
     if kind == "groups" and isinstance(data, dict) and isinstance(data.get("groups"), list):
         for index, record in enumerate(data["groups"]):
             _check("group", record, f"{what}: /groups/{index}")
         data = {**data, "groups": []}
     _check(kind, data, what, written)
+    return read
+
+
+def _newer_minor(kind: str, value: object, what: str) -> bool:
+    """Whether a file's ``schema`` is a minor of this sevref's major newer than it knows; another major is refused."""
+    version = schema_version(value)
+    if version is None or version[0] != kind:
+        return False  # the schema names what it expects
+    major, minor = VERSIONS[kind]
+    if version[1] != major:
+        raise LayoutError(
+            f"{what}: /schema: {value} is major version {version[1]} of the {kind} format; this sevref "
+            f"({__version__}) reads major version {major} ({SCHEMA_IDS[kind]}): "
+            + ("use a sevref that reads it" if version[1] > major else "the publisher must rebuild it")
+            + " (docs/compatibility.md)"
+        )
+    return version[2] > minor
+
+
+def known_only(kind: str, data: Any) -> Any:
+    """A document without the members its kind's schema does not know, as a verifier reads a newer minor.
+
+    Members the schema closes (``additionalProperties: false``) but does not list are left out, at every
+    depth; in a ``oneOf`` or ``anyOf`` the first form the pruned value fits decides. Known members are
+    kept as they are, so the schema still holds them to every rule.
+
+    Args:
+        kind: one of :data:`KINDS`.
+        data: the parsed document.
+
+    Returns:
+        The pruned copy.
+    """
+    return _known(validator(kind).schema, data)
+
+
+def _known(schema: Any, value: Any) -> Any:
+    if not isinstance(schema, dict):
+        return value
+    for part in schema.get("allOf", ()):
+        value = _known(part, value)
+    for choice in ("oneOf", "anyOf"):
+        forms = schema.get(choice, ())
+        fitting = (pruned for pruned in (_known(form, value) for form in forms) if _fits(forms, pruned))
+        value = next(fitting, value)
+    if isinstance(value, dict) and ("properties" in schema or isinstance(schema.get("additionalProperties"), dict)):
+        properties, other = schema.get("properties", {}), schema.get("additionalProperties", True)
+        value = {
+            key: _known(properties.get(key, other), item)
+            for key, item in value.items()
+            if key in properties or other is not False
+        }
+    elif isinstance(value, list):
+        prefix, items = schema.get("prefixItems", []), schema.get("items")
+        value = [_known(prefix[i] if i < len(prefix) else items, item) for i, item in enumerate(value)]
+    return value
+
+
+def _fits(forms: list[Any], value: Any) -> bool:
+    """Whether a value fits one of the forms (a pruned value's test for its form)."""
+    return any(_Strict(form).is_valid(value) for form in forms)
 
 
 def check_group(record: Mapping[str, Any], written: bytes | None = None) -> None:

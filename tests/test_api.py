@@ -177,3 +177,17 @@ def test_the_build_sign_and_digest_commands_call_the_api(
         main(["sign", "site", "--signing-key", str(GOLDEN / "key" / "golden.pem"), "--index-sha256", "AB" * 32])
     assert seen["args"][0] == "site" and seen["kwargs"]["index_sha256"] == "AB" * 32
     assert seen["args"][1].keyid == api.load_key(GOLDEN / "key" / "golden.pem", b"golden-test-key-not-a-secret").keyid
+
+
+def test_the_readmes_example_uses_the_api_as_it_is() -> None:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    assert len(blocks) == 1
+    tree = ast.parse(blocks[0])  # it is Python
+    used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and getattr(n.value, "id", "") == "api"}
+    assert used and used <= set(api.__all__), used - set(api.__all__)
+    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+        function = call.func
+        if isinstance(function, ast.Attribute) and getattr(function.value, "id", "") == "api":
+            keywords = {k.arg: None for k in call.keywords if k.arg is not None}  # each call binds as it is
+            inspect.signature(getattr(api, function.attr)).bind(*call.args, **keywords)

@@ -50,7 +50,7 @@ pytestmark = pytest.mark.slow
 
 README = REPO / "README.md"
 SHELL_LANGUAGES = {"sh", "shell", "bash", "console"}
-OTHER_LANGUAGES = {"text", "yaml", "json"}
+OTHER_LANGUAGES = {"text", "yaml", "json", "python"}  # python: tests/test_api.py reads it
 MARKER = re.compile(r"^<!-- readme-test: skip \((.+)\) -->$")
 EXEMPT = {
     # a skipped block's first command: the reason its marker gives
@@ -544,12 +544,12 @@ def test_the_reader_parses_blocks_markers_and_transcripts(tmp_path: Path) -> Non
     readme = tmp_path / "README.md"
     readme.write_text(
         "<!-- readme-test: skip (needs the moon) -->\n```sh\n# a comment\necho a \\\n  b   # continued\n```\n"
-        "```console\n$ echo x\nx\n$ true\n```\n```python\nprint()\n```\n"
+        "```console\n$ echo x\nx\n$ true\n```\n```ruby\nputs 1\n```\n"
         "<!-- readme-test: skip (nothing below) -->\n\n```yaml\na: 1\n```\n<!-- readme-test: skipp -->\n"
     )
     blocks, problems = read_blocks(readme)
     assert [(b.line, b.language, b.skip) for b in blocks] == [(2, "sh", "needs the moon"), (7, "console", None)]
     assert blocks[0].commands == (Command(4, "echo a \\\n  b   # continued"),)
     assert blocks[1].commands == (Command(8, "echo x", "x\n"), Command(10, "true", ""))
-    assert len(problems) == 3 and "'python'" in problems[0] and "is not right above a block" in problems[1]
+    assert len(problems) == 3 and "'ruby'" in problems[0] and "is not right above a block" in problems[1]
     assert "is not <!-- readme-test: skip (reason) -->" in problems[2]

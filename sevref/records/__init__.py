@@ -25,7 +25,7 @@ Schema (:mod:`sevref.validate`); it does not check again.
 
 from __future__ import annotations
 
-from sevref.records._common import CALCULATOR, SCHEMAS
+from sevref.records._common import CALCULATOR, SCHEMA_IDS, SCHEMAS, VERSIONS, schema_version
 from sevref.records.firmware import (
     Basis,
     DebianRef,
@@ -50,6 +50,8 @@ from sevref.records.index import Counts, FileRef, Index, Layout, Previous, Relea
 __all__ = [
     "CALCULATOR",
     "SCHEMAS",
+    "SCHEMA_IDS",
+    "VERSIONS",
     "Basis",
     "Catalog",
     "CatalogRow",
@@ -71,5 +73,6 @@ __all__ = [
     "State",
     "StatusException",
     "Store",
+    "schema_version",
     "vcpu_runs",
 ]

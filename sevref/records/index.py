@@ -10,7 +10,7 @@ from typing import Any
 from sevref import __version__
 from sevref.errors import SignatureError
 from sevref.ids import shard_width
-from sevref.records._common import SCHEMAS
+from sevref.records._common import SCHEMA_IDS, SCHEMAS, VERSIONS, schema_version
 from sevref.values import format_time, parse_time
 
 __all__ = ["Counts", "FileRef", "Index", "Layout", "Previous", "Release", "Signing"]
@@ -266,8 +266,9 @@ class Index:
         Raises:
             SignatureError: not an index of a schema version sevref reads.
         """
-        if data.get("schema") != SCHEMAS["index"]:
-            raise SignatureError(f"index.json: schema is {data.get('schema')!r}; expected {SCHEMAS['index']}")
+        version = schema_version(data.get("schema"))
+        if version is None or version[:2] != ("index", VERSIONS["index"][0]):
+            raise SignatureError(f"index.json: schema is {data.get('schema')!r}; expected {SCHEMA_IDS['index']}")
         signing, previous = data["signing"], data.get("previous")
         return cls(
             release=Release.from_dict(data),

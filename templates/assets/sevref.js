@@ -43,7 +43,14 @@
   const INTOTO_TYPE = 'application/vnd.in-toto+json';
   const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
   const PREDICATE_TYPE = 'urn:sevref:predicate:release:1';
-  const INDEX_SCHEMA = 'urn:sevref:schema:index:1';
+  // The index's format: major 1, of which this page knows minor 0. A newer minor (index:1.1, ...) only adds
+  // members a verifier may ignore; another major is refused (docs/compatibility.md).
+  const INDEX_SCHEMA = /^urn:sevref:schema:index:1(?:\.([1-9][0-9]{0,3}))?$/;
+  const INDEX_MINOR = 0;
+  const indexMinor = (v) => {
+    const found = typeof v === 'string' ? INDEX_SCHEMA.exec(v) : null;
+    return found ? Number(found[1] || 0) : -1;
+  };
   const KEYS_SCHEMA = 'urn:sevref:schema:keys:1';
   // Bounds, as sevref/limits.py sets them.
   const MAX_KEY_DOCUMENTS = 100;
@@ -328,11 +335,12 @@
   const isTime = matches(/^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$/);
   const ALGORITHM_NAMES = ['ecdsa-p256', 'ecdsa-p384', 'ed25519'];
 
-  // Hold an object to its members: name -> [test, required]; no other member is allowed.
-  function shape(value, members, what) {
+  // Hold an object to its members: name -> [test, required]; no other member is allowed, unless the
+  // document is of a newer minor than this page knows (open), whose added members are ignored.
+  function shape(value, members, what, open = false) {
     if (!isObject(value)) throw new Problem(`${what}: expected an object`);
     for (const name of Object.keys(value)) {
-      if (!Object.prototype.hasOwnProperty.call(members, name)) throw new Problem(`${what}: unknown member ${JSON.stringify(name)}`);
+      if (!open && !Object.prototype.hasOwnProperty.call(members, name)) throw new Problem(`${what}: unknown member ${JSON.stringify(name)}`);
     }
     for (const [name, [test, required]] of Object.entries(members)) {
       const present = Object.prototype.hasOwnProperty.call(value, name);
@@ -381,12 +389,13 @@
   }
 
   function checkIndexShape(value, what) {
+    const open = isObject(value) && indexMinor(value.schema) > INDEX_MINOR;
     const ints = (...names) => Object.fromEntries(names.map((n) => [n, [(v) => isInt(v), true]]));
     const layout = (v) =>
       isObject(v) &&
-      (shape(v, ints('groups_shard_hex', 'digests_shard_hex'), `${what}: layout`) || true) &&
+      (shape(v, ints('groups_shard_hex', 'digests_shard_hex'), `${what}: layout`, open) || true) &&
       v.groups_shard_hex >= 1 && v.groups_shard_hex <= 4 && v.digests_shard_hex >= 1 && v.digests_shard_hex <= 4;
-    const previous = (v) => (shape(v, { serial: [(s) => isInt(s, 1), true], sha256: [isSha256, true] }, `${what}: previous`), true);
+    const previous = (v) => (shape(v, { serial: [(s) => isInt(s, 1), true], sha256: [isSha256, true] }, `${what}: previous`, open), true);
     const signing = (v) =>
       v === null ||
       (shape(
@@ -397,13 +406,14 @@
           keys_version: [(n) => isInt(n, 1), true],
         },
         `${what}: signing`,
+        open,
       ),
       true);
-    const file = (f) => (shape(f, { path: [matches(FILE_PATH), true], sha256: [isSha256, true], size: [(n) => isInt(n), true] }, `${what}: a file`), true);
+    const file = (f) => (shape(f, { path: [matches(FILE_PATH), true], sha256: [isSha256, true], size: [(n) => isInt(n), true] }, `${what}: a file`, open), true);
     shape(
       value,
       {
-        schema: [(v) => v === INDEX_SCHEMA, true],
+        schema: [(v) => indexMinor(v) >= 0, true],
         publisher: [isId, true],
         product: [isId, true],
         stream: [isId, true],
@@ -415,13 +425,14 @@
         issued: [(v) => isTime(v) && !Number.isNaN(timeOf(v)), true],
         expires: [(v) => isTime(v) && !Number.isNaN(timeOf(v)), true],
         sevref: [matches(/^[0-9]+\.[0-9]+\.[0-9]+/), true],
-        counts: [(v) => (shape(v, ints('entries', 'groups', 'firmware'), `${what}: counts`), true), true],
+        counts: [(v) => (shape(v, ints('entries', 'groups', 'firmware'), `${what}: counts`, open), true), true],
         layout: [layout, true],
         previous: [previous, false],
         signing: [signing, true],
         files: [(v) => Array.isArray(v) && v.every(file), true],
       },
       what,
+      open,
     );
   }
 
@@ -913,7 +924,7 @@
   async function openUnverified(base) {
     const data = await readBounded(base, 'index.json', MAX_INDEX_ENVELOPE_BYTES);
     const index = await judged('integrity', () => strictJson(data, 'index.json'));
-    if (!isObject(index) || index.schema !== INDEX_SCHEMA || !Array.isArray(index.files)) refuse('integrity', 'index.json is not a sevref release index');
+    if (!isObject(index) || indexMinor(index.schema) < 0 || !Array.isArray(index.files)) refuse('integrity', 'index.json is not a sevref release index');
     return { index, files: new Map(index.files.map((f) => [f.path, { sha256: f.sha256, size: f.size }])), unsigned: true };
   }
 

@@ -8,6 +8,7 @@ See README.md for the format.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import shutil
@@ -329,22 +330,52 @@ def cases() -> list[dict[str, Any]]:
                 integrity_breaker(path, "replace"),
                 changes=[{"path": path, "action": "replace", "from": "release-2"}],
             )
-    for more in (more_cases.fetching(), more_cases.chains(), more_cases.strict(), more_cases.freshness()):
+    for more in (
+        more_cases.fetching(),
+        more_cases.chains(),
+        more_cases.strict(),
+        more_cases.freshness(),
+        more_cases.versions(),
+    ):
         out.extend(more)
     return out
 
 
-def main() -> None:
+def _write(document: dict[str, Any]) -> None:
+    text = json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False)
+    (HERE / "cases.json").write_text(text + "\n", encoding="utf-8")
+
+
+def add(names: list[str]) -> None:
+    """Add (or make again) the cases of more_cases' named functions, over the committed bases.
+
+    The bases are frozen: publications an earlier sevref wrote, which every later verifier must
+    still read. New cases are made over them, so adding cases never builds the bases again.
+    """
+    document = json.loads((HERE / "cases.json").read_text(encoding="utf-8"))
+    new = [case for name in names for case in getattr(more_cases, name)()]
+    ids = {case["id"] for case in new}
+    document["cases"] = [case for case in document["cases"] if case["id"] not in ids] + new
+    _write(document)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="make the conformance suite (README.md)")
+    parser.add_argument("--add", action="append", metavar="NAME", help="only add more_cases.NAME()'s cases")
+    args = parser.parse_args(argv)
+    if args.add:
+        add(args.add)
+        return
     shutil.rmtree(HERE / "files", ignore_errors=True)
     with tempfile.TemporaryDirectory() as scratch:
         bases(Path(scratch))
-    document = {
-        "schema": "urn:sevref:conformance:1",
-        "description": "sevref verifier conformance cases; see README.md.",
-        "cases": cases(),
-    }
-    text = json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False)
-    (HERE / "cases.json").write_text(text + "\n", encoding="utf-8")
+    _write(
+        {
+            "schema": "urn:sevref:conformance:1",
+            "description": "sevref verifier conformance cases; see README.md.",
+            "cases": cases(),
+        }
+    )
 
 
 if __name__ == "__main__":

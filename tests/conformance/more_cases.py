@@ -512,3 +512,83 @@ def freshness() -> list[Case]:
             ],
         ),
     ]
+
+
+def versions() -> list[Case]:
+    """The compatibility promise (docs/compatibility.md): a newer minor's added members are ignored, nothing else.
+
+    A file whose ``schema`` names a later minor of its major (``index:1.1``, ``groups:2.1``) may carry
+    members this verifier does not know, and is read without them; its known members are held to every
+    rule all the same. A file of the major this verifier knows (minor 0) with a member it does not know,
+    or of another major, is refused.
+    """
+    a = keys()["A"]
+    release = tree("release-1")
+    group_path = next(p for p in sorted(release) if p.startswith("groups/") and p.endswith(".json"))
+
+    def index_edit(**members: Any) -> Any:
+        def edit(index: dict[str, Any]) -> None:
+            index.update(members)
+            index["counts"] = {**index["counts"], **members.get("counts_added", {})}
+            index.pop("counts_added", None)
+
+        return edit
+
+    def groups(schema: str, **record: Any) -> bytes:
+        document = json.loads(release[group_path])
+        document["schema"] = schema
+        document["generator"] = "a later sevref"
+        document["groups"][0] = {**document["groups"][0], **record}
+        return canonical(document)
+
+    newer_index = signed_release(
+        release, a, edit=index_edit(schema="urn:sevref:schema:index:1.1", build_host="ci-7", counts_added={"pages": 12})
+    )
+    same_index = signed_release(release, a, edit=index_edit(build_host="ci-7"))
+    major_index = signed_release(release, a, edit=index_edit(schema="urn:sevref:schema:index:2"))
+    newer_groups = signed_release(
+        release, a, changed={group_path: groups("urn:sevref:schema:groups:2.1", notes="added by minor 1")}
+    )
+    bad_known = signed_release(release, a, changed={group_path: groups("urn:sevref:schema:groups:2.1", vmm="many")})
+    return [
+        make_case(
+            "minor-index-added-members",
+            "The index says index:1.1 and has members index:1 does not know (build_host, counts.pages): ignored.",
+            "release-1",
+            0,
+            None,
+            changes=put("minor-index-added-members", release, newer_index),
+        ),
+        make_case(
+            "minor-groups-added-members",
+            f"{group_path} says groups:2.1 and has members groups:2 does not know (generator, a group's notes): ignored.",
+            "release-1",
+            0,
+            None,
+            changes=put("minor-groups-added-members", release, newer_groups),
+        ),
+        make_case(
+            "minor-groups-known-member-wrong",
+            f"{group_path} says groups:2.1, and a member groups:2 knows (a group's vmm) is a value it does not allow: refused.",
+            "release-1",
+            3,
+            "integrity",
+            changes=put("minor-groups-known-member-wrong", release, bad_known),
+        ),
+        make_case(
+            "same-minor-index-added-member",
+            "The index says index:1 and has a member index:1 does not know (build_host): refused.",
+            "release-1",
+            3,
+            "integrity",
+            changes=put("same-minor-index-added-member", release, same_index),
+        ),
+        make_case(
+            "major-index-2",
+            "The index says index:2, a major this verifier does not read: refused.",
+            "release-1",
+            3,
+            "integrity",
+            changes=put("major-index-2", release, major_index),
+        ),
+    ]

@@ -124,5 +124,5 @@ def test_it_reads_the_code_it_claims_to() -> None:
         "--out {}: a mount point; expected a folder on the same filesystem as {}, since the publication is renamed into place"
         in texts
     )
-    assert any(t.startswith("sevref: no match: ") for t in texts)  # printed to stderr, not raised
+    assert any(t.startswith("sevref: not accepted: ") for t in texts)  # printed to stderr, not raised
     assert Path(REPO / "sevref" / "edge" / "files.py").is_file()
