@@ -71,6 +71,21 @@ packages: apt-lists
 	@test -x /usr/bin/rpmbuild && test -x /usr/bin/createrepo_c && test -x /usr/bin/dpkg-deb || \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends rpm createrepo-c dpkg
 
+.PHONY: man shells
+
+# The man pages are made from sevref's own parsers (sevref/_cli/_manpage.py) and committed in man/, so that
+# a wheel can be built without sevref's dependencies; tests/test_packaging.py fails when they drift.
+## man: regenerate man/ (sevref.1 and one sevref-COMMAND.1 a command) from the parsers
+man: dev
+	$(BIN)/python -m sevref._cli._manpage --changelog CHANGELOG.md --out man
+
+# The completion tests load sevref completion's scripts into the real shells, and the packaging tests
+# render the installed man pages with man -l (man-db; col from bsdextrautils).
+## shells: install Debian's zsh, fish and man-db for the completion and man page tests
+shells: apt-lists
+	@test -x /usr/bin/zsh && test -x /usr/bin/fish && test -x /usr/bin/man && test -x /usr/bin/col || \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends zsh fish man-db bsdextrautils
+
 # The demo's signing key: made on first use, clearly labelled, and its
 # passphrase is no secret. Real publishers keep their key and passphrase safe.
 DEMO_OUT ?= site
@@ -141,7 +156,7 @@ screenshots: demo browser
 	$(BIN)/python -m tests.browser site docs
 
 ## test: run every test; missing prerequisites that this Makefile installs are failures, not skips
-test: dev peers apt-lists browser libvirt hsm faketime packages
+test: dev peers apt-lists browser libvirt hsm faketime packages shells
 	SEVREF_STRICT=1 $(BIN)/python -m pytest
 
 ## test-fast: everything but the slow, browser and peer tests (under a minute; make test runs them all)

@@ -40,6 +40,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("export", "export", "export a verified publication for other verifiers"),
     ("timestamp", "stamp", "sign a short-lived timestamp over a publication's index (freshness)"),
     ("report", "report", "read SEV-SNP attestation reports"),
+    ("completion", "completion", "print a completion script for bash, zsh or fish"),
 )
 """Each command, the module under ``sevref._cli`` whose ``register`` adds it, and its one-line help.
 
