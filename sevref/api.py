@@ -212,7 +212,8 @@ def build(
         out: the publication's folder, replaced as a whole when the new one is complete.
         cache: where downloaded packages are kept (default ``$SEVREF_CACHE`` or ``~/.cache/sevref``).
         signer: the release key (:func:`load_key`), or None for an unsigned build to :func:`sign` later.
-        keys: the publisher's key chain folder (``sevref key chain``); default one document naming ``signer``.
+        keys: the publisher's key chain folder (``sevref key chain``): published with a signed release (default
+            one document naming ``signer``), and what ``previous`` is verified against, signed or not.
         issued: the issue time (``2026-11-26T00:00:00Z`` or ``now``; default the manifest's or ``SOURCE_DATE_EPOCH``).
         serial: the release's serial in place of the manifest's.
         previous: the folder or URL of the release this one follows; verified against ``keys`` when given.
@@ -252,7 +253,7 @@ def build(
         serial=serial,
         progress=progress,
         signer=signer,
-        keys=chain,
+        keys=chain if signer is not None else (),  # an unsigned release publishes no chain: sign adds it
         allow=[Path(folder) for folder in allow],
         download_seconds=download_seconds,
         previous=followed,

@@ -191,3 +191,26 @@ def test_the_readmes_example_uses_the_api_as_it_is() -> None:
         if isinstance(function, ast.Attribute) and getattr(function.value, "id", "") == "api":
             keywords = {k.arg: None for k in call.keywords if k.arg is not None}  # each call binds as it is
             inspect.signature(getattr(api, function.attr)).bind(*call.args, **keywords)
+
+
+def test_an_unsigned_build_verifies_the_release_it_follows_against_the_chain(tmp_path: Path) -> None:
+    chain = GOLDEN / "key" / "chain"
+    built = api.build(
+        [GOLDEN / "manifest.yaml"],
+        tmp_path / "next",
+        cache=CACHE,
+        serial=4,
+        keys=chain,
+        previous=str(GOLDEN / "publication"),
+    )
+    assert built.summary.keyid is None and built.previous is not None and built.previous_verified
+    assert not (tmp_path / "next" / "keys").exists()  # an unsigned release publishes no chain: sevref sign adds it
+    forged = tmp_path / "forged"
+    shutil.copytree(GOLDEN / "publication", forged)
+    (forged / "index.json.sig").write_bytes(b"\0" * 71)
+    with pytest.raises(api.SevrefError, match="--previous"):
+        api.build(
+            [GOLDEN / "manifest.yaml"], tmp_path / "other", cache=CACHE, serial=4, keys=chain, previous=str(forged)
+        )
+    unverified = api.build([GOLDEN / "manifest.yaml"], tmp_path / "third", cache=CACHE, serial=4, previous=str(forged))
+    assert unverified.previous is not None and not unverified.previous_verified

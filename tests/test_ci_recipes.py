@@ -545,6 +545,7 @@ def test_the_recipe_publishes_a_release_a_relying_party_verifies_and_protects_it
         "sha256": hashlib.sha256((release1 / "index.json").read_bytes()).hexdigest(),
     }
     assert f"follows serial {serial} " in out and f"serial: {serial} -> {following['serial']}" in out
+    assert "verified against --keys" in out and "read UNVERIFIED" not in out  # the CI build checked the live release
     assert trusted.format(following["serial"]) in second[-1].output
     state = json.loads((world.cache / STATE).read_bytes())
     assert state["streams"]["/".join(IDENTITY)]["serial"] == following["serial"]

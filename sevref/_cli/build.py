@@ -86,7 +86,8 @@ def register(commands: Commands) -> None:
     build.add_argument(
         "--keys",
         metavar="DIR",
-        help="the publisher's key chain (sevref key chain); default: one document naming the signing key",
+        help="the publisher's key chain (sevref key chain): published with a signed release (default: one document "
+        "naming the signing key), and what --previous is verified against, signed or not",
     )
     build.set_defaults(handler=_build)
 

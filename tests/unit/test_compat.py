@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from sevref._cli.completion import command_tree
 from sevref.errors import LayoutError
 from sevref.records import SCHEMA_IDS, SCHEMAS, VERSIONS, schema_version
 from sevref.validate import check_document, known_only
@@ -166,3 +167,62 @@ def test_the_conformance_suite_holds_cases_of_the_promise() -> None:
     assert cases["minor-index-added-members"] == cases["minor-groups-added-members"] == 0
     assert cases["same-minor-index-added-member"] == cases["major-index-2"] == 3
     assert cases["minor-groups-known-member-wrong"] == 3
+
+
+REMOVED: dict[str, str] = {}
+"""Options or commands taken out after their deprecation (docs/compatibility.md): ``"command --option"`` ->
+the version that deprecated it. Empty: nothing has been removed."""
+
+
+def cli_surface() -> dict[str, Any]:
+    """The command line as a promise: every command, its options and the values each option offers."""
+    return {
+        command.name or "sevref": {
+            "options": sorted(flag for argument in command.options for flag in argument.flags),
+            "choices": {a.flags[-1]: sorted(a.choices) for a in command.options if a.choices},
+            "positionals": [a.metavar for a in command.positionals],
+        }
+        for command in command_tree().walk()
+    }
+
+
+def missing(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What a release's command line had that this one lacks (and has not removed after deprecation)."""
+    gone = []
+    for name, before in then.items():
+        if name not in now:
+            gone += [] if name in REMOVED else [name]
+            continue
+        after = now[name]
+        gone += [f"{name} {o}" for o in before["options"] if o not in after["options"] and f"{name} {o}" not in REMOVED]
+        gone += [
+            f"{name} {o} {choice}"
+            for o, choices in before["choices"].items()
+            for choice in choices
+            if o in after["choices"] and choice not in after["choices"][o]
+        ]
+        if after["positionals"][: len(before["positionals"])] != before["positionals"]:
+            gone.append(f"{name}: positional arguments {before['positionals']}")
+    return gone
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_every_command_option_and_choice_of_a_release_is_still_there(release: str) -> None:
+    frozen = json.loads((FROZEN / release / "cli.json").read_text(encoding="utf-8"))
+    assert missing(frozen, cli_surface()) == [], "deprecate first (docs/compatibility.md), then list it in REMOVED"
+
+
+def test_the_surface_check_sees_what_goes() -> None:
+    now = cli_surface()
+    assert {"build", "sign", "verify", "digest", "key chain", "key pin", "completion"} <= set(now)
+    then = copy.deepcopy(now)
+    then["verify"]["options"].append("--trust-on-first-use")
+    then["digest"]["choices"]["--mode"].append("sev-tdx")
+    then["pin"]["positionals"].append("EXTRA")
+    then["attest"] = {"options": [], "choices": {}, "positionals": []}
+    assert sorted(missing(then, now)) == [
+        "attest",
+        "digest --mode sev-tdx",
+        "pin: positional arguments ['PACKAGE-FILE|URL', 'PATH', 'EXTRA']",
+        "verify --trust-on-first-use",
+    ]
