@@ -155,13 +155,19 @@ check-site: golden
 screenshots: demo browser
 	$(BIN)/python -m tests.browser site docs
 
+# The tests run on every core (pytest-xdist). Each test process, and each sevref it starts, reads
+# compiled bytecode from .cache/pycache rather than compiling every module again (even where the
+# environment sets PYTHONDONTWRITEBYTECODE); nothing is written beside the sources.
+TEST_ENV := PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/.cache/pycache
+TEST_ARGS ?= -n auto --dist worksteal
+
 ## test: run every test; missing prerequisites that this Makefile installs are failures, not skips
 test: dev peers apt-lists browser libvirt hsm faketime packages shells
-	SEVREF_STRICT=1 $(BIN)/python -m pytest
+	SEVREF_STRICT=1 $(TEST_ENV) $(BIN)/python -m pytest $(TEST_ARGS)
 
 ## test-fast: everything but the slow, browser and peer tests (under a minute; make test runs them all)
 test-fast: dev
-	$(BIN)/python -m pytest -m "not slow and not browser and not peers"
+	$(TEST_ENV) $(BIN)/python -m pytest $(TEST_ARGS) -m "not slow and not browser and not peers"
 
 ## lint: formatting, lint, strict typing, docstring coverage, security lint
 lint: dev

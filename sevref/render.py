@@ -30,11 +30,13 @@ in as text, so this module does no I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 import jinja2
@@ -251,6 +253,35 @@ def fetch_commands(firmware: FirmwareRecord) -> list[str]:
     return []
 
 
+@functools.lru_cache(maxsize=4)
+def _compiled(templates: tuple[tuple[str, str], ...]) -> Mapping[str, jinja2.Template]:
+    """The pages' templates compiled, once a process for the same texts (compiling is most of a small build's time).
+
+    Args:
+        templates: (template name, text) pairs.
+
+    Returns:
+        Each page's template, by page name (compiled templates are immutable: releases share them).
+
+    Raises:
+        jinja2.TemplateSyntaxError: a template does not compile.
+        jinja2.TemplateNotFound: a page's template, or one it includes, is missing.
+    """
+    env = jinja2.Environment(
+        loader=jinja2.DictLoader(dict(templates)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return MappingProxyType({name: env.get_template(f"{name}.html.j2") for name in _PAGES})
+
+
+_PAGES = ("index", "search", "firmware", "entry", "changes")
+"""The pages' templates, ``NAME.html.j2``."""
+
+
 class Renderer:
     """Renders the pages of one release."""
 
@@ -265,22 +296,13 @@ class Renderer:
         Raises:
             RenderError: a template does not compile.
         """
-        self.env = jinja2.Environment(
-            loader=jinja2.DictLoader(dict(templates)),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-        )
         self.site = site
         self.firmware = {record.id: record for record in firmware}
         self.history: dict[str, list[EntryChange]] = {}
         for change in () if site.changes is None else site.changes.entries:
             self.history.setdefault(change.group, []).append(change)
-        names = ("index", "search", "firmware", "entry", "changes")
         try:
-            self.templates = {name: self.env.get_template(f"{name}.html.j2") for name in names}
+            self.templates = _compiled(tuple(sorted(templates.items())))
         except jinja2.TemplateSyntaxError as error:
             raise RenderError(f"templates: {error.name}:{error.lineno}: {error.message}") from error
         except jinja2.TemplateNotFound as error:

@@ -23,12 +23,14 @@ instead of skipping it, so CI cannot pass by skipping.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import http.server
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,7 +39,9 @@ from typing import Any, NoReturn
 
 import pytest
 
+import sevref.sign
 from sevref.edge.debian import obtain_deb, read_deb_file
+from sevref.edge.files import write_atomic, write_new, write_private
 from sevref.edge.keys import generate_key_files
 from sevref.errors import SevrefError
 from sevref.limits import MAX_BOOT_FILE_BYTES
@@ -154,6 +158,19 @@ def write_generated(folder: Path) -> None:
         (folder / name).write_bytes(data)
 
 
+@contextmanager
+def filling(cache: Path) -> Iterator[None]:
+    """Fill the cache folder alone: test processes (pytest-xdist's workers, other runs) take turns.
+
+    Args:
+        cache: the cache folder (``.cache``), created if needed; the lock is ``.tests.lock`` in it.
+    """
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".tests.lock").open("ab") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def unpack_debian_ovmf(cache: Path) -> Path:
     """Obtain Debian's ovmf 2022.11-6+deb12u2 with sevref's pipeline and unpack the images the tests use.
 
@@ -178,7 +195,7 @@ def unpack_debian_ovmf(cache: Path) -> Path:
         if control["Version"] != version or found != expected:
             raise ValueError(f"{path}: version {control['Version']}, sha256 {found}; expected {version}, {expected}")
         (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_bytes(data)
+        write_atomic(root / path, data)  # whole or not at all, for any reader that does not take the lock
     return root
 
 
@@ -207,7 +224,7 @@ def unpack_suite_package(cache: Path, key: str) -> Path:
     if control["Version"] != version or found != expected:
         raise ValueError(f"{path}: version {control['Version']}, sha256 {found}; expected {version}, {expected}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
+    write_atomic(target, data)
     return target
 
 
@@ -228,6 +245,35 @@ def lay_out_inputs(root: Path, debian: Path) -> Path:
     (root / "debian").mkdir()
     (root / "debian" / debian.name).symlink_to(debian.resolve())
     return root
+
+
+_KEY_FILES: dict[tuple[str, Algorithm, bytes], tuple[bytes, bytes, str]] = {}
+
+
+def key_files(prefix: Path, algorithm: Algorithm, passphrase: bytes) -> str:
+    """Write ``PREFIX.pem`` and ``PREFIX.pub`` as :func:`generate_key_files` does, with a key made once a test process.
+
+    Encrypting a new key costs PBKDF2 at sevref's full strength; fixtures whose tests only use their keys
+    share them across tests this way: one key for each file name, algorithm and passphrase (so the keys
+    of one test differ by name). Tests of key generation itself call :func:`generate_key_files`.
+
+    Args:
+        prefix: path prefix of the two files (neither may exist).
+        algorithm: the key's algorithm.
+        passphrase: encrypts the private key.
+
+    Returns:
+        The key id.
+    """
+    if (prefix.name, algorithm, passphrase) not in _KEY_FILES:
+        with tempfile.TemporaryDirectory() as folder:
+            keyid = generate_key_files(Path(folder) / prefix.name, algorithm, passphrase)
+            made = [Path(folder, prefix.name + suffix).read_bytes() for suffix in (".pem", ".pub")]
+        _KEY_FILES[prefix.name, algorithm, passphrase] = (made[0], made[1], keyid)
+    private, public, keyid = _KEY_FILES[prefix.name, algorithm, passphrase]
+    write_private(prefix.with_name(prefix.name + ".pem"), private)
+    write_new(prefix.with_name(prefix.name + ".pub"), public, 0o644)
+    return keyid
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -271,6 +317,11 @@ def running(server: http.server.ThreadingHTTPServer) -> Iterator[str]:
         thread.join()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the mutation tests (minutes each) first, so that no worker (pytest-xdist) ends the run alone with one."""
+    items.sort(key=lambda item: not item.nodeid.split("::")[0].endswith("_mutants.py"))
+
+
 @pytest.fixture(scope="session")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The kernel/initrd fixtures and the synthetic firmware, regenerated and checked."""
@@ -283,7 +334,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def debian_ovmf() -> Path:
     """Debian's ovmf 2022.11-6+deb12u2, unpacked as ``<root>/usr/share/...``."""
     try:
-        return unpack_debian_ovmf(CACHE)
+        with filling(CACHE):
+            return unpack_debian_ovmf(CACHE)
     except SevrefError as error:
         missing(f"Debian firmware: {error.diagnostic()}")
 
@@ -292,7 +344,8 @@ def debian_ovmf() -> Path:
 def suite_files() -> dict[str, Path]:
     """Every file of :data:`SUITE_PACKAGES`, by key; each package downloaded once a run at most."""
     try:
-        return {key: unpack_suite_package(CACHE, key) for key in SUITE_PACKAGES}
+        with filling(CACHE):
+            return {key: unpack_suite_package(CACHE, key) for key in SUITE_PACKAGES}
     except SevrefError as error:
         missing(f"Debian packages of other suites: {error.diagnostic()}")
 
@@ -348,6 +401,38 @@ def signed_demo(
     command += ["--cache", str(CACHE), "--issued", "now", "--signing-key", str(folder / "key.pem")]
     subprocess.run(command, env=env, check=True, capture_output=True)
     return folder / "site", keyid
+
+
+class _RememberedKeys:
+    """cryptography's ``serialization`` as :mod:`sevref.sign` sees it in the tests: each key it decrypts remembered.
+
+    Decrypting a key file sevref wrote costs 600,000 PBKDF2 iterations (``sevref.pkcs8``), and the
+    in-process tests open the same few key files a few hundred times. The first opening of a (PEM,
+    passphrase) pair decrypts it; later ones get the same key object (keys are immutable). A wrong
+    passphrase is never remembered: it fails every time. Subprocesses, and production, decrypt every time.
+    """
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self._keys: dict[tuple[bytes, bytes | None], Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def load_pem_private_key(self, data: bytes, password: bytes | None = None, **more: Any) -> Any:
+        pair = (bytes(data), None if password is None else bytes(password))
+        if pair not in self._keys:
+            self._keys[pair] = self._real.load_pem_private_key(data, password=password, **more)
+        return self._keys[pair]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _keys_decrypted_once() -> Iterator[None]:
+    """Open each test key file once a test process (:class:`_RememberedKeys`)."""
+    real = vars(sevref.sign)["serialization"]
+    vars(sevref.sign)["serialization"] = _RememberedKeys(real)
+    yield
+    vars(sevref.sign)["serialization"] = real
 
 
 @pytest.fixture(autouse=True)

@@ -66,6 +66,7 @@ def test_golden_build_is_byte_identical(
         assert built[name] == data, f"{name} differs from the golden publication (make golden after an intended change)"
 
 
+@pytest.mark.slow  # multi-second subprocesses or whole-demo builds: make test runs it
 def test_reproducible_across_environments(tmp_path: Path) -> None:
     # Another working folder, time zone, locale, hash seed and number of workers.
     outs = []
@@ -254,6 +255,7 @@ DEMO_FIRMWARE = {
 }
 
 
+@pytest.mark.slow  # multi-second subprocesses or whole-demo builds: make test runs it
 def test_demo_digests_equal_sevref_digest(
     demo: Path, debian_ovmf: Path, suite_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

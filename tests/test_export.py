@@ -253,6 +253,7 @@ def validate(
     )
 
 
+@pytest.mark.slow  # multi-second subprocesses or whole-demo builds: make test runs it
 @pytest.mark.parametrize("which", ["golden", "debian"])
 def test_libvirts_validator_accepts_the_exported_commands(
     which: str, request: pytest.FixtureRequest, validator: dict[str, str], tmp_path: Path

@@ -165,6 +165,7 @@ POOL = "/archive/debian/20250201T000000Z/pool/main/e/edk2/ovmf_2022.11-6+deb12u2
 """Where a snapshot archive keeps the bundled manifests' .deb; the test serves it there on 127.0.0.1."""
 
 
+@pytest.mark.slow  # multi-second subprocesses or whole-demo builds: make test runs it
 def test_the_bundled_manifests_build_the_demo_from_their_fallback_once_apt_has_no_longer_the_version(
     demo: Path, apt_fails: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

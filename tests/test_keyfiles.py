@@ -218,6 +218,7 @@ def _on_a_terminal(args: list[str], cwd: Path, answers: list[str]) -> tuple[int,
     return process.wait(timeout=60), shown.decode(errors="replace")
 
 
+@pytest.mark.slow  # multi-second subprocesses or whole-demo builds: make test runs it
 def test_a_passphrase_is_asked_for_on_a_terminal_and_never_echoed(tmp_path: Path) -> None:
     secret = "correct horse battery staple"
     status, shown = _on_a_terminal(["key", "generate", "--out", "k"], tmp_path, [secret, secret])

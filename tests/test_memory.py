@@ -109,6 +109,7 @@ def test_a_stale_verifier_cannot_undo_what_another_recorded(
     assert read_state(state).streams[STREAM].serial == 2
 
 
+@pytest.mark.slow  # multi-second subprocesses or whole-demo builds: make test runs it
 def test_verifiers_racing_on_one_state_lose_nothing(
     tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

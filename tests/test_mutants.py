@@ -7,17 +7,18 @@ deletes each ``raise TrustError(...)`` of the verifier's modules in turn (the
 statement becomes ``pass``), runs the in-process tests of the verifier
 against that mutant, and requires each mutant to fail them.
 
-Each mutant runs in its own interpreter: the mutated source is executed into
-the module before anything else imports it, then pytest runs. The tests run
-with ``-x``, ordered so that the conformance cases (fast, and each aimed at
-one check) come first; tests that start ``sevref`` in a subprocess would not
-see the mutant and are left out.
+The tests are collected once, by one interpreter (the fork server of
+tests/mutation.py); each mutant then runs in a child forked from it, which
+gives the changed function the mutant's code (every module that imported it
+sees the mutant) and runs the tests with ``-x``, ordered so that the
+conformance cases (fast, and each aimed at one check) come first; tests that
+start ``sevref`` in a subprocess would not see the mutant and are left out.
 """
 
 from __future__ import annotations
 
 import ast
-import concurrent.futures
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.mutation import put_in_and_out
 
 MODULES = ("sevref.trust", "sevref.state", "sevref.keychain", "sevref.timestamp", "sevref.match")
 """The verifier's checks: the trust stages, the state's rules, the key chain, freshness, lookups."""
@@ -56,6 +58,8 @@ class Mutant:
     """The module."""
     line: int
     """The line of the deleted ``raise``."""
+    end: int
+    """Its last line."""
     source: str
     """The module's source with that ``raise`` replaced by ``pass``."""
 
@@ -85,36 +89,41 @@ def mutants(module: str, errors: frozenset[str] = frozenset({"TrustError"})) -> 
             indent = lines[node.lineno - 1][: node.col_offset]
             # The same number of lines, so that tracebacks and the other lines stay where they are.
             changed = [*lines[: node.lineno - 1], f"{indent}pass\n", *["\n"] * (end - node.lineno), *lines[end:]]
-            found.append(Mutant(module, node.lineno, "".join(changed)))
+            found.append(Mutant(module, node.lineno, end, "".join(changed)))
     return sorted(found, key=lambda m: m.line)
 
 
-RUNNER = (
-    "import importlib, sys\n"
-    "name, path = sys.argv[1], sys.argv[2]\n"
-    "module = importlib.import_module(name)\n"
-    "exec(compile(open(path, encoding='utf-8').read(), module.__file__, 'exec'), module.__dict__)\n"
-    "import pytest\n"
-    "sys.exit(pytest.main(sys.argv[3:]))\n"
-)
-
-
-def survives(mutant: Mutant, folder: Path, tests: Sequence[str] = TESTS, deselect: Sequence[str] = DESELECT) -> bool:
-    """Run tests (the verifier's by default) against a mutant; True when they all pass (the deletion went unnoticed)."""
-    path = folder / f"{mutant.module}.{mutant.line}.py"
-    path.write_text(mutant.source, encoding="utf-8")
-    args = ["-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *tests]
-    args += [f"--deselect={test}" for test in deselect]
+def survivors(
+    every: Sequence[Mutant], folder: Path, tests: Sequence[str] = TESTS, deselect: Sequence[str] = DESELECT
+) -> list[Mutant]:
+    """Run tests (the verifier's by default) against each mutant; the mutants under which they all pass (unnoticed)."""
+    sources = []
+    for mutant in every:
+        path = folder / f"{mutant.name}.py"
+        path.write_text(mutant.source, encoding="utf-8")
+        sources.append([mutant.module, mutant.line, mutant.end, str(path)])
+    args = ["-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts=", "--capture=sys"]
+    args += ["--basetemp", str(folder / "basetemp"), *tests, *(f"--deselect={test}" for test in deselect)]
+    spec = {"mutants": sources, "jobs": max(1, min(4, os.cpu_count() or 1)), "timeout": 900, "args": args}
+    spec["results"] = str(folder / "results.json")
+    (folder / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, "-c", RUNNER, mutant.module, str(path), *args],
+        [sys.executable, "-m", "tests.mutation", str(folder / "spec.json")],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=3600,
         check=False,
     )
-    assert done.returncode in (0, 1), f"{mutant.name}: pytest exited {done.returncode}\n{done.stdout[-3000:]}"
-    return done.returncode == 0
+    assert done.returncode == 0, (
+        f"the fork server exited {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    assert "(no mutant)" not in results, results.get("(no mutant)")  # the tests must pass before any mutant
+    assert results.keys() == {m.name for m in every}, "a mutant was not run"
+    errors = {name: r["detail"] for name, r in results.items() if r["status"] == "error"}
+    assert errors == {}, f"mutants that could not be run: {errors}"
+    return [m for m in every if results[m.name]["status"] == "survived"]
 
 
 def test_mutants_can_be_made() -> None:
@@ -123,14 +132,11 @@ def test_mutants_can_be_made() -> None:
     for module in MODULES:
         for mutant in mutants(module):
             compile(mutant.source, mutant.name, "exec")  # every mutant is still Python
+            assert len(put_in_and_out(module, mutant.source)) == 1, mutant.name  # and changes one function
 
 
 @pytest.mark.slow
 def test_no_check_of_the_verifier_can_be_deleted_unnoticed(tmp_path: Path) -> None:
     every = [m for module in MODULES for m in mutants(module)]
-    workers = max(1, min(4, os.cpu_count() or 1))
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        alive = [
-            m.name for m, lived in zip(every, pool.map(lambda m: survives(m, tmp_path), every), strict=True) if lived
-        ]
+    alive = [m.name for m in survivors(every, tmp_path)]
     assert alive == [], f"checks no test notices when deleted: {alive}"

@@ -255,7 +255,7 @@ def _certificate(folder: Path) -> tuple[Path, Path]:
 
 
 def _serve(server: http.server.ThreadingHTTPServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     return thread
 

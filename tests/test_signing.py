@@ -202,6 +202,7 @@ def test_index_sha256_must_be_a_sha256(unsigned: Path, capsys: pytest.CaptureFix
     assert status == 1 and "--index-sha256: expected 64 hex characters (32 bytes), found 'abc'" in err
 
 
+@pytest.mark.slow  # multi-second subprocesses or whole-demo builds: make test runs it
 def test_the_demo_signed_later_is_the_demo_signed_at_once(
     demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -136,7 +136,8 @@ def server(folder: Path) -> Iterator[str]:
     """Serve ``folder`` (and the misbehaviours) on 127.0.0.1; yields the base URL without a trailing /."""
     handler = functools.partial(Handler, directory=str(folder))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever's next poll: 0.5 s by default.
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -346,12 +347,12 @@ def test_a_package_that_is_not_the_pinned_one_is_refused(
 @pytest.mark.parametrize("path", ["slow.fd", "slow-unannounced.fd"])
 def test_a_slow_server_is_cut_off_at_the_deadline(path: str, archive: str, tmp_path: Path) -> None:
     manifest(tmp_path, f'{{url: "{archive}/{path}", sha256: {TINY_SHA256}}}')
-    command = [sys.executable, "-m", "sevref", "validate", "m.yaml", "--cache", "c", "--download-timeout", "1.5"]
+    command = [sys.executable, "-m", "sevref", "validate", "m.yaml", "--cache", "c", "--download-timeout", "0.5"]
     # The server would take an hour to send the file; the operating system ends the test at 60 s.
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == (
-        f"sevref: error: m.yaml:12:13: firmware fw: {archive}/{path}: no complete answer within 1.5 s "
+        f"sevref: error: m.yaml:12:13: firmware fw: {archive}/{path}: no complete answer within 0.5 s "
         "(--download-timeout); expected a faster server, or a longer --download-timeout\n"
     )
 

@@ -24,10 +24,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from sevref._cli import main
 from sevref.binfmt.report import AttestationReport
 from sevref.digest import LaunchMeasureInputs, sev_launch_measurement
-from sevref.edge.keys import generate_key_files, load_public
+from sevref.edge.keys import load_public
 from sevref.serialize import canonical
 from sevref.sign import Algorithm, key_id
-from tests.conftest import REPO, serve
+from tests.conftest import REPO, key_files, serve
 from tests.test_snp_verify import make_chain, signed_report
 
 GOLDEN = REPO / "tests" / "golden"
@@ -51,7 +51,7 @@ def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SEVREF_NEW_KEY_PASSPHRASE", PASS)
     folder = tmp_path / "keys"
     for name, algorithm in (("k1", Algorithm.ECDSA_P256), ("k2", Algorithm.ECDSA_P384), ("k3", Algorithm.ED25519)):
-        generate_key_files(folder / name, algorithm, PASS.encode())
+        key_files(folder / name, algorithm, PASS.encode())  # the same three keys in every test
     return folder
 
 
@@ -98,9 +98,26 @@ def verify(
     )
 
 
+_BUILT: dict[str, Path] = {}
+"""The golden publication as :func:`site` builds it, kept aside by the first test that builds it in this process."""
+
+
 @pytest.fixture()
-def site(tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: Path) -> Path:
-    return build(tmp_path, capsys, keys, "site")
+def site(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The golden publication signed with k1, built once a test process and copied for each test.
+
+    A build of the same inputs with the same keys (:func:`keys`: the same in every test) gives the same bytes.
+    """
+    if "site" not in _BUILT:
+        built = build(tmp_path, capsys, keys, "site")
+        _BUILT["site"] = tmp_path_factory.mktemp("built") / "site"
+        shutil.copytree(built, _BUILT["site"], symlinks=True)
+        return built
+    manifest(tmp_path)  # the manifest and its inputs, as build leaves them beside the site
+    shutil.copytree(_BUILT["site"], tmp_path / "site", symlinks=True)
+    return tmp_path / "site"
 
 
 @pytest.fixture()
