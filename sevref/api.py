@@ -52,6 +52,7 @@ __all__ = [
     "Built",
     "CorimRefused",
     "Digest",
+    "Evidence",
     "LaunchMeasurement",
     "SevrefError",
     "SnpMeasurement",
@@ -402,7 +403,7 @@ class Verdict:
 
 
 def verify(
-    publication: str,
+    publication: PathLike,
     *,
     trusted_keys: Sequence[PathLike],
     publisher: str,
@@ -422,7 +423,7 @@ def verify(
     """Check a publication, then match a guest's evidence against it (``sevref verify``).
 
     Args:
-        publication: its folder or URL.
+        publication: its folder or URL (``https://...``).
         trusted_keys: the pinned public keys or pin files (``sevref key pin``).
         publisher: the publisher expected.
         product: the product expected.
@@ -443,6 +444,7 @@ def verify(
 
     Raises:
         TrustError: the publication is not trusted.
+        CorimRefused: ``corim`` does not hold against the publication.
         SevrefError: a bad file or value.
     """
     from sevref.match import ReportSignature, firmware_notes
@@ -461,7 +463,7 @@ def verify(
             return Verdict(None, evidence="the SEV-SNP report", refused=error.diagnostic())
     trusted = trust(
         Request(
-            location=publication,
+            location=os.fspath(publication),
             keys=[Path(k) for k in trusted_keys],
             identity=(publisher, product, stream),
             at=when,

@@ -526,9 +526,10 @@ def _known(schema: Any, value: Any) -> Any:
     for part in schema.get("allOf", ()):
         value = _known(part, value)
     for choice in ("oneOf", "anyOf"):
-        forms = schema.get(choice, ())
-        fitting = (pruned for pruned in (_known(form, value) for form in forms) if _fits(forms, pruned))
-        value = next(fitting, value)
+        # The form that keeps the most of the value and fits what it keeps: {file, url, added} is the
+        # {file, url} form less ``added``, never the {file} form less ``url`` and ``added``.
+        fitting = [(_members(value) - _members(p), p) for p in (_known(f, value) for f in schema.get(choice, ()))]
+        value = min((pair for pair in fitting if _fits(schema[choice], pair[1])), default=(0, value), key=_dropped)[1]
     if isinstance(value, dict) and ("properties" in schema or isinstance(schema.get("additionalProperties"), dict)):
         properties, other = schema.get("properties", {}), schema.get("additionalProperties", True)
         value = {
@@ -545,6 +546,19 @@ def _known(schema: Any, value: Any) -> Any:
 def _fits(forms: list[Any], value: Any) -> bool:
     """Whether a value fits one of the forms (a pruned value's test for its form)."""
     return any(_Strict(form).is_valid(value) for form in forms)
+
+
+def _members(value: Any) -> int:
+    """How many members a value has, at every depth."""
+    if isinstance(value, dict):
+        return len(value) + sum(_members(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(_members(item) for item in value)
+    return 0
+
+
+def _dropped(pair: tuple[int, Any]) -> int:
+    return pair[0]
 
 
 def check_group(record: Mapping[str, Any], written: bytes | None = None) -> None:

@@ -226,3 +226,15 @@ def test_the_surface_check_sees_what_goes() -> None:
         "pin: positional arguments ['PACKAGE-FILE|URL', 'PATH', 'EXTRA']",
         "verify --trust-on-first-use",
     ]
+
+
+def test_a_newer_minor_keeps_the_form_that_holds_the_most_of_a_value() -> None:
+    golden = json.loads((REPO / "tests" / "golden" / "publication" / "firmware" / "tiny.json").read_bytes())
+    later = copy.deepcopy(golden)
+    later["schema"] = SCHEMA_IDS["firmware"] + ".1"
+    # The source's forms: {debian}, {file} and {url, file}. A later minor adds a member to the last.
+    later["firmware"]["source"] = {"url": "https://example.org/tiny.fd", "file": "tiny.fd", "mirror_of": "x"}
+    read = check_document("firmware", later, "firmware/tiny.json")
+    assert read["firmware"]["source"] == {"url": "https://example.org/tiny.fd", "file": "tiny.fd"}
+    later["firmware"]["source"] = {"file": "tiny.fd", "signed_by": "y"}
+    assert check_document("firmware", later, "firmware/tiny.json")["firmware"]["source"] == {"file": "tiny.fd"}
