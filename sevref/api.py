@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from sevref.errors import ConfigError, SevrefError, TrustError
+from sevref.errors import ConfigError, OptionError, SevrefError, TrustError
 from sevref.limits import DEFAULT_DEADLINE, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_ENTRIES, DOWNLOAD_SECONDS
 
 if TYPE_CHECKING:
@@ -234,14 +234,9 @@ def build(
     from sevref.edge.sources import default_cache
     from sevref.pipeline import build as build_publication
 
-    if jobs is not None and jobs < 1:
-        raise ConfigError(f"--jobs: expected 1 or more, found {jobs}")
-    if serial is not None and serial < 1:
-        raise ConfigError(f"--serial: expected 1 or more, found {serial}")
-    if allow_removal and previous is None:
-        raise ConfigError("--allow-removal goes with --previous")
-    if not 0 < download_seconds < float("inf"):
-        raise ConfigError(f"--download-timeout: expected a positive number of seconds, found {download_seconds:g}")
+    check_build_options(
+        jobs=jobs, serial=serial, previous=previous, allow_removal=allow_removal, download_seconds=download_seconds
+    )
     chain = _chain(keys)
     followed = None if previous is None else _previous(previous, chain)
     summary = build_publication(
@@ -261,6 +256,34 @@ def build(
         allow_removal=allow_removal,
     )
     return Built(summary, followed, followed is not None and bool(chain))
+
+
+def check_build_options(
+    *, jobs: int | None, serial: int | None, previous: str | None, allow_removal: bool, download_seconds: float
+) -> None:
+    """Refuse options of :func:`build` that are out of range or do not go together.
+
+    :func:`build` calls it; the command line calls it first, before it opens a key.
+
+    Args:
+        jobs: as for :func:`build`.
+        serial: as for :func:`build`.
+        previous: as for :func:`build`.
+        allow_removal: as for :func:`build`.
+        download_seconds: as for :func:`build`.
+
+    Raises:
+        OptionError: the first problem.
+    """
+    from sevref.values import positive_seconds
+
+    if jobs is not None and jobs < 1:
+        raise OptionError(f"--jobs: expected 1 or more, found {jobs}")
+    if serial is not None and serial < 1:
+        raise OptionError(f"--serial: expected 1 or more, found {serial}")
+    if allow_removal and previous is None:
+        raise OptionError("--allow-removal goes with --previous")
+    positive_seconds(download_seconds, "--download-timeout")
 
 
 def _previous(location: str, chain: Sequence[bytes]) -> Snapshot:
@@ -322,6 +345,19 @@ class SnpReport:
     """Accept the report without checking its signature (the verdict says so)."""
     acceptance: Acceptance | None = None
     """What the guest's policy and TCB may be (default: neither DEBUG nor MIGRATE_MA, any TCB)."""
+
+    def check(self) -> None:
+        """Refuse certificate options that do not go together.
+
+        Raises:
+            OptionError: the first problem.
+        """
+        if self.vcek is not None and self.report_certs is not None:
+            raise OptionError("give the report's VCEK once: --vcek or --report-certs")
+        if self.amd_root is not None and self.vcek is None and self.report_certs is None:
+            raise OptionError("--amd-root goes with --vcek or --report-certs (the roots check the VCEK's chain)")
+        if self.skip_signature and (self.vcek or self.report_certs or self.amd_root):
+            raise OptionError("--skip-report-signature: give it without --vcek, --report-certs and --amd-root")
 
 
 @dataclass(frozen=True)
@@ -449,12 +485,12 @@ def verify(
     """
     from sevref.match import ReportSignature, firmware_notes
     from sevref.snp import EvidenceError
+    from sevref.values import positive_seconds
     from sevref.verifier import Request, trust
 
     when = datetime.now(UTC) if at is None else at
-    for name, seconds in (("--timeout", timeout), ("--deadline", deadline)):
-        if not 0 < seconds < float("inf"):
-            raise ConfigError(f"{name}: expected a positive number of seconds, found {seconds:g}")
+    positive_seconds(timeout, "--timeout")
+    positive_seconds(deadline, "--deadline")
     signature = ReportSignature.unchecked("snp-measurement", False) if isinstance(evidence, SnpMeasurement) else None
     if isinstance(evidence, SnpReport):
         try:
@@ -488,12 +524,7 @@ def _report_signature(evidence: SnpReport, at: datetime) -> ReportSignature:
     from sevref.match import ReportSignature
     from sevref.snp.verify import endorsement_from_table, verify_report
 
-    if evidence.skip_signature and (evidence.vcek or evidence.report_certs or evidence.amd_root):
-        raise ConfigError("--skip-report-signature: give it without --vcek, --report-certs and --amd-root")
-    if evidence.vcek is not None and evidence.report_certs is not None:
-        raise ConfigError("give the report's VCEK once: --vcek or --report-certs")
-    if evidence.amd_root is not None and evidence.vcek is None and evidence.report_certs is None:
-        raise ConfigError("--amd-root goes with --vcek or --report-certs (the roots check the VCEK's chain)")
+    evidence.check()
     if evidence.vcek is None and evidence.report_certs is None:
         unchecked = ReportSignature.unchecked("snp-report", evidence.skip_signature)
         if unchecked is None:  # pragma: no cover - a report always has a statement

@@ -21,6 +21,7 @@ __all__ = [
     "LayoutError",
     "ManifestError",
     "NotFoundError",
+    "OptionError",
     "RenderError",
     "ReportFormatError",
     "SevrefError",
@@ -70,6 +71,10 @@ class SevrefError(Exception):
 
 class ConfigError(SevrefError):
     """A launch configuration is incomplete, contradictory or out of range."""
+
+
+class OptionError(ConfigError):
+    """Options (or API arguments) out of range or that do not go together: the command line's exit status 2."""
 
 
 class ManifestError(SevrefError):

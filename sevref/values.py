@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sevref.errors import ConfigError
+from sevref.errors import ConfigError, OptionError
 
 __all__ = [
     "Version",
@@ -25,6 +25,7 @@ __all__ = [
     "parse_sha256",
     "parse_time",
     "parse_version",
+    "positive_seconds",
     "show",
 ]
 
@@ -184,6 +185,24 @@ def parse_version(text: str, what: str) -> Version:
         raise ConfigError(f"{what}: expected a version such as 9.1 or 7.2.1, found {text!r}")
     major, minor, micro = match.groups()
     return Version(int(major), int(minor), None if micro is None else int(micro))
+
+
+def positive_seconds(seconds: float, option: str) -> float:
+    """Hold a time limit to a positive, finite number of seconds.
+
+    Args:
+        seconds: the limit.
+        option: its name, for the error (e.g. ``--timeout``).
+
+    Returns:
+        ``seconds``.
+
+    Raises:
+        OptionError: zero, negative, infinite or not a number.
+    """
+    if not 0 < seconds < float("inf"):
+        raise OptionError(f"{option}: expected a positive number of seconds, found {seconds:g}")
+    return seconds
 
 
 def parse_duration(text: str, key: str) -> timedelta:

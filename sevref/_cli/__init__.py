@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
 def _run(arguments: list[str], out: TextIO) -> int:
     from sevref._cli._common import Exit, Usage
-    from sevref.errors import SevrefError
+    from sevref.errors import OptionError, SevrefError
 
     try:
         args = _parser().parse_args(arguments)
@@ -101,6 +101,9 @@ def _run(arguments: list[str], out: TextIO) -> int:
         return stop.status
     except Usage as usage:
         print(f"sevref: error: {usage}", file=sys.stderr)
+        return 2
+    except OptionError as error:  # options the API refuses: a usage error too
+        print(f"sevref: error: {error.diagnostic()}", file=sys.stderr)
         return 2
     except SevrefError as error:
         print(f"sevref: error: {error.diagnostic()}", file=sys.stderr)

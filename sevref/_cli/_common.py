@@ -225,12 +225,11 @@ def fetch_limits(args: argparse.Namespace) -> tuple[float, float]:
         (seconds for each file, seconds for the whole run).
 
     Raises:
-        Usage: a value that is not a positive, finite number of seconds.
+        OptionError: a value that is not a positive, finite number of seconds.
     """
-    for option, seconds in (("--timeout", args.timeout), ("--deadline", args.deadline)):
-        if not 0 < seconds < float("inf"):
-            raise Usage(f"{option}: expected a positive number of seconds, found {seconds:g}")
-    return args.timeout, args.deadline
+    from sevref.values import positive_seconds
+
+    return positive_seconds(args.timeout, "--timeout"), positive_seconds(args.deadline, "--deadline")
 
 
 def trusted(args: argparse.Namespace, check_all: bool, location: str | None = None) -> TrustedPublication:
@@ -245,7 +244,7 @@ def trusted(args: argparse.Namespace, check_all: bool, location: str | None = No
         The trusted publication.
 
     Raises:
-        Usage: a time limit that is not a positive, finite number of seconds.
+        OptionError: a time limit that is not a positive, finite number of seconds.
         TrustError: the publication is not trusted.
         SevrefError: a key or the state cannot be read.
     """

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from sevref._cli._common import Usage, size
+from sevref._cli._common import size
 from sevref._cli._signer import add_signer_options, opened_signer
 from sevref.limits import DEFAULT_MAX_ENTRIES, DOWNLOAD_SECONDS
 
@@ -110,21 +110,21 @@ def _cache(args: argparse.Namespace) -> Path:
 
 
 def _deadline(args: argparse.Namespace) -> float:
-    seconds: float = args.download_timeout
-    if not 0 < seconds < float("inf"):
-        raise Usage(f"--download-timeout: expected a positive number of seconds, found {seconds:g}")
-    return seconds
+    from sevref.values import positive_seconds
+
+    return positive_seconds(args.download_timeout, "--download-timeout")
 
 
 def _build(args: argparse.Namespace, out: TextIO) -> int:
-    from sevref.api import build
+    from sevref.api import build, check_build_options
 
-    if args.jobs is not None and args.jobs < 1:
-        raise Usage(f"--jobs: expected 1 or more, found {args.jobs}")
-    if args.serial is not None and args.serial < 1:
-        raise Usage(f"--serial: expected 1 or more, found {args.serial}")
-    if args.allow_removal and args.previous is None:
-        raise Usage("--allow-removal goes with --previous")
+    check_build_options(
+        jobs=args.jobs,
+        serial=args.serial,
+        previous=args.previous,
+        allow_removal=args.allow_removal,
+        download_seconds=args.download_timeout,
+    )
     # A key on a token is opened (and its PIN checked) before anything is computed or forked.
     with opened_signer(args) as signer:
         built = build(
@@ -140,7 +140,7 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
             jobs=args.jobs,
             max_entries=args.max_entries,
             allow=args.allow_path,
-            download_seconds=_deadline(args),
+            download_seconds=args.download_timeout,  # checked above
             progress=sys.stderr,
         )
     summary = built.summary

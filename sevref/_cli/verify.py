@@ -138,10 +138,6 @@ def _check_evidence_options(args: argparse.Namespace) -> None:
     given = [name for name, value in snp_args.items() if value]
     if args.snp_report is None and given:
         raise Usage(f"{given[0]} goes with --snp-report")
-    if args.amd_root and not (args.vcek or args.report_certs):
-        raise Usage("--amd-root goes with --vcek or --report-certs (the roots check the VCEK's chain)")
-    if args.skip_report_signature and (args.vcek or args.report_certs or args.amd_root):
-        raise Usage("--skip-report-signature: give it without --vcek, --report-certs and --amd-root")
 
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
@@ -193,18 +189,20 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
 
 def _evidence(args: argparse.Namespace) -> Evidence | None:
     """The evidence the options give, as the API takes it."""
+    from dataclasses import replace
+
     from sevref.api import LaunchMeasurement, SnpMeasurement, SnpReport
     from sevref.digest import LaunchMeasureInputs
     from sevref.snp.validate import Acceptance, parse_min_tcb
     from sevref.values import parse_hex
 
     if args.snp_report is not None:
+        report = SnpReport(args.snp_report, args.vcek, args.report_certs, args.amd_root, args.skip_report_signature)
+        report.check()
         acceptance = Acceptance(args.allow_debug, args.allow_migration)
         if args.min_tcb is not None:
             acceptance = Acceptance(args.allow_debug, args.allow_migration, parse_min_tcb(args.min_tcb))
-        return SnpReport(
-            args.snp_report, args.vcek, args.report_certs, args.amd_root, args.skip_report_signature, acceptance
-        )
+        return replace(report, acceptance=acceptance)
     if args.snp_measurement is not None:
         return SnpMeasurement(args.snp_measurement)
     if args.launch_measurement is not None:
