@@ -298,14 +298,20 @@ def _limit() -> None:
 
 
 RUN = (
-    "import os, resource, sys\n"
+    "import os, sys\n"
     "from sevref._cli import main\n"
     "status = main(sys.argv[1:])\n"
-    "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+    "peak = next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM:')) * 1024\n"
     "open(os.environ['SEVREF_TEST_PEAK'], 'w').write(str(peak))\n"
     "sys.exit(status)\n"
 )
-"""``sevref`` in-process, reporting its peak resident memory (ru_maxrss, in KiB on Linux) at the end."""
+"""``sevref`` in-process, reporting its peak resident memory at the end.
+
+The peak is ``VmHWM`` of ``/proc/self/status``: the high-water mark of this process's own address space. Not
+``getrusage(RUSAGE_SELF).ru_maxrss``: Linux carries the forked parent's resident size across ``execve`` into it
+(``exec_mmap`` in fs/exec.c records the old mm's high-water mark in ``signal->maxrss``), so under pytest-xdist it
+reported the test worker's size (212 MB in CI) rather than sevref's.
+"""
 
 
 def verify(
