@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sevref.binfmt.descriptor import MODE_FEATURES, Described
+from sevref.binfmt.descriptor import MODE_FEATURES, Finding
 from sevref.binfmt.hashtab import cmdline_sha256
 from sevref.binfmt.ovmf import OvmfInfo, VolumeKind
 from sevref.binfmt.vmsa import Vmm, VmsaProfile
@@ -273,7 +273,11 @@ _PROBES = {
 
 
 def _support(
-    info: OvmfInfo, mode: Mode, debian: tuple[str, str] | None = None, spec: FirmwareSpec | None = None
+    info: OvmfInfo,
+    mode: Mode,
+    debian: tuple[str, str] | None = None,
+    spec: FirmwareSpec | None = None,
+    found: Finding | None = None,
 ) -> str:
     """Say "supported", or why the firmware cannot launch ``mode``: its image, or QEMU with what its package says."""
     try:
@@ -283,13 +287,13 @@ def _support(
     try:
         check_firmware(Vmm.QEMU, mode, info.size, debian)
         if spec is not None and mode not in spec.modes_beyond_descriptor:
-            check_descriptor(spec.source.found.described, Vmm.QEMU, mode, None)
+            check_descriptor(None if found is None else found.described, Vmm.QEMU, mode, None)
     except ConfigError as error:
         return f"on QEMU: {error.diagnostic()}"  # a fact of how QEMU launches it, not of the image
     return "supported"
 
 
-def firmware_nvram(spec: FirmwareSpec, info: OvmfInfo) -> Nvram:
+def firmware_nvram(spec: FirmwareSpec, info: OvmfInfo, found: Finding | None) -> Nvram:
     """Judge where a firmware keeps its UEFI variables: from its image, and from what the manifest states.
 
     The image tells where it can (:func:`sevref.binfmt.ovmf.first_volume`): a
@@ -312,6 +316,7 @@ def firmware_nvram(spec: FirmwareSpec, info: OvmfInfo) -> Nvram:
     Args:
         spec: the firmware's manifest entry.
         info: its parsed image.
+        found: what its package says about it (None: it came from no package).
 
     Returns:
         Where the variables are kept, and how sevref knows.
@@ -320,8 +325,8 @@ def firmware_nvram(spec: FirmwareSpec, info: OvmfInfo) -> Nvram:
         ManifestError: the manifest's ``nvram`` contradicts the image or the
             descriptor, or its ``modes_beyond_descriptor`` the descriptor.
     """
-    described = spec.source.found.described
-    _check_beyond(spec, described)
+    described = None if found is None else found.described
+    _check_beyond(spec, found)
     mapped = None if described is None else descriptor_store(described.descriptor)
     stated = spec.nvram
     if described is not None and mapped is not None:
@@ -346,16 +351,16 @@ def firmware_nvram(spec: FirmwareSpec, info: OvmfInfo) -> Nvram:
             if stated is Store.NONE
             else "of its own"
         )
-        found = f"the image starts with a UEFI variable store ({volume.describe()}) {why}"
-        raise _contradiction(spec, found, Store.EMBEDDED)
+        seen = f"the image starts with a UEFI variable store ({volume.describe()}) {why}"
+        raise _contradiction(spec, seen, Store.EMBEDDED)
     if volume is not None and volume.kind is VolumeKind.FIRMWARE_FILES:
         if stated in (None, Store.SEPARATE):
             return Nvram(Store.SEPARATE, Basis.IMAGE)
-        found = (
+        seen = (
             f"the image starts with its code ({volume.describe()}) and has no variable store: its variables are "
             f"in whatever OVMF_VARS file the host adds as pflash unit 1, unmeasured"
         )
-        raise _contradiction(spec, found, Store.SEPARATE)
+        raise _contradiction(spec, seen, Store.SEPARATE)
     if mapped is not None:
         return Nvram(mapped, Basis.DESCRIPTOR)
     if stated is None:
@@ -363,10 +368,11 @@ def firmware_nvram(spec: FirmwareSpec, info: OvmfInfo) -> Nvram:
     return Nvram(stated, Basis.MANIFEST)
 
 
-def _check_beyond(spec: FirmwareSpec, described: Described | None) -> None:
-    """Refuse ``modes_beyond_descriptor`` where there is no descriptor, or one that lists the mode."""
-    if not spec.modes_beyond_descriptor or not spec.source.found.read:
+def _check_beyond(spec: FirmwareSpec, found: Finding | None) -> None:
+    """Refuse ``modes_beyond_descriptor`` where its package has no descriptor, or one that lists the mode."""
+    if not spec.modes_beyond_descriptor or found is None or not found.read:
         return
+    described = found.described
     where = f"{spec.modes_beyond_origin or spec.origin}: firmware {spec.id}: modes_beyond_descriptor"
     if described is None:
         raise ManifestError(f"{where}: its package has no QEMU firmware descriptor naming it; expected one")
@@ -385,13 +391,14 @@ def _contradiction(spec: FirmwareSpec, found: str, expected: Store) -> ManifestE
     )
 
 
-def firmware_record(spec: FirmwareSpec, firmware: Firmware, sha384: bytes) -> FirmwareRecord:
+def firmware_record(spec: FirmwareSpec, firmware: Firmware, sha384: bytes, found: Finding | None) -> FirmwareRecord:
     """The published description of a firmware build (without its candidate list).
 
     Args:
         spec: its manifest entry.
         firmware: the prepared image.
         sha384: SHA-384 of the image.
+        found: what its package says about it (None: it came from no package).
 
     Returns:
         The record.
@@ -402,8 +409,8 @@ def firmware_record(spec: FirmwareSpec, firmware: Firmware, sha384: bytes) -> Fi
     source = spec.source
     d = source.debian
     package = source.debian_package()
-    modes = {str(mode): _support(info, mode, package, spec) for mode in (Mode.SEV, Mode.SEV_ES, Mode.SEV_SNP)}
-    described = source.found.described
+    modes = {str(mode): _support(info, mode, package, spec, found) for mode in (Mode.SEV, Mode.SEV_ES, Mode.SEV_SNP)}
+    described = None if found is None else found.described
     # The firmware-only SEV-SNP chain is a fact of the image: published whenever its metadata can be measured.
     snp = _support(info, Mode.SEV_SNP) == "supported"
     return FirmwareRecord(
@@ -433,7 +440,7 @@ def firmware_record(spec: FirmwareSpec, firmware: Firmware, sha384: bytes) -> Fi
         else tuple(SnpSection(s.gpa, s.size, s.kind.name if s.kind else f"{s.type:#x}") for s in sections),
         snp_prefix=firmware.snp_prefix.hex() if snp else None,
         modes=modes,
-        nvram=firmware_nvram(spec, info),
+        nvram=firmware_nvram(spec, info, found),
         url=source.url,
         descriptor=None if described is None else described.descriptor,
         package_name=None if described is None else described.package,

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+from sevref.binfmt.descriptor import Finding
 from sevref.binfmt.hashtab import cmdline_sha256
 from sevref.binfmt.ovmf import OvmfInfo
 from sevref.binfmt.vmsa import Vmm
@@ -240,7 +241,7 @@ def _combinations(
             yield mode, firmware, host_id, boot, cmdline, cpu
 
 
-def _check_firmware(spec: FirmwareSpec, info: OvmfInfo, host: HostStack, mode: Mode) -> None:
+def _check_firmware(spec: FirmwareSpec, info: OvmfInfo, found: Finding | None, host: HostStack, mode: Mode) -> None:
     """Refuse an image the host cannot launch in ``mode``, or its package's QEMU firmware descriptor does not list.
 
     A mode the firmware entry names in ``modes_beyond_descriptor`` is the
@@ -252,7 +253,7 @@ def _check_firmware(spec: FirmwareSpec, info: OvmfInfo, host: HostStack, mode: M
     """
     check_firmware(host.vmm, mode, info.size, spec.source.debian_package())
     if mode not in spec.modes_beyond_descriptor:
-        check_descriptor(spec.source.found.described, host.vmm, mode, host.machine)
+        check_descriptor(None if found is None else found.described, host.vmm, mode, host.machine)
 
 
 def _reason_axes(
@@ -329,13 +330,21 @@ def _axes(matrix: Matrix, manifest: Manifest, max_entries: int) -> tuple[dict[st
     return axes, product
 
 
-def expand(manifest: Manifest, firmware: Mapping[str, OvmfInfo], max_entries: int = DEFAULT_MAX_ENTRIES) -> Expansion:
+def expand(
+    manifest: Manifest,
+    firmware: Mapping[str, OvmfInfo],
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    *,
+    found: Mapping[str, Finding],
+) -> Expansion:
     """Expand a manifest into its groups.
 
     Args:
         manifest: the checked manifest.
         firmware: the parsed image of every firmware id the matrices name.
         max_entries: refuse to expand to more entries than this.
+        found: what each firmware's package says about its file, by id (:meth:`Sources.read_firmware
+            <sevref.edge.sources.Sources.read_firmware>`); a firmware missing here came from no package.
 
     Returns:
         The groups, sorted by id, and a report per matrix.
@@ -361,7 +370,7 @@ def expand(manifest: Manifest, firmware: Mapping[str, OvmfInfo], max_entries: in
             try:
                 config = _config(mode, host, cpu, boot, cmdline)
                 check_launch(firmware[fw_id], config)
-                _check_firmware(manifest.firmware[fw_id], firmware[fw_id], host, mode)
+                _check_firmware(manifest.firmware[fw_id], firmware[fw_id], found.get(fw_id), host, mode)
             except (ConfigError, FirmwareFormatError) as error:
                 refused.refuse(key, error, partial(_reason_axes, mode, host, firmware[fw_id], boot, cmdline, cpu))
                 continue
@@ -370,24 +379,14 @@ def expand(manifest: Manifest, firmware: Mapping[str, OvmfInfo], max_entries: in
             spec = manifest.firmware[fw_id]
             ident = group_id(group_identity(mode, spec.source.sha256, host, cpu, config))
             expected = matrix.expected.get(mode, Expected())
-            previous = groups.get(ident)
-            if previous is not None:
-                if previous.expected != expected:
-                    raise ManifestError(
-                        f"{matrix.origin}: matrix {matrix.id} gives configuration {ident} other expected values "
-                        f"than matrix {previous.matrix}; expected them to agree"
-                    )
-                merged = tuple(sorted(set(previous.vcpus) | set(vcpus)))
-                added = len(merged) - len(previous.vcpus)
-                first = min(previous.matrix, matrix.id)  # whatever order the manifests come in
-                groups[ident] = Group(**{**previous.__dict__, "vcpus": merged, "matrix": first})
-            else:
-                added = len(vcpus) or 1
-                groups[ident] = Group(
+            total += _add(
+                groups,
+                Group(
                     ident, mode, fw_id, spec.source.sha256, host, cpu, boot, cmdline, config, vcpus, expected, matrix.id
-                )
+                ),
+                matrix.origin,
+            )
             count += len(vcpus) or 1
-            total += added
             if total > max_entries:
                 raise ManifestError(
                     f"{matrix.origin}: {AxisReport(matrix.id, axes, product, count).describe()}: more than "
@@ -409,6 +408,30 @@ def expand(manifest: Manifest, firmware: Mapping[str, OvmfInfo], max_entries: in
         )
     ordered = tuple(_with_status(groups[key], manifest.lifecycle) for key in sorted(groups))
     return Expansion(ordered, tuple(reports))
+
+
+def _add(groups: dict[str, Group], group: Group, origin: str) -> int:
+    """Add a matrix's group, or merge its vCPU counts into the group another matrix made of the same configuration.
+
+    Returns:
+        How many entries it adds.
+
+    Raises:
+        ManifestError: the two matrices give the configuration other expected values.
+    """
+    previous = groups.get(group.id)
+    if previous is None:
+        groups[group.id] = group
+        return len(group.vcpus) or 1
+    if previous.expected != group.expected:
+        raise ManifestError(
+            f"{origin}: matrix {group.matrix} gives configuration {group.id} other expected values "
+            f"than matrix {previous.matrix}; expected them to agree"
+        )
+    merged = tuple(sorted(set(previous.vcpus) | set(group.vcpus)))
+    first = min(previous.matrix, group.matrix)  # whatever order the manifests come in
+    groups[group.id] = Group(**{**previous.__dict__, "vcpus": merged, "matrix": first})
+    return len(merged) - len(previous.vcpus)
 
 
 def _with_status(group: Group, rules: Sequence[Lifecycle]) -> Group:

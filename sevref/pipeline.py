@@ -27,6 +27,7 @@ from typing import TextIO
 
 from sevref import strictjson
 from sevref.assemble import Shadow, entry_states, firmware_nvram, release_of, revoked_entries, shadows
+from sevref.binfmt.descriptor import Finding
 from sevref.corim import DEFAULT_PROFILE, PROFILES, SEV_PROFILE, corim_bytes
 from sevref.digest import Firmware
 from sevref.edge.files import check_out, install, locked_scratch, read_bytes
@@ -102,6 +103,8 @@ class Prepared:
     """Prepared firmware by id (those the matrices use)."""
     expansion: Expansion
     """The groups."""
+    found: Mapping[str, Finding]
+    """What each prepared firmware's package says about its file (its QEMU firmware descriptor), by id."""
 
 
 def prepare(
@@ -133,21 +136,21 @@ def prepare(
     sources = Sources(cache, allow, download_seconds)
     used = {fw for matrix in manifest.matrices for fw in matrix.firmware}
     firmware: dict[str, Firmware] = {}
+    found: dict[str, Finding] = {}
     for ident, spec in manifest.firmware.items():
         if ident in used:
-            try:
-                firmware[ident] = Firmware.from_bytes(
-                    sources.read(spec.source, f"firmware {ident}", MAX_FIRMWARE_BYTES)
-                )
+            try:  # the image, or its package's descriptors, may be damaged
+                data, found[ident] = sources.read_firmware(spec.source, f"firmware {ident}", MAX_FIRMWARE_BYTES)
+                firmware[ident] = Firmware.from_bytes(data)
             except FirmwareFormatError as error:
                 raise FirmwareFormatError(f"{spec.origin}: firmware {ident}: {error.diagnostic()}") from error
-            firmware_nvram(spec, firmware[ident].info)  # a stated nvram the image contradicts stops here
+            firmware_nvram(spec, firmware[ident].info, found[ident])  # a stated nvram the image contradicts stops here
     for boot in manifest.boots.values():
         for source, what in ((boot.kernel, "kernel"), (boot.initrd, "initrd")):
             if source is not None:
                 sources.read(source, f"boot {boot.id} {what}", MAX_BOOT_FILE_BYTES)
-    expansion = expand(manifest, {ident: fw.info for ident, fw in firmware.items()}, max_entries)
-    return Prepared(manifest, firmware, expansion)
+    expansion = expand(manifest, {ident: fw.info for ident, fw in firmware.items()}, max_entries, found=found)
+    return Prepared(manifest, firmware, expansion, found)
 
 
 def issue_time(manifest: Manifest, flag: str | None) -> str:
@@ -354,7 +357,9 @@ def build(
     link = None if previous is None else Previous(previous.index.release.serial, previous.index_sha256)
     with locked_scratch(out) as scratch:
         tree = Tree(scratch)
-        write_publication(tree, manifest, expansion, prepared.firmware, site=site, jobs=jobs, progress=progress)
+        write_publication(
+            tree, manifest, expansion, prepared.firmware, prepared.found, site=site, jobs=jobs, progress=progress
+        )
         blocked = _shadows(tree, manifest, expansion)
         signing = None if signer is None else Signing(signer.keyid, str(signer.algorithm), len(chain))
         if signer is not None and signing is not None:

@@ -232,7 +232,7 @@ def test_expansion_does_not_depend_on_order(rng: random.Random) -> None:
     results = []
     for data in (original, shuffled):
         document = parse_yaml(json.dumps(data).encode(), "m.json", GOLDEN)
-        expansion = expand(load_manifests([document]), firmware)
+        expansion = expand(load_manifests([document]), firmware, found={})
         results.append([(g.id, g.vcpus, g.matrix) for g in expansion.groups])
     assert results[0] == results[1]
     assert len(results[0]) == 35
@@ -242,6 +242,8 @@ def test_group_ids_do_not_depend_on_labels(tmp_path: Path) -> None:
     data = yaml.safe_load((GOLDEN / "manifest.yaml").read_text())
     text = json.dumps(data).replace('"qemu9.1-init2"', '"renamed-stack"').replace('"tiny"', '"renamed-fw"')
     firmware = parse_ovmf((GOLDEN / "inputs" / "tiny.fd").read_bytes())
-    original = expand(load_manifests([parse_yaml(json.dumps(data).encode(), "a", GOLDEN)]), {"tiny": firmware})
-    renamed = expand(load_manifests([parse_yaml(text.encode(), "b", GOLDEN)]), {"renamed-fw": firmware})
+    original = expand(
+        load_manifests([parse_yaml(json.dumps(data).encode(), "a", GOLDEN)]), {"tiny": firmware}, found={}
+    )
+    renamed = expand(load_manifests([parse_yaml(text.encode(), "b", GOLDEN)]), {"renamed-fw": firmware}, found={})
     assert [g.id for g in original.groups] == [g.id for g in renamed.groups]

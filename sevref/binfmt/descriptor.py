@@ -297,13 +297,15 @@ class Described:
         return f"{self.package}: {self.descriptor.path}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Finding:
-    """What reading a file out of a package found beside it, filled in once by the source kind that read it.
+    """What reading a firmware file out of a package found beside it.
 
-    A manifest's :class:`~sevref.manifest.model.Source` carries one, so that
-    the stages that judge the file (its nvram statement, the modes it can
-    launch, its record) see what its package says about it.
+    The source kind that reads the file returns it with the bytes
+    (:meth:`sevref.edge.sources.kind.SourceKind.read_firmware`);
+    :func:`sevref.pipeline.prepare` keeps one per firmware id and hands them
+    to the stages that judge the file (its nvram statement, the modes it can
+    launch, its record), so that they see what its package says about it.
     """
 
     read: bool = False

@@ -28,6 +28,7 @@ from typing import Any, TextIO, cast
 
 from sevref._resources import resource
 from sevref.assemble import firmware_record, group_record, publication_record, release_of
+from sevref.binfmt.descriptor import Finding
 from sevref.digest import Firmware, Mode, launch_digests
 from sevref.errors import RenderError
 from sevref.expand import Expansion, Group
@@ -511,7 +512,7 @@ def _write_parallel(tree: Tree, plan: BuildPlan, workers: _Workers, meter: _Prog
 
 
 def _firmware_frames(
-    manifest: Manifest, firmware: Mapping[str, Firmware], release: Release
+    manifest: Manifest, firmware: Mapping[str, Firmware], found: Mapping[str, Finding], release: Release
 ) -> tuple[list[FirmwareRecord], dict[str, tuple[bytes, bytes]]]:
     """Each firmware's record, and its file's canonical JSON around the candidates, checked once.
 
@@ -520,7 +521,7 @@ def _firmware_frames(
     records: list[FirmwareRecord] = []
     frames: dict[str, tuple[bytes, bytes]] = {}
     for ident, fw in firmware.items():
-        record = firmware_record(manifest.firmware[ident], fw, hashlib.sha384(fw.data).digest())
+        record = firmware_record(manifest.firmware[ident], fw, hashlib.sha384(fw.data).digest(), found.get(ident))
         records.append(record)
         frames[ident] = head, tail = canonical_frame(
             {"schema": SCHEMAS["firmware"], "release": release.to_dict(), "firmware": record.to_dict()}, "candidates"
@@ -534,6 +535,7 @@ def write_publication(
     manifest: Manifest,
     expansion: Expansion,
     firmware: Mapping[str, Firmware],
+    found: Mapping[str, Finding],
     *,
     site: Site,
     jobs: int | None,
@@ -551,6 +553,7 @@ def write_publication(
         manifest: the manifest.
         expansion: its groups.
         firmware: the prepared firmware by id (those the matrices use).
+        found: what each firmware's package says about its file, by id.
         site: the release facts every page shows.
         jobs: worker processes (None: all cores, up to 8, for large matrices).
         progress: where to show progress when it is a terminal.
@@ -560,7 +563,7 @@ def write_publication(
     """
     release = release_of(manifest.publication)
     layout = Layout.for_counts(len(expansion.groups), expansion.entries)
-    records, frames = _firmware_frames(manifest, firmware, release)
+    records, frames = _firmware_frames(manifest, firmware, found, release)
     templates, assets = site_sources()
     renderer = Renderer(templates, site, records)
     plan = BuildPlan(

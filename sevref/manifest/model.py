@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from sevref.binfmt.descriptor import Finding
 from sevref.digest import Mode
 from sevref.errors import ManifestError
 from sevref.hosts import HostStack
@@ -137,8 +136,6 @@ class Source:
     """The folder of the manifest that names a local file: the file must be inside it."""
     rpm: RpmSource | None = None
     """A file inside an RPM package."""
-    found: Finding = field(default_factory=Finding, compare=False, repr=False)
-    """What reading its package found beside the file (its QEMU firmware descriptor); filled by the edge."""
 
     @property
     def kind(self) -> str:

@@ -54,7 +54,7 @@ def load(data: bytes) -> None:
         SevrefError: the manifest is refused.
     """
     manifest = load_manifests([parse_yaml(data, "fuzz.yaml", GOLDEN)])
-    expand(manifest, dict.fromkeys(manifest.firmware, _TINY_INFO), _MAX_ENTRIES)
+    expand(manifest, dict.fromkeys(manifest.firmware, _TINY_INFO), _MAX_ENTRIES, found={})
 
 
 def one_input(data: bytes) -> None:

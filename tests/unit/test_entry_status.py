@@ -94,7 +94,7 @@ def groups(rules: Sequence[dict[str, Any]], vcpus: Sequence[object] = ("1-12",))
     data["matrices"][0]["vcpus"] = list(vcpus)
     data["lifecycle"] = list(rules)
     manifest = load_manifests([parse_yaml(json.dumps(data).encode(), "m.json", GOLDEN)])
-    return {g.mode: g for g in expand(manifest, FIRMWARE).groups}
+    return {g.mode: g for g in expand(manifest, FIRMWARE, found={}).groups}
 
 
 def record(group: Group) -> GroupRecord:
@@ -292,7 +292,7 @@ def test_a_matrix_that_expands_to_nothing_is_an_error_naming_it() -> None:
     manifest = load_manifests([parse_yaml(text.encode(), "m.yaml", GOLDEN)])
     line = text.splitlines().index("- id: empty") + 1
     with pytest.raises(ManifestError, match=rf"^m\.yaml:{line}:\d+: matrix empty: .* = 2 combinations, 0 entries: "):
-        expand(manifest, FIRMWARE)
+        expand(manifest, FIRMWARE, found={})
 
 
 def test_a_publication_that_expands_to_nothing_is_an_error_naming_it() -> None:
@@ -302,4 +302,4 @@ def test_a_publication_that_expands_to_nothing_is_an_error_naming_it() -> None:
     manifest = load_manifests([parse_yaml(json.dumps(data).encode(), "m.json", GOLDEN)])
     empty = dataclasses.replace(manifest, matrices=())
     with pytest.raises(ManifestError, match=r"^m\.json:\d+:\d+: publication: its matrices expand to 0 entries"):
-        expand(empty, FIRMWARE)
+        expand(empty, FIRMWARE, found={})

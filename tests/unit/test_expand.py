@@ -71,8 +71,8 @@ def run(*matrices: str, tail: str = "", max_entries: int | None = None) -> Expan
     document = parse_yaml((HEAD + "".join(matrices) + tail).encode(), "m.yaml", Path("/srv/manifests"))
     manifest = load_manifests([document])
     if max_entries is None:
-        return expand(manifest, FIRMWARE)
-    return expand(manifest, FIRMWARE, max_entries)
+        return expand(manifest, FIRMWARE, found={})
+    return expand(manifest, FIRMWARE, max_entries, found={})
 
 
 def refusal(*matrices: str, max_entries: int | None = None) -> str:
@@ -348,7 +348,9 @@ def test_labels_do_not_change_ids() -> None:
         "m.yaml",
         Path("/srv/manifests"),
     )
-    assert [g.id for g in expand(load_manifests([renamed]), FIRMWARE).groups] == [g.id for g in original.groups]
+    assert [g.id for g in expand(load_manifests([renamed]), FIRMWARE, found={}).groups] == [
+        g.id for g in original.groups
+    ]
 
 
 # --------------------------------------------------------------------------- refusals

@@ -110,7 +110,9 @@ SECTIONS_TINY = [(0x800000, 0x2000, 1), (0x802000, 0x1000, 2), (0x803000, 0x1000
 def check(text: str, image: bytes | None = None) -> Expansion:
     """Read and expand a manifest the way ``sevref validate`` does (the firmware is tiny.fd, or ``image``)."""
     document = parse_yaml(text.encode("utf-8"), "m.yaml", Path("."))
-    return expand(load_manifests([document]), {"fw": parse_ovmf(TINY.read_bytes() if image is None else image)})
+    return expand(
+        load_manifests([document]), {"fw": parse_ovmf(TINY.read_bytes() if image is None else image)}, found={}
+    )
 
 
 Q72 = 'vmm: qemu, qemu: {version: "7.2", machine: pc-q35-7.2}'

@@ -1,8 +1,9 @@
 """Sources: the files a manifest pins, one module per kind (:mod:`~sevref.edge.sources.kind`).
 
 :class:`Sources` reads what a manifest names, each once, and checks every
-sha256 pin; its errors start with the manifest's ``file:line:column``. Which
-kind reads a source is chosen by the manifest key in one table, :data:`KINDS`:
+sha256 pin; with a firmware file it returns the QEMU firmware descriptor its
+package has for it. Its errors start with the manifest's ``file:line:column``.
+Which kind reads a source is chosen by the manifest key in one table, :data:`KINDS`:
 
 * ``path`` (:mod:`~sevref.edge.sources.local`): a local file inside the manifest's folder;
 * ``url`` (:mod:`~sevref.edge.sources.url`): a file by URL;
@@ -18,9 +19,11 @@ of ``sevref digest`` is :mod:`sevref.edge.inputs`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from sevref.binfmt.archive import Extracted
+from sevref.binfmt.descriptor import Finding
 from sevref.edge.sources.debian import DebianFile
 from sevref.edge.sources.kind import Context, SourceKind
 from sevref.edge.sources.local import LocalFile
@@ -72,7 +75,7 @@ class Sources:
 
         Args:
             source: where the file comes from.
-            what: how to name it ("firmware ovmf-code").
+            what: how to name it ("boot direct kernel").
             limit: the largest size accepted.
 
         Returns:
@@ -84,11 +87,36 @@ class Sources:
                 ``file:line:column``.
         """
         kind = KINDS[source.kind]
+        return self._checked(source, what, limit, lambda: (kind.read(source, what, limit, self.context), Finding()))[0]
+
+    def read_firmware(self, source: Source, what: str, limit: int) -> tuple[bytes, Finding]:
+        """Return a pinned firmware file's bytes, and what its package says about it.
+
+        Args:
+            source: where the file comes from.
+            what: how to name it ("firmware ovmf-code").
+            limit: the largest size accepted.
+
+        Returns:
+            The bytes, whose sha256 is the pin, and the QEMU firmware descriptor
+            its package has for it (:meth:`~sevref.edge.sources.kind.SourceKind.read_firmware`).
+
+        Raises:
+            SevrefError: as :meth:`read`, or its package's descriptors are damaged.
+        """
+        kind = KINDS[source.kind]
+        return self._checked(source, what, limit, lambda: kind.read_firmware(source, what, limit, self.context))
+
+    def _checked(
+        self, source: Source, what: str, limit: int, obtain: Callable[[], tuple[Extracted, Finding]]
+    ) -> tuple[bytes, Finding]:
+        """Run a kind's ``obtain`` and hold its bytes to the size limit and the pin, naming the source."""
+        kind = KINDS[source.kind]
         # Errors name the manifest's file:line:column, and the input unless the kind already did.
         origin = kind.origin(source)
         where = origin if kind.names_itself else f"{origin}: {what}"
         try:
-            found = kind.read(source, what, limit, self.context)
+            found, finding = obtain()
             if len(found.data) > limit:
                 raise FetchError(f"{len(found.data)} bytes; expected at most {limit}")
         except (FetchError, DigestMismatchError) as error:
@@ -98,4 +126,4 @@ class Sources:
                 f"{source.origin}: {what} {source.label()}: sha256 is {found.sha256.hex()}, "
                 f"expected {source.sha256.hex()} (the pin)"
             )
-        return found.data
+        return found.data, finding

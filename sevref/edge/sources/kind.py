@@ -3,7 +3,8 @@
 A manifest's ``source`` names its file in one of several ways (``path``,
 ``url``, ``debian``, ``rpm``): each is a :class:`SourceKind` in a module of
 this package, listed once in :data:`sevref.edge.sources.KINDS` under the
-manifest key that selects it. A kind only obtains bytes; the checks every
+manifest key that selects it. A kind only obtains bytes (and, for a firmware
+file, what its package says about it); the checks every
 kind shares (the pin, the size limit, errors that start with the manifest's
 ``file:line:column``) are :class:`~sevref.edge.sources.Sources`'s. Adding a
 kind (an OCI artifact, say) is a module here, a line in the table, its model
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sevref.binfmt.archive import Extracted
+from sevref.binfmt.descriptor import Finding
 from sevref.edge.packages import PackageFiles
 from sevref.manifest.model import Source
 
@@ -70,3 +72,24 @@ class SourceKind(abc.ABC):
         Raises:
             SevrefError: not obtained, not readable, too large, or not in its package.
         """
+
+    def read_firmware(self, source: Source, what: str, limit: int, context: Context) -> tuple[Extracted, Finding]:
+        """Obtain a firmware file's bytes, and what its package says about it.
+
+        A kind that reads packages returns the QEMU firmware descriptor that
+        names the file (:mod:`sevref.edge.descriptors`); any other kind has no
+        package to read.
+
+        Args:
+            source: the manifest's source.
+            what: how to name the file (``firmware ovmf-code``).
+            limit: the largest size accepted.
+            context: the cache, time limits and memory of this run.
+
+        Returns:
+            What :meth:`read` returns, and the finding (not read: no package).
+
+        Raises:
+            SevrefError: as :meth:`read`, or its package's descriptors are damaged.
+        """
+        return self.read(source, what, limit, context), Finding()

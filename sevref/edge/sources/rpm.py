@@ -4,13 +4,16 @@ The .rpm is downloaded from its own URL, or from a repository root through its
 ``repodata/repomd.xml`` and primary metadata (:mod:`sevref.edge.repo`), pinned by
 ``rpm_sha256`` either way; its header must say the NAME, VERSION-RELEASE and
 ARCH the manifest gives, and the file is streamed out of its cpio payload
-(:mod:`sevref.binfmt.rpm`). The package's QEMU firmware descriptors are read too
-(:mod:`sevref.edge.descriptors`): the one that names the file is kept in the source's ``found``.
+(:mod:`sevref.binfmt.rpm`). For a firmware file, the package's QEMU firmware descriptors are
+read too (:mod:`sevref.edge.descriptors`), and the one that names the file is returned with it.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sevref.binfmt.archive import Extracted
+from sevref.binfmt.descriptor import Finding
 from sevref.binfmt.rpm import TAG_ARCH, TAG_NAME, TAG_RELEASE, TAG_VERSION, RpmArchive
 from sevref.edge.descriptors import rpm_descriptors
 from sevref.edge.download import cached, download
@@ -66,7 +69,7 @@ class RpmFile(SourceKind):
         return source.rpm.origin if source.rpm is not None and source.rpm.origin else source.origin
 
     def read(self, source: Source, what: str, limit: int, context: Context) -> Extracted:
-        """Obtain the package and stream the file out of it.
+        """Obtain the package and stream the file out of it (:meth:`SourceKind.read`).
 
         Args:
             source: the source.
@@ -80,6 +83,30 @@ class RpmFile(SourceKind):
         Raises:
             SevrefError: not obtained, not the package named, no such file, too large, or damaged.
         """
+        return self._obtain(source, what, limit, context)[0]
+
+    def read_firmware(self, source: Source, what: str, limit: int, context: Context) -> tuple[Extracted, Finding]:
+        """The file, and the descriptor of its package that names it (:meth:`SourceKind.read_firmware`).
+
+        Args:
+            source: the source.
+            what: how to name the file.
+            limit: the largest size accepted.
+            context: the cache, time limit and packages already indexed.
+
+        Returns:
+            The bytes and their SHA-256, and what the package's descriptors say of the file.
+
+        Raises:
+            SevrefError: as :meth:`read`, or a descriptor is damaged.
+        """
+        extracted, package, name, rpm = self._obtain(source, what, limit, context)
+        described = rpm_descriptors(package, name, f"{rpm.package} {rpm.version}")
+        return extracted, Finding(read=True, described=described.describing(rpm.path))
+
+    @staticmethod
+    def _obtain(source: Source, what: str, limit: int, context: Context) -> tuple[Extracted, Path, str, RpmSource]:
+        """The file, the .rpm it came out of and how to name that, and the manifest's ``rpm`` mapping."""
         rpm = source.rpm
         if rpm is None:  # pragma: no cover - the table chose this kind for a package
             raise ConfigError(f"{source.origin}: {what}: no RPM package")
@@ -100,8 +127,4 @@ class RpmFile(SourceKind):
             open_archive=RpmArchive,
             identify=lambda archive: identify_rpm(archive, rpm),
         )
-        if what.startswith("firmware "):  # a kernel's or initrd's package has no descriptor for it
-            described = rpm_descriptors(package, url or rpm.file_name, f"{rpm.package} {rpm.version}")
-            source.found.described = described.describing(rpm.path)
-            source.found.read = True
-        return extracted
+        return extracted, package, url or rpm.file_name, rpm
