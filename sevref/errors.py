@@ -1,4 +1,4 @@
-"""The one exception tree of sevref.
+"""The one exception tree of sevref, and how it says that something is on its way out.
 
 Every error that bad input can cause is a :class:`SevrefError`. Its message is
 one line that names the input (file, field or offset), what was expected and
@@ -14,6 +14,7 @@ import unicodedata
 __all__ = [
     "Check",
     "ConfigError",
+    "Deprecation",
     "DigestMismatchError",
     "FetchError",
     "FirmwareFormatError",
@@ -53,6 +54,43 @@ def printable(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+class Deprecation:
+    """Something on its way out (docs/compatibility.md): still working, and said so each run that uses it.
+
+    An option marks itself with :func:`sevref._cli._common.deprecate`, a
+    manifest field with a row of :data:`sevref.manifest.reader.DEPRECATED_FIELDS`.
+    A plain class: ``sevref --help`` loads this module, and no more than argparse
+    (``tests/unit/test_house.py``).
+    """
+
+    __slots__ = ("goes", "since", "use")
+
+    def __init__(self, since: str, goes: str, use: str) -> None:
+        """Say when and for what.
+
+        Args:
+            since: the release that deprecated it (``0.3``).
+            goes: the release that removes it (``1.0``).
+            use: what replaces it.
+        """
+        self.since, self.goes, self.use = since, goes, use
+
+    def __repr__(self) -> str:
+        """``Deprecation('0.3', '1.0', '--new')``."""
+        return f"Deprecation({self.since!r}, {self.goes!r}, {self.use!r})"
+
+    def warning(self, what: str) -> str:
+        """The one line the command line prints after ``sevref: warning:``.
+
+        Args:
+            what: the option or field, and where it was given.
+
+        Returns:
+            ``WHAT is deprecated since 0.3 and goes in 1.0; use USE``.
+        """
+        return f"{what} is deprecated since {self.since} and goes in {self.goes}; use {self.use}"
 
 
 class SevrefError(Exception):

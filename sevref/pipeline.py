@@ -252,6 +252,8 @@ class BuildSummary:
     """The key that signed it, or None: unsigned."""
     shadows: tuple[Shadow, ...] = ()
     """The revocations that also block entries they do not name (the same digest), in the manifest's order."""
+    deprecated: tuple[str, ...] = ()
+    """Each use of a deprecated manifest field (:attr:`Manifest.warnings <sevref.manifest.model.Manifest.warnings>`)."""
 
     @classmethod
     def of(
@@ -263,6 +265,7 @@ class BuildSummary:
         seconds: float,
         keyid: str | None = None,
         blocked: tuple[Shadow, ...] = (),
+        deprecated: tuple[str, ...] = (),
     ) -> BuildSummary:
         """Summarise a written publication.
 
@@ -274,6 +277,7 @@ class BuildSummary:
             seconds: how long the build took.
             keyid: the key that signed it, if any.
             blocked: the revocations that also block entries they do not name.
+            deprecated: each use of a deprecated manifest field.
 
         Returns:
             The summary.
@@ -294,6 +298,7 @@ class BuildSummary:
             index_sha256=next(f.sha256 for f in tree.files if f.path == "index.json"),
             keyid=keyid,
             shadows=blocked,
+            deprecated=deprecated,
         )
 
 
@@ -371,7 +376,9 @@ def build(
             sign_publication(tree, signer, chain, index)
         install(scratch, out)
     keyid = None if signer is None else signer.keyid
-    return BuildSummary.of(out, tree, counts, expansion.reports, time.monotonic() - started, keyid, blocked)
+    return BuildSummary.of(
+        out, tree, counts, expansion.reports, time.monotonic() - started, keyid, blocked, manifest.warnings
+    )
 
 
 def _site(manifest: Manifest, issued: str, signing: dict[str, object] | None) -> Site:

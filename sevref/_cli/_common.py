@@ -1,4 +1,4 @@
-"""What every command shares: the parser class, lazy subcommands, usage errors, and the trust options."""
+"""What every command shares: the parser class, lazy subcommands, usage errors, deprecation, and the trust options."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any, NoReturn
 
+    from sevref.errors import Deprecation
     from sevref.sign import KeySigner
     from sevref.trust import TrustedPublication
 
@@ -25,6 +26,41 @@ class Exit(Exception):
 
 class Usage(Exception):
     """A usage error found after parsing: exit status 2."""
+
+
+def deprecate(action: argparse.Action, deprecation: Deprecation) -> argparse.Action:
+    """Mark an option deprecated (docs/compatibility.md): it keeps working, and says it goes.
+
+    Its help (and so its man page) gains ``(deprecated since 0.3, goes in 1.0:
+    use ...)``; a run that gives it prints ``sevref: warning: --old is
+    deprecated since 0.3 and goes in 1.0; use ...`` on standard error once,
+    however often it is given, and then does what it always did. The frozen
+    command line of each release (``tests/data/compat/<version>/cli.json``)
+    records it, and an option may be removed only after a release that marked it.
+
+    Args:
+        action: what ``add_argument`` returned.
+        deprecation: since when, until when, and what replaces it.
+
+    Returns:
+        The action, marked.
+    """
+    base = type(action)
+    flags = "/".join(action.option_strings)
+
+    def warn_then_act(self: argparse.Action, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        warned = parser.__dict__.setdefault("_deprecated_warned", set())  # the parser lives for one run
+        if self.dest not in warned:
+            warned.add(self.dest)
+            print(f"sevref: warning: {deprecation.warning(option or flags)}", file=sys.stderr)
+        base.__call__(self, parser, namespace, values, option)
+
+    action.__class__ = type(f"Deprecated{base.__name__}", (base,), {"__call__": warn_then_act})
+    action.deprecation = deprecation  # type: ignore[attr-defined]  # read by the frozen command line
+    note = f"deprecated since {deprecation.since}, goes in {deprecation.goes}: use {deprecation.use}"
+    note = note.replace("%", "%%")  # argparse formats help with %
+    action.help = f"{action.help} ({note})" if action.help else note
+    return action
 
 
 class Parser(argparse.ArgumentParser):

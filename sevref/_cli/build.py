@@ -144,8 +144,8 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
             progress=sys.stderr,
         )
     summary = built.summary
-    for shadow in summary.shadows:
-        print(f"sevref: warning: {shadow.describe()}", file=sys.stderr)
+    for warning in (*summary.deprecated, *(shadow.describe() for shadow in summary.shadows)):
+        print(f"sevref: warning: {warning}", file=sys.stderr)
     _print_summary(summary, out)
     if built.previous is not None:
         before = built.previous.index.release
@@ -204,6 +204,8 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
         _deadline(args),
     )
     expansion = prepared.expansion
+    for warning in prepared.manifest.warnings:
+        print(f"sevref: warning: {warning}", file=sys.stderr)
     print(f"ok: {expansion.entries} entries in {len(expansion.groups)} configurations", file=out)
     for report in expansion.reports:
         print(f"  {report.describe()}", file=out)

@@ -96,6 +96,8 @@ class Argument:
     """A positional argument that may be left out."""
     excludes: tuple[str, ...]
     """The flags of the options it is mutually exclusive with."""
+    deprecated: str = ""
+    """The release that deprecated it (:func:`~sevref._cli._common.deprecate`); empty when it is not."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,7 @@ def _argument(action: argparse.Action, excludes: tuple[str, ...]) -> Argument:
         many=isinstance(action, argparse._AppendAction) or action.nargs in ("+", "*"),
         optional=not action.option_strings and action.nargs in ("?", "*"),
         excludes=excludes,
+        deprecated=getattr(getattr(action, "deprecation", None), "since", ""),
     )
 
 

@@ -404,3 +404,5 @@ class Manifest:
     """Lifecycle rules."""
     documents: tuple[tuple[str, bytes], ...] = field(default=())
     """(name, sha256) of every manifest file: the publication's provenance."""
+    warnings: tuple[str, ...] = ()
+    """Each use of a deprecated field (:data:`~sevref.manifest.reader.DEPRECATED_FIELDS`), naming its place."""

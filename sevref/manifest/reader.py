@@ -7,15 +7,16 @@ their mode, host stacks that can exist. Every error names ``file:line:column``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sevref.binfmt.vmsa import EC2_RDX, Vmm, VmsaProfile, cpu_signature, lookup_cpu_model
 from sevref.digest import MAX_VCPUS, Mode
-from sevref.errors import ConfigError, ManifestError
+from sevref.errors import ConfigError, Deprecation, ManifestError
 from sevref.hosts import HostStack, KvmFacts, QemuFix
-from sevref.manifest.loader import Document
+from sevref.manifest.loader import Document, pointer_to
 from sevref.manifest.model import (
     ANY_POLICY,
     NO_POLICY,
@@ -36,7 +37,13 @@ from sevref.manifest.prose import check_schema
 from sevref.records import EntryStatus, Store
 from sevref.values import parse_hex, parse_time, parse_version
 
-__all__ = ["load_manifests"]
+__all__ = ["DEPRECATED_FIELDS", "deprecated_uses", "load_manifests"]
+
+DEPRECATED_FIELDS: dict[str, Deprecation] = {}
+"""Manifest fields on their way out (docs/compatibility.md), by JSON pointer with ``*`` for any key or index
+(``/firmware/*/nvram``). A manifest that uses one reads as before, and each use is a warning that names its
+``file:line:column`` (:attr:`Manifest.warnings <sevref.manifest.model.Manifest.warnings>`). Empty: nothing is
+deprecated."""
 
 
 def _ec2_rdx(value: object) -> int | None:
@@ -420,7 +427,7 @@ def load_manifests(documents: Sequence[Document]) -> Manifest:
         documents: from :func:`parse_yaml`, one per file.
 
     Returns:
-        The manifest.
+        The manifest, with a warning for each use of a deprecated field.
 
     Raises:
         ManifestError: the first problem, with its file, line and column.
@@ -429,4 +436,39 @@ def load_manifests(documents: Sequence[Document]) -> Manifest:
     for document in documents:
         check_schema(document)
         reader.read(document)
-    return reader.finish(documents)
+    warnings = tuple(use for document in documents for use in deprecated_uses(document))
+    return replace(reader.finish(documents), warnings=warnings)
+
+
+def deprecated_uses(document: Document, fields: Mapping[str, Deprecation] | None = None) -> list[str]:
+    """Each use of a deprecated field in a manifest file, in the order of the file.
+
+    Args:
+        document: the parsed file.
+        fields: the deprecated fields (default: :data:`DEPRECATED_FIELDS`).
+
+    Returns:
+        One warning per use: ``file:line:column: /firmware/ovmf/nvram is deprecated since ...``.
+    """
+    found = [
+        (document.positions.get(pointer, (0, 0)), deprecation.warning(f"{document.where(pointer)}: {pointer}"))
+        for pattern, deprecation in (DEPRECATED_FIELDS if fields is None else fields).items()
+        for pointer in _matching(document.data, pattern.split("/")[1:], "")
+    ]
+    return [warning for _, warning in sorted(found)]
+
+
+def _matching(value: object, parts: list[str], pointer: str) -> Iterator[str]:
+    """The pointers under ``pointer`` that a pattern's remaining ``parts`` name (``*``: any key or index)."""
+    if not parts:
+        yield pointer
+        return
+    head, rest = parts[0], parts[1:]
+    if isinstance(value, dict):
+        keys = list(value) if head == "*" else [head] if head in value else []
+        for key in keys:
+            yield from _matching(value[key], rest, pointer_to(pointer, key))
+    elif isinstance(value, list) and (head == "*" or head.isdigit()):
+        indexes = range(len(value)) if head == "*" else [int(head)] if int(head) < len(value) else []
+        for index in indexes:
+            yield from _matching(value[index], rest, pointer_to(pointer, index))

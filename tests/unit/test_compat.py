@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from sevref import __version__
 from sevref._cli.completion import command_tree
 from sevref.errors import LayoutError
 from sevref.records import SCHEMA_IDS, SCHEMAS, VERSIONS, schema_version
@@ -175,15 +176,27 @@ the version that deprecated it. Empty: nothing has been removed."""
 
 
 def cli_surface() -> dict[str, Any]:
-    """The command line as a promise: every command, its options and the values each option offers."""
+    """The command line as a promise: every command, its options, the values each offers, and what is deprecated."""
     return {
         command.name or "sevref": {
             "options": sorted(flag for argument in command.options for flag in argument.flags),
             "choices": {a.flags[-1]: sorted(a.choices) for a in command.options if a.choices},
             "positionals": [a.metavar for a in command.positionals],
+            "deprecated": {flag: a.deprecated for a in command.options if a.deprecated for flag in a.flags},
         }
         for command in command_tree().walk()
     }
+
+
+def undeprecated(removed: dict[str, str], frozen: dict[str, dict[str, Any]]) -> list[str]:
+    """What ``removed`` lists that no release (``frozen``: version -> its cli.json) marked deprecated first."""
+    marked = {
+        (f"{name} {flag}", since)
+        for surface in frozen.values()
+        for name, command in surface.items()
+        for flag, since in command.get("deprecated", {}).items()
+    }
+    return sorted(gone for gone, since in removed.items() if (gone, since) not in marked)
 
 
 def missing(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
@@ -210,6 +223,22 @@ def missing(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
 def test_every_command_option_and_choice_of_a_release_is_still_there(release: str) -> None:
     frozen = json.loads((FROZEN / release / "cli.json").read_text(encoding="utf-8"))
     assert missing(frozen, cli_surface()) == [], "deprecate first (docs/compatibility.md), then list it in REMOVED"
+
+
+def test_the_frozen_command_line_of_this_version_is_the_one_it_has() -> None:
+    """Until its release, this version's frozen command line follows every change: afterwards it is never edited."""
+    frozen = FROZEN / __version__ / "cli.json"
+    if frozen.exists():
+        assert json.loads(frozen.read_bytes()) == cli_surface(), f"rewrite {frozen.name} with cli_surface()"
+
+
+def test_what_was_removed_was_deprecated_in_a_release_first() -> None:
+    frozen = {release: json.loads((FROZEN / release / "cli.json").read_bytes()) for release in RELEASES}
+    assert undeprecated(REMOVED, frozen) == []
+    # The check itself: a removal no release marked, or marked since another version, is named.
+    frozen["0.2.0"] = {"verify": {"deprecated": {"--stale": "0.2"}}}
+    assert undeprecated({"verify --stale": "0.2"}, frozen) == []
+    assert undeprecated({"verify --stale": "0.3", "build --gone": "0.2"}, frozen) == ["build --gone", "verify --stale"]
 
 
 def test_the_surface_check_sees_what_goes() -> None:
