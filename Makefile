@@ -102,6 +102,14 @@ DEMO_ISSUED := $(if $(SOURCE_DATE_EPOCH),,--issued now)
 # the last one (sevref verify --state) takes the next: a publisher never reissues a serial.
 DEMO_SERIAL := --serial $(if $(SOURCE_DATE_EPOCH),$(SOURCE_DATE_EPOCH),$$(date +%s))
 DEMO_STATE ?= $(DEMO_KEYS)/verifier-state.json
+# A demo built over an earlier one made with the same demo key is that release's successor: it names it
+# (--previous, verified against the demo's key chain) and says what changed (changes.html), so the verifier's
+# state sees an unbroken history. Over anything else (no site yet, or one of a demo key since deleted with
+# .cache) it starts afresh. The demo's manifests may drop entries as they are edited (--allow-removal); a
+# real stream deprecates or revokes them first. Not with SOURCE_DATE_EPOCH: a reproducible build depends on
+# nothing but its inputs.
+DEMO_PREVIOUS = $(if $(SOURCE_DATE_EPOCH),,$(if $(shell cmp -s $(DEMO_OUT)/keys/1.dsse.json \
+	$(DEMO_KEYS)/chain/1.dsse.json && echo same),--previous $(DEMO_OUT) --allow-removal))
 
 ## demo: build and sign the bundled example publication (manifests/) into site/, then verify it
 demo: dev apt-lists
@@ -109,7 +117,7 @@ demo: dev apt-lists
 	@test -f $(DEMO_KEYS)/chain/1.dsse.json || $(DEMO_ENV) $(BIN)/sevref key chain --keys $(DEMO_KEYS)/chain \
 		--publisher example-cvm --signing-key $(DEMO_KEY).pem --label "DEMO KEY made by make demo: do not trust"
 	$(DEMO_ENV) $(BIN)/sevref build manifests/*.yaml --out $(DEMO_OUT) --cache $(DEMO_CACHE) $(DEMO_ISSUED) $(DEMO_SERIAL) \
-		--signing-key $(DEMO_KEY).pem --keys $(DEMO_KEYS)/chain
+		--signing-key $(DEMO_KEY).pem --keys $(DEMO_KEYS)/chain $(DEMO_PREVIOUS)
 	$(BIN)/sevref verify --publication $(DEMO_OUT) --trusted-key $(DEMO_KEY).pub --publisher example-cvm --product debian-ovmf --stream debian \
 		--state $(DEMO_STATE)
 

@@ -31,8 +31,8 @@ def last_commit() -> datetime:
     return datetime.fromtimestamp(int(done.stdout), UTC)
 
 
-def make_demo(when: datetime, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run ``make demo`` into ``tmp_path`` with the clock at ``when``."""
+def make_demo(when: datetime, tmp_path: Path, keys: str = "keys", **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``make demo`` into ``tmp_path`` (its demo key in ``keys`` there) with the clock at ``when``."""
     if shutil.which("faketime") is None:
         missing("faketime is not installed: run make faketime")
     environment = {k: v for k, v in os.environ.items() if k not in ("SOURCE_DATE_EPOCH", "MAKEFLAGS", "MAKELEVEL")}
@@ -41,7 +41,7 @@ def make_demo(when: datetime, tmp_path: Path, **env: str) -> subprocess.Complete
     # that time, so verify could run before the moment the build issued the publication.
     offset = round((when - datetime.now(UTC)).total_seconds())
     command = ["faketime", "-f", f"{offset:+d}", "make", "--no-print-directory", "demo"]
-    command += [f"DEMO_OUT={tmp_path / 'site'}", f"DEMO_KEYS={tmp_path / 'keys'}"]
+    command += [f"DEMO_OUT={tmp_path / 'site'}", f"DEMO_KEYS={tmp_path / keys}"]
     return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=600, check=False)
 
 
@@ -52,19 +52,40 @@ def test_make_demo_passes_two_years_after_the_last_commit(tmp_path: Path) -> Non
     trusted = next(line for line in done.stdout.splitlines() if line.startswith("trusted: example-cvm"))
     expires = datetime.strptime(trusted.rsplit("expires ", 1)[1], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     assert later < expires <= later + timedelta(days=181), trusted
-    # A second run is a later release, which the state the first run's verify wrote takes.
-    again = make_demo(later + timedelta(days=1), tmp_path)
-    assert again.returncode == 0, again.stdout + again.stderr
-    state = json.loads((tmp_path / "keys" / "verifier-state.json").read_text())
-    serial = state["streams"]["example-cvm/debian-ovmf/debian"]["serial"]
-    assert abs(serial - (later + timedelta(days=1)).timestamp()) < 600  # numbered by its (faked) issue time
-    # What the README shows of make demo is what it prints, line for line, apart from what a run
-    # cannot repeat: its folder, its time, its clock and the demo key made on first use.
-    assert demo_lines(again.stdout) == demo_lines(README_DEMO)
+    # What the README shows of make demo is what a first run prints, line for line, apart from what a
+    # run cannot repeat: its folder, its time, its clock and the demo key made on first use.
+    assert demo_lines(done.stdout) == demo_lines(README_DEMO)
     # The total size moves with the lengths of the run's ECDSA signatures (DER: 70 to 72 bytes each), so
     # it is held to the README's within 1 KiB (or the 0.1 MiB it is shown to) rather than to its last digit.
     tolerance = 102.4 if " MiB;" in README_DEMO else 1.0
-    assert abs(total_kib(again.stdout) - total_kib(README_DEMO)) <= tolerance
+    assert abs(total_kib(done.stdout) - total_kib(README_DEMO)) <= tolerance
+    # A second run is the next release: numbered by its issue time, it names the first (verified against
+    # the demo's key chain) and says what changed, so the state the first run's verify wrote takes it
+    # with an unbroken history, and nothing on standard error.
+    first = json.loads((tmp_path / "keys" / "verifier-state.json").read_text())["streams"][STREAM]
+    again = make_demo(later + timedelta(days=1), tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stderr == "", again.stderr
+    state = json.loads((tmp_path / "keys" / "verifier-state.json").read_text())["streams"][STREAM]
+    assert abs(state["serial"] - (later + timedelta(days=1)).timestamp()) < 600  # numbered by its (faked) issue time
+    follows = [line for line in again.stdout.splitlines() if line.startswith("  follows serial ")]
+    assert follows == [
+        f"  follows serial {first['serial']} (index.json sha256 {first['index_sha256']}, verified against --keys); "
+        "what changed is in changes.json and changes.html (sevref diff shows it)"
+    ]
+    assert json.loads((tmp_path / "site" / "index.json").read_bytes())["previous"] == {
+        "serial": first["serial"],
+        "sha256": first["index_sha256"],
+    }
+    # Over a demo whose key is gone (deleted with .cache, say), a new demo key starts afresh.
+    afresh = make_demo(later + timedelta(days=2), tmp_path, keys="other-keys")
+    assert (afresh.returncode, afresh.stderr) == (0, ""), afresh.stdout + afresh.stderr
+    assert "follows serial" not in afresh.stdout and "previous" not in json.loads(
+        (tmp_path / "site" / "index.json").read_bytes()
+    )
+
+
+STREAM = "example-cvm/debian-ovmf/debian"
 
 
 TOTAL = re.compile(r"^  \d+ files, ([0-9.]+) (KiB|MiB);", re.MULTILINE)
