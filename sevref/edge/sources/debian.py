@@ -15,19 +15,17 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from sevref.binfmt.archive import Extracted
 from sevref.binfmt.deb import DebArchive
-from sevref.binfmt.descriptor import Finding
 from sevref.edge.debian import fetch_deb, identify_deb
-from sevref.edge.descriptors import deb_descriptors
-from sevref.edge.sources.kind import Context, SourceKind
+from sevref.edge.descriptors import PackageDescriptors, deb_descriptors
+from sevref.edge.sources.kind import Context, PackageKind, Unpacked
 from sevref.errors import ConfigError
-from sevref.manifest.model import DebianSource, Source
+from sevref.manifest.model import Source
 
 __all__ = ["DebianFile"]
 
 
-class DebianFile(SourceKind):
+class DebianFile(PackageKind):
     """``source: {debian: {package, version, architecture, path, url | mirror | suite, deb_sha256, fallback}}``."""
 
     def origin(self, source: Source) -> str:
@@ -41,45 +39,8 @@ class DebianFile(SourceKind):
         """
         return source.debian.origin if source.debian is not None and source.debian.origin else source.origin
 
-    def read(self, source: Source, what: str, limit: int, context: Context) -> Extracted:
-        """Obtain the package and stream the file out of it (:meth:`SourceKind.read`).
-
-        Args:
-            source: the source.
-            what: how to name the file.
-            limit: the largest size accepted.
-            context: the cache, time limit and packages already indexed.
-
-        Returns:
-            The bytes and their SHA-256, computed as the file was streamed out of the package.
-
-        Raises:
-            SevrefError: not obtained, not the package named, no such file, too large, or damaged.
-        """
-        return self._obtain(source, what, limit, context)[0]
-
-    def read_firmware(self, source: Source, what: str, limit: int, context: Context) -> tuple[Extracted, Finding]:
-        """The file, and the descriptor of its package that names it (:meth:`SourceKind.read_firmware`).
-
-        Args:
-            source: the source.
-            what: how to name the file.
-            limit: the largest size accepted.
-            context: the cache, time limit and packages already indexed.
-
-        Returns:
-            The bytes and their SHA-256, and what the package's descriptors say of the file.
-
-        Raises:
-            SevrefError: as :meth:`read`, or a descriptor is damaged.
-        """
-        extracted, deb, debian = self._obtain(source, what, limit, context)
-        described = deb_descriptors(deb, debian.file_name, f"{debian.package} {debian.version}")
-        return extracted, Finding(read=True, described=described.describing(debian.path))
-
-    @staticmethod
-    def _obtain(source: Source, what: str, limit: int, context: Context) -> tuple[Extracted, Path, DebianSource]:
-        """The file, the .deb it came out of, and the manifest's ``debian`` mapping."""
+    def unpack(self, source: Source, what: str, limit: int, context: Context) -> Unpacked:
+        """Obtain the .deb, check its control file, and stream the file out of ``data.tar`` (:meth:`PackageKind.unpack`)."""
         debian = source.debian
         if debian is None:  # pragma: no cover - the table chose this kind for a package
             raise ConfigError(f"{source.origin}: {what}: no Debian package")
@@ -95,4 +56,8 @@ class DebianFile(SourceKind):
                 identify_deb, package=debian.package, version=debian.version, architecture=debian.architecture
             ),
         )
-        return extracted, deb, debian
+        return Unpacked(extracted, deb, debian.file_name, f"{debian.package} {debian.version}", debian.path)
+
+    def descriptors(self, package: Path, name: str, label: str) -> PackageDescriptors:
+        """The QEMU firmware descriptors in the .deb's ``data.tar`` (:meth:`PackageKind.descriptors`)."""
+        return deb_descriptors(package, name, label)

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sevref.binfmt.archive import Extracted
-from sevref.binfmt.descriptor import Finding
 from sevref.binfmt.rpm import TAG_ARCH, TAG_NAME, TAG_RELEASE, TAG_VERSION, RpmArchive
-from sevref.edge.descriptors import rpm_descriptors
+from sevref.edge.descriptors import PackageDescriptors, rpm_descriptors
 from sevref.edge.download import cached, download
 from sevref.edge.repo import locate_rpm
-from sevref.edge.sources.kind import Context, SourceKind
+from sevref.edge.sources.kind import Context, PackageKind, Unpacked
 from sevref.errors import ConfigError, FetchError
 from sevref.limits import MAX_RPM_BYTES
 from sevref.manifest.model import RpmSource, Source
@@ -54,7 +52,7 @@ def identify_rpm(archive: RpmArchive, rpm: RpmSource) -> str:
     return f"{rpm.package} {rpm.version}"
 
 
-class RpmFile(SourceKind):
+class RpmFile(PackageKind):
     """``source: {rpm: {package, version, architecture, path, url | mirror, rpm_sha256}}``."""
 
     def origin(self, source: Source) -> str:
@@ -68,45 +66,8 @@ class RpmFile(SourceKind):
         """
         return source.rpm.origin if source.rpm is not None and source.rpm.origin else source.origin
 
-    def read(self, source: Source, what: str, limit: int, context: Context) -> Extracted:
-        """Obtain the package and stream the file out of it (:meth:`SourceKind.read`).
-
-        Args:
-            source: the source.
-            what: how to name the file.
-            limit: the largest size accepted.
-            context: the cache, time limit and packages already indexed.
-
-        Returns:
-            The bytes and their SHA-256, computed as the file was streamed out of the package.
-
-        Raises:
-            SevrefError: not obtained, not the package named, no such file, too large, or damaged.
-        """
-        return self._obtain(source, what, limit, context)[0]
-
-    def read_firmware(self, source: Source, what: str, limit: int, context: Context) -> tuple[Extracted, Finding]:
-        """The file, and the descriptor of its package that names it (:meth:`SourceKind.read_firmware`).
-
-        Args:
-            source: the source.
-            what: how to name the file.
-            limit: the largest size accepted.
-            context: the cache, time limit and packages already indexed.
-
-        Returns:
-            The bytes and their SHA-256, and what the package's descriptors say of the file.
-
-        Raises:
-            SevrefError: as :meth:`read`, or a descriptor is damaged.
-        """
-        extracted, package, name, rpm = self._obtain(source, what, limit, context)
-        described = rpm_descriptors(package, name, f"{rpm.package} {rpm.version}")
-        return extracted, Finding(read=True, described=described.describing(rpm.path))
-
-    @staticmethod
-    def _obtain(source: Source, what: str, limit: int, context: Context) -> tuple[Extracted, Path, str, RpmSource]:
-        """The file, the .rpm it came out of and how to name that, and the manifest's ``rpm`` mapping."""
+    def unpack(self, source: Source, what: str, limit: int, context: Context) -> Unpacked:
+        """Obtain the .rpm, check its header, and stream the file out of its payload (:meth:`PackageKind.unpack`)."""
         rpm = source.rpm
         if rpm is None:  # pragma: no cover - the table chose this kind for a package
             raise ConfigError(f"{source.origin}: {what}: no RPM package")
@@ -127,4 +88,8 @@ class RpmFile(SourceKind):
             open_archive=RpmArchive,
             identify=lambda archive: identify_rpm(archive, rpm),
         )
-        return extracted, package, url or rpm.file_name, rpm
+        return Unpacked(extracted, package, url or rpm.file_name, f"{rpm.package} {rpm.version}", rpm.path)
+
+    def descriptors(self, package: Path, name: str, label: str) -> PackageDescriptors:
+        """The QEMU firmware descriptors in the RPM's payload (:meth:`PackageKind.descriptors`)."""
+        return rpm_descriptors(package, name, label)
