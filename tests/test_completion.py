@@ -111,8 +111,14 @@ def bash_replies(tmp_path: Path, lines: list[str]) -> list[list[str]]:
             f"COMP_LINE={shlex.quote(line)}; COMP_POINT=${{#COMP_LINE}}; COMPREPLY=()",
             "_sevref; printf '%s\\n' \"${COMPREPLY[@]}\" | LC_ALL=C sort; echo '<end>'",
         ]
+    blocks = completion_blocks([program("bash"), "--norc", "--noprofile", "-c", "\n".join(program_lines)], tmp_path)
+    return [[w for w in block.split("\n") if w] for block in blocks]
+
+
+def completion_blocks(command: list[str], tmp_path: Path) -> list[str]:
+    """Run a shell's completion program in the folder to complete in; what it printed before each ``<end>``."""
     done = subprocess.run(
-        [program("bash"), "--norc", "--noprofile", "-c", "\n".join(program_lines)],
+        command,
         cwd=a_folder_to_complete_in(tmp_path),
         env=quiet_home(tmp_path),
         capture_output=True,
@@ -120,8 +126,7 @@ def bash_replies(tmp_path: Path, lines: list[str]) -> list[list[str]]:
         check=True,
     )
     assert done.stderr == ""
-    blocks = done.stdout.split("<end>\n")
-    return [[w for w in block.split("\n") if w] for block in blocks[:-1]]
+    return done.stdout.split("<end>\n")[:-1]
 
 
 def test_bash_sources_the_script_and_registers_it(tmp_path: Path) -> None:
@@ -164,47 +169,40 @@ def test_zsh_parses_the_script_and_compinit_binds_it(tmp_path: Path) -> None:
     checked = subprocess.run([zsh, "-n", str(path)], capture_output=True, text=True, check=False)
     assert (checked.returncode, checked.stderr) == (0, "")
     functions = [zsh_function(c) for c in command_tree().walk()]
-    loaded = subprocess.run(
-        [
-            zsh,
-            "-f",
-            "-c",
-            f"autoload -Uz compinit && compinit -u -D && source {path} && "
-            f"print -r -- $_comps[sevref] && whence -w {' '.join(functions)}",
-        ],
+    loaded = run_zsh(
+        tmp_path,
+        f"autoload -Uz compinit && compinit -u -D && source {path} && "
+        f"print -r -- $_comps[sevref] && whence -w {' '.join(functions)}",
+    )
+    assert loaded.splitlines() == ["_sevref", *(f"{name}: function" for name in functions)]
+
+
+def run_zsh(tmp_path: Path, program_text: str) -> str:
+    """Run a zsh program (no startup files) in ``tmp_path``; it must succeed silently on standard error."""
+    done = subprocess.run(
+        [program("zsh"), "-f", "-c", program_text],
         cwd=tmp_path,
         env=quiet_home(tmp_path),
         capture_output=True,
         text=True,
         check=False,
     )
-    assert (loaded.returncode, loaded.stderr) == (0, "")
-    assert loaded.stdout.splitlines() == ["_sevref", *(f"{name}: function" for name in functions)]
+    assert (done.returncode, done.stderr) == (0, "")
+    return done.stdout
 
 
 def test_zsh_autoloads_it_from_fpath(tmp_path: Path) -> None:
-    zsh = program("zsh")
     folder = tmp_path / "functions"
     folder.mkdir()
     (folder / "_sevref").write_text(script("zsh"))
-    loaded = subprocess.run(
-        [
-            zsh,
-            "-f",
-            "-c",
-            f"fpath=({folder} $fpath); autoload -Uz compinit && compinit -u -D && "
-            "print -r -- $_comps[sevref] && autoload +X _sevref && functions _sevref",
-        ],
-        cwd=tmp_path,
-        env=quiet_home(tmp_path),
-        capture_output=True,
-        text=True,
-        check=False,
+    loaded = run_zsh(
+        tmp_path,
+        f"fpath=({folder} $fpath); autoload -Uz compinit && compinit -u -D && "
+        "print -r -- $_comps[sevref] && autoload +X _sevref && functions _sevref",
     )
     # compinit read #compdef; the file is _sevref's body: on its first call it defines every function, then completes
-    assert (loaded.returncode, loaded.stderr) == (0, "")
-    assert loaded.stdout.startswith("_sevref\n_sevref () {\n")
-    assert "\t_sevref_verify () {\n" in loaded.stdout and '\t\t_sevref "$@"\n' in loaded.stdout
+    assert loaded.startswith("_sevref\n_sevref () {\n")
+    assert "\t_sevref_verify () {\n" in loaded and '\t\t_sevref "$@"\n' in loaded
 
 
 # ---- fish ----
@@ -214,16 +212,7 @@ def fish_complete(tmp_path: Path, lines: list[str]) -> list[list[str]]:
     """What fish's ``complete -C`` offers for each line, with the script loaded (words only, sorted)."""
     (tmp_path / "sevref.fish").write_text(script("fish"))
     body = "; ".join(f"complete -C {shlex.quote(line)}; echo '<end>'" for line in lines)
-    done = subprocess.run(
-        [program("fish"), "--no-config", "-c", f"source ../sevref.fish; {body}"],
-        cwd=a_folder_to_complete_in(tmp_path),
-        env=quiet_home(tmp_path),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert done.stderr == ""
-    blocks = done.stdout.split("<end>\n")[:-1]
+    blocks = completion_blocks([program("fish"), "--no-config", "-c", f"source ../sevref.fish; {body}"], tmp_path)
     return [sorted(line.split("\t")[0] for line in block.splitlines()) for block in blocks]
 
 

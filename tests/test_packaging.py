@@ -172,19 +172,27 @@ def run_installed(venv: Path, *argv: str) -> str:
     return done.stdout
 
 
+def imported_sevref(python: Path, folder: Path, env: dict[str, str] | None = None) -> Path:
+    """The file of the sevref package that ``python`` imports when run in ``folder``."""
+    found = subprocess.run(
+        [python, "-c", "import sevref; print(sevref.__file__)"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return Path(found.strip())
+
+
 @pytest.mark.slow
 def test_the_installed_wheel_runs_from_its_own_files(installed: Path) -> None:
     newest = re.search(r"^## (\S+)", CHANGELOG.read_text(encoding="utf-8"), re.MULTILINE)
     assert newest is not None
     assert run_installed(installed, "--version") == f"sevref {newest.group(1)}\n"
-    found = subprocess.run(
-        [installed / "bin" / "python", "-c", "import sevref; print(sevref.__file__)"],
-        cwd=installed,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert Path(found.strip()).is_relative_to(installed)  # the wheel's sevref, not the clone's
+    assert imported_sevref(installed / "bin" / "python", installed).is_relative_to(
+        installed
+    )  # the wheel's sevref, not the clone's
 
 
 @pytest.mark.slow
@@ -231,15 +239,9 @@ def test_the_tests_run_from_the_unpacked_sdist(built: tuple[Path, Path], tmp_pat
         archive.extractall(tmp_path, filter="data")
     (root,) = tmp_path.iterdir()
     env = {k: v for k, v in os.environ.items() if k not in {"SEVREF_STRICT", "PYTHONPATH"}}
-    found = subprocess.run(
-        [sys.executable, "-c", "import sevref; print(sevref.__file__)"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert Path(found.strip()).is_relative_to(root)  # the sdist's own sevref, not the clone's
+    assert imported_sevref(Path(sys.executable), root, env).is_relative_to(
+        root
+    )  # the sdist's own sevref, not the clone's
     chosen = [
         "tests/unit/test_changelog.py",  # CHANGELOG.md
         "tests/unit/test_validate.py",  # schema/
